@@ -1,0 +1,85 @@
+"""A site's own node config: who the site is, where its data lives, which policy binds it.
+
+This file belongs to the institution, never to the trial. In a real pilot the SuperNode is
+started with ``--node-config "site-config=/etc/sandbox/site.yaml"``; in the demo's simulation
+each simulated site's file sits in the federation folder the trial names
+(``examples/demo-sites/<site_id>.yaml``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from participants.errors import SiteConfigError
+from policies.yaml_file import problems_from_validation, read_yaml_mapping
+
+EMBEDDED_PARTITIONS = 4
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class EmbeddedSource(_Frozen):
+    """One simulated site's share of scikit-learn's bundled breast-cancer set (demo only)."""
+
+    kind: Literal["embedded-breast-cancer"]
+    partition: int = Field(ge=0, lt=EMBEDDED_PARTITIONS, description="Which of the 4 simulated sites' shares.")
+
+
+class CsvSource(_Frozen):
+    """A CSV file at the site: one row per record, numeric features, a 0/1 target column."""
+
+    kind: Literal["csv"]
+    path: str = Field(min_length=1, description="CSV file, relative to this config file.")
+    target_column: str = Field(min_length=1)
+    feature_columns: tuple[str, ...] | None = Field(
+        default=None, description="Feature columns; null = every column but the target."
+    )
+
+
+DataSource = Annotated[Union[EmbeddedSource, CsvSource], Field(discriminator="kind")]
+
+
+class SiteConfig(_Frozen):
+    """The site's own settings."""
+
+    site_id: str = Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length=63)
+    jurisdiction: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 country code.")
+    institution: str = Field(min_length=1, max_length=200)
+    simulated: bool = Field(default=False, description="True for the demo's simulated sites.")
+    data: DataSource
+    test_fraction: float = Field(default=0.25, gt=0, lt=1, description="Share of records held out for testing.")
+    policy: str | None = Field(default=None, description="The institution's policy file, relative to this file.")
+    state_dir: str | None = Field(
+        default=None, description="Folder for the site's audit chain and privacy ledger, relative to this file."
+    )
+
+
+class LoadedSiteConfig(BaseModel):
+    """A validated site config and the folder its relative paths resolve against."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    config: SiteConfig
+    path: Path
+    shown_as: str
+
+    def resolve(self, relative: str) -> Path:
+        """A path from the config, resolved relative to the config file's folder."""
+        return (self.path.parent / relative).resolve()
+
+
+def load_site_config(path: str | Path) -> LoadedSiteConfig:
+    """Read and validate a site's node config, reporting every problem at once."""
+    shown_as = str(path)
+    data = read_yaml_mapping(Path(path), shown_as=shown_as, what="site config")
+    try:
+        config = SiteConfig.model_validate(data)
+    except ValidationError as err:
+        problems = problems_from_validation(err, source=shown_as, model=SiteConfig)
+        raise SiteConfigError(f"Invalid site config '{shown_as}'", problems) from err
+    return LoadedSiteConfig(config=config, path=Path(path).resolve(), shown_as=shown_as)

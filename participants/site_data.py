@@ -1,0 +1,96 @@
+"""A site's records, split into its own train and test parts, loaded from its own source.
+
+Only the participant process calls this: records never leave the site. The coordinator sees
+counts and aggregate metrics, never rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.model_selection import train_test_split
+
+from participants.csv_connector import read_csv_records
+from participants.embedded_data import embedded_partition
+from participants.site_config import CsvSource, LoadedSiteConfig
+
+FloatArray = npt.NDArray[np.float32]
+
+SPLIT_SEED = 20_240_601
+"""Seed of each site's train/test split: a fact of the site's data, not of any trial."""
+
+
+@dataclass(frozen=True)
+class SiteData:
+    """One site's raw features (float32) and 0/1 labels, train and test parts.
+
+    Features are standardised with the federation's pooled mean and standard deviation
+    (:meth:`standardised`), which the coordinator computes from every site's aggregate sums
+    (:meth:`feature_sums`) before round 1, so every site scales features the same way.
+    """
+
+    x_train: FloatArray
+    y_train: FloatArray
+    x_test: FloatArray
+    y_test: FloatArray
+
+    def feature_sums(self) -> tuple[int, list[float], list[float]]:
+        """Aggregate statistics of the train part: (record count, per-feature sum, per-feature sum of squares)."""
+        x = self.x_train.astype(np.float64)
+        return self.num_train, x.sum(axis=0).tolist(), (x * x).sum(axis=0).tolist()
+
+    def standardised(self, mean: list[float], std: list[float]) -> SiteData:
+        """The same records with features scaled as ``(x - mean) / std`` (federation-wide statistics)."""
+        mu = np.asarray(mean, dtype=np.float32)
+        sigma = np.asarray(std, dtype=np.float32)
+        return SiteData(
+            x_train=((self.x_train - mu) / sigma).astype(np.float32),
+            y_train=self.y_train,
+            x_test=((self.x_test - mu) / sigma).astype(np.float32),
+            y_test=self.y_test,
+        )
+
+    @property
+    def num_features(self) -> int:
+        return int(self.x_train.shape[1])
+
+    @property
+    def num_train(self) -> int:
+        return int(self.x_train.shape[0])
+
+    @property
+    def num_test(self) -> int:
+        return int(self.x_test.shape[0])
+
+
+def load_site_data(site: LoadedSiteConfig) -> SiteData:
+    """Load the site's records from its configured source and split them (seeded, stratified)."""
+    source = site.config.data
+    if isinstance(source, CsvSource):
+        features, labels = read_csv_records(
+            site.resolve(source.path),
+            shown_as=source.path,
+            target_column=source.target_column,
+            feature_columns=source.feature_columns,
+        )
+    else:
+        features, labels = embedded_partition(source.partition)
+    return split_records(features, labels, test_fraction=site.config.test_fraction)
+
+
+def split_records(
+    features: npt.NDArray[np.float64], labels: npt.NDArray[np.float64], *, test_fraction: float
+) -> SiteData:
+    """Stratified, seeded split of a site's records into its train and test parts."""
+    stratify = labels if np.unique(labels).size > 1 and np.bincount(labels.astype(int)).min() >= 2 else None
+    x_train, x_test, y_train, y_test = train_test_split(
+        features, labels, test_size=test_fraction, random_state=SPLIT_SEED, stratify=stratify
+    )
+    return SiteData(
+        x_train=x_train.astype(np.float32),
+        y_train=y_train.astype(np.float32),
+        x_test=x_test.astype(np.float32),
+        y_test=y_test.astype(np.float32),
+    )

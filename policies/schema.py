@@ -1,0 +1,315 @@
+"""The schema of one policy file (one *layer*): what each key means, in which unit.
+
+A policy is built from layers: a region preset (``preset:eu-gdpr-ai-act``), a country
+file that ``extends`` it, and an institution file that ``extends`` the country. Every
+field below is optional in a lower layer (omitted or ``null`` = inherit); a root layer
+(a file without ``extends``) must set the fields marked *required at root* in
+:mod:`policies.rules`. How layers combine is :mod:`policies.layering`.
+
+Regulatory anchors of the fields (illustrative, not legal advice): purpose limitation,
+GDPR Art. 5(1)(b); special-category health data, GDPR Art. 9(2)(j) and Art. 89(1);
+AI risk tiers, AI Act Art. 5-6; transfers, GDPR Chapter V (Art. 44-49); sandbox plan,
+AI Act Art. 3(54) and Art. 57(5); differential privacy, Abadi et al. 2016 (DP-SGD).
+
+Invariants enforced here: terms come from :mod:`policies.vocabulary`; redlines are never
+allowed; ``unacceptable`` risk is never allowed; jurisdictions are ISO 3166-1 alpha-2;
+numbers are finite and never booleans; within one file a window starts on or before it ends.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationInfo,
+    model_validator,
+)
+
+from policies.clock import resolve_relative_date, system_clock, utc_today
+from policies.iso3166 import jurisdiction_problem
+from policies.vocabulary import vocabulary
+
+__all__ = [
+    "AiSection",
+    "ApprovalsSection",
+    "DataSection",
+    "PolicyLayer",
+    "PrivacySection",
+    "PurposesSection",
+    "TrainingSection",
+    "TransfersSection",
+    "ValiditySection",
+]
+
+
+def _listing(terms: Any) -> str:
+    return ", ".join(terms)
+
+
+def _purpose(term: str) -> str:
+    if term not in vocabulary().purposes:
+        raise ValueError(f"unknown purpose term; allowed terms: {_listing(vocabulary().purposes)}")
+    return term
+
+
+def _risk_tier(term: str) -> str:
+    vocab = vocabulary()
+    allowed = _listing(vocab.permissible_risk_tiers)
+    if term in vocab.prohibited_risk_tiers:
+        raise ValueError(f"never allowed (AI Act Art. 5 prohibited practices); allowed: {allowed}")
+    if term not in vocab.risk_tiers:
+        raise ValueError(f"unknown risk tier; allowed: {allowed}")
+    return term
+
+
+def _data_category(term: str) -> str:
+    if term not in vocabulary().data_categories:
+        raise ValueError(f"unknown data category; allowed: {_listing(vocabulary().data_categories)}")
+    return term
+
+
+def _special_category(term: str) -> str:
+    special = vocabulary().special_categories
+    if term not in special:
+        raise ValueError(f"not a special category; a legal basis is named for: {_listing(sorted(special))}")
+    return term
+
+
+def _mechanism(term: str) -> str:
+    if term not in vocabulary().transfer_mechanisms:
+        raise ValueError(f"unknown transfer mechanism; allowed: {_listing(vocabulary().transfer_mechanisms)}")
+    return term
+
+
+def _jurisdiction(code: str) -> str:
+    problem = jurisdiction_problem(code)
+    if problem is not None:
+        raise ValueError(problem)
+    return code
+
+
+def _number(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true/false")
+    return value
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+def _unique(items: tuple[str, ...]) -> tuple[str, ...]:
+    seen: set[str] = set()
+    for item in items:
+        if item in seen:
+            raise ValueError(f"{item!r} is listed twice")
+        seen.add(item)
+    return items
+
+
+def _policy_date(value: object, info: ValidationInfo) -> object:
+    """Resolve ``today``, ``today-30d``, ``today+365d`` against the load-time clock."""
+    if isinstance(value, str):
+        context = info.context if isinstance(info.context, dict) else {}
+        today = context.get("today")
+        resolved = resolve_relative_date(value, today if isinstance(today, date) else utc_today(system_clock))
+        if resolved is not None:
+            return resolved
+    return value
+
+
+Purpose = Annotated[str, AfterValidator(_purpose)]
+RiskTier = Annotated[str, AfterValidator(_risk_tier)]
+DataCategory = Annotated[str, AfterValidator(_data_category)]
+SpecialCategory = Annotated[str, AfterValidator(_special_category)]
+Mechanism = Annotated[str, AfterValidator(_mechanism)]
+Jurisdiction = Annotated[str, AfterValidator(_jurisdiction)]
+PositiveFloat = Annotated[float, BeforeValidator(_number), AfterValidator(_finite), Field(gt=0)]
+NonNegativeFloat = Annotated[float, BeforeValidator(_number), AfterValidator(_finite), Field(ge=0)]
+PolicyDate = Annotated[date, BeforeValidator(_policy_date)]
+Text = Annotated[str, Field(min_length=1, max_length=200)]
+Terms = Annotated[tuple[Purpose, ...], AfterValidator(_unique)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PurposesSection(_Strict):
+    """What the data may be used for (GDPR Art. 5(1)(b) purpose limitation)."""
+
+    allowed: Terms | None = Field(
+        None, description="Purposes this layer allows; a lower layer may only drop terms. Required at root."
+    )
+    redlines: Terms | None = Field(
+        None,
+        description="Extra never-event purposes; added to the vocabulary's redlines. No layer can remove one.",
+    )
+
+    @model_validator(mode="after")
+    def _redlines_not_allowed(self) -> PurposesSection:
+        blocked = [p for p in self.allowed or () if p in vocabulary().redlines or p in (self.redlines or ())]
+        if blocked:
+            raise ValueError(f"{blocked} are redlines (never-events) and can never be allowed")
+        return self
+
+
+class AiSection(_Strict):
+    """Which AI Act risk tiers the trial's model may fall in (AI Act Art. 5-6)."""
+
+    allowed_risk_tiers: Annotated[tuple[RiskTier, ...], AfterValidator(_unique)] | None = Field(
+        None, description="Allowed tiers among minimal, limited, high; 'unacceptable' is never allowed."
+    )
+
+
+class DataSection(_Strict):
+    """Which data categories may be used and on what legal basis (GDPR Art. 9)."""
+
+    allowed_categories: Annotated[tuple[DataCategory, ...], AfterValidator(_unique)] | None = Field(
+        None, description="Data categories a trial may use; a lower layer may only drop terms. Required at root."
+    )
+    special_category_legal_basis: dict[SpecialCategory, Text] | None = Field(
+        None,
+        description="Legal basis per special category, e.g. {health: 'GDPR Art. 9(2)(j)'}; "
+        "a trial using a special category without a basis here is refused.",
+    )
+    min_cohort_size: StrictInt | None = Field(
+        None, ge=2, description="Smallest cohort (people) any released statistic may describe; default 11."
+    )
+
+
+class PrivacySection(_Strict):
+    """Differential-privacy limits per dataset (DP-SGD, Abadi et al. 2016)."""
+
+    epsilon_budget: PositiveFloat | None = Field(
+        None, description="Total (epsilon) a site's dataset may spend over the policy's validity. Required at root."
+    )
+    delta: Annotated[float, BeforeValidator(_number), Field(gt=0, lt=1)] | None = Field(
+        None, description="Largest delta of (epsilon, delta)-DP, a probability in (0, 1). Required at root."
+    )
+    min_noise_multiplier: NonNegativeFloat | None = Field(
+        None, description="Smallest DP-SGD noise multiplier (noise std / clipping norm). Required at root."
+    )
+    max_clipping_norm: PositiveFloat | None = Field(
+        None, description="Largest per-sample gradient clipping norm (max_grad_norm, L2). Required at root."
+    )
+    secure_aggregation_required: StrictBool | None = Field(
+        None, description="If true, model updates must be securely aggregated; default false."
+    )
+
+
+class TransfersSection(_Strict):
+    """Where model updates may go (GDPR Chapter V, FADP Art. 16, HIPAA BAA)."""
+
+    allowed_aggregator_jurisdictions: Annotated[tuple[Jurisdiction, ...], AfterValidator(_unique)] | None = Field(
+        None, description="ISO 3166-1 alpha-2 codes where the aggregator may run. Required at root."
+    )
+    transfer_mechanisms: dict[Jurisdiction, Mechanism] | None = Field(
+        None,
+        description="Mechanism per destination for cross-border transfers, e.g. {GB: adequacy-decision}; "
+        "a site outside the destination needs an entry here.",
+    )
+
+
+class TrainingSection(_Strict):
+    """How much training a trial may run on a site's data (GDPR Art. 5(1)(c) minimisation)."""
+
+    max_rounds: StrictInt | None = Field(None, ge=1, description="Largest number of federated rounds. Required at root.")
+    max_local_epochs: StrictInt | None = Field(
+        None, ge=1, description="Largest number of local epochs per round. Required at root."
+    )
+
+
+class ValiditySection(_Strict):
+    """When the policy applies; after ``valid_until`` (the sunset) it refuses everything."""
+
+    valid_from: PolicyDate | None = Field(
+        None, description="First UTC day the policy applies (inclusive); ISO date or today[+-]Nd."
+    )
+    valid_until: PolicyDate | None = Field(
+        None, description="Last UTC day the policy applies (inclusive); ISO date or today[+-]Nd. None = open."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ValiditySection:
+        if self.valid_from and self.valid_until and self.valid_from > self.valid_until:
+            raise ValueError(f"valid_from {self.valid_from} is after valid_until {self.valid_until}")
+        return self
+
+
+class ApprovalsSection(_Strict):
+    """Approvals a trial needs (ethics review; regulator sandbox plan, AI Act Art. 57(5))."""
+
+    ethics_approval_required: StrictBool | None = Field(
+        None, description="If true, a trial must carry an ethics board approval reference; default false."
+    )
+    ethics_approval_ref: Text | None = Field(
+        None, description="If set, the only ethics approval reference a trial may carry here."
+    )
+    sandbox_plan_required: StrictBool | None = Field(
+        None, description="If true, a trial must carry a regulator sandbox plan id; default false."
+    )
+    sandbox_plan_id: Text | None = Field(None, description="If set, the only sandbox plan id a trial may carry here.")
+    sandbox_plan_start: PolicyDate | None = Field(
+        None, description="First UTC day of the sandbox plan (inclusive); ISO date or today[+-]Nd."
+    )
+    sandbox_plan_end: PolicyDate | None = Field(
+        None, description="Last UTC day of the sandbox plan (inclusive); ISO date or today[+-]Nd."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ApprovalsSection:
+        start, end = self.sandbox_plan_start, self.sandbox_plan_end
+        if start and end and start > end:
+            raise ValueError(f"sandbox_plan_start {start} is after sandbox_plan_end {end}")
+        return self
+
+
+class PolicyLayer(_Strict):
+    """One policy file as written: a region preset, a country layer or an institution's file."""
+
+    extends: Text | None = Field(
+        None,
+        description="The layer this one tightens: 'preset:NAME' or a path relative to this file. None = root.",
+    )
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)] | None = Field(
+        None, description="Short kebab-case name; presets must match their file name. Default: the file stem."
+    )
+    title: Text | None = Field(None, description="Human title shown by `sandbox policies list`.")
+    summary: Text | None = Field(None, description="One-line summary shown by `sandbox policies list`.")
+    region: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9-]{1,15}$")] | None = Field(
+        None, description="Regulatory region of the preset (EU, UK, US, CH); fixed once set."
+    )
+    jurisdiction: Jurisdiction | None = Field(
+        None, description="ISO 3166-1 alpha-2 country of the site; fixed once set (country layer)."
+    )
+    purposes: PurposesSection = Field(default_factory=PurposesSection, description=PurposesSection.__doc__)
+    ai: AiSection = Field(default_factory=AiSection, description=AiSection.__doc__)
+    data: DataSection = Field(default_factory=DataSection, description=DataSection.__doc__)
+    privacy: PrivacySection = Field(default_factory=PrivacySection, description=PrivacySection.__doc__)
+    transfers: TransfersSection = Field(default_factory=TransfersSection, description=TransfersSection.__doc__)
+    training: TrainingSection = Field(default_factory=TrainingSection, description=TrainingSection.__doc__)
+    validity: ValiditySection = Field(default_factory=ValiditySection, description=ValiditySection.__doc__)
+    approvals: ApprovalsSection = Field(default_factory=ApprovalsSection, description=ApprovalsSection.__doc__)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, data: Any) -> Any:
+        """A section written with no keys (``privacy:``) is an empty section, not an error."""
+        if isinstance(data, dict):
+            return {k: ({} if v is None and k in _SECTION_NAMES else v) for k, v in data.items()}
+        return data
+
+
+_SECTION_NAMES = frozenset({"purposes", "ai", "data", "privacy", "transfers", "training", "validity", "approvals"})

@@ -1,0 +1,53 @@
+"""Federation-wide feature standardisation, computed from the sites' aggregate sums before round 1.
+
+Each site replies to one Flower ``query`` message with the record count, per-feature sum and sum
+of squares of its train part (never records). The coordinator pools them into the mean and
+standard deviation every site then uses, so all sites scale features identically even though
+their data are non-IID.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+from flwr.app import ConfigRecord, Message, MessageType, RecordDict
+from flwr.serverapp import Grid
+
+logger = logging.getLogger(__name__)
+
+
+def wait_for_nodes(grid: Grid, count: int, *, timeout_seconds: float = 120.0) -> list[int]:
+    """Node ids once ``count`` nodes are connected (Flower's list can be empty at first)."""
+    deadline = time.monotonic() + timeout_seconds
+    while len(nodes := list(grid.get_node_ids())) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {len(nodes)} of {count} sites connected within {timeout_seconds:.0f} s")
+        time.sleep(0.2)
+    return nodes
+
+
+def pooled_feature_scaling(
+    grid: Grid, *, num_sites: int, num_features: int, min_cohort_size: int, timeout_seconds: float = 600.0
+) -> tuple[list[float], list[float]]:
+    """Pooled (mean, standard deviation) per feature over every replying site's train part."""
+    nodes = wait_for_nodes(grid, num_sites)
+    record = RecordDict({"config": ConfigRecord({"min-cohort-size": min_cohort_size})})
+    messages = [Message(content=record, message_type=MessageType.QUERY, dst_node_id=node) for node in nodes]
+    count = 0
+    sums = [0.0] * num_features
+    squares = [0.0] * num_features
+    for reply in grid.send_and_receive(messages, timeout=timeout_seconds):
+        if reply.has_error():
+            logger.warning("a site gave no feature sums: %s", reply.error.reason)
+            continue
+        metrics = reply.content["metrics"]
+        count += int(metrics["num-examples"])
+        sums = [a + float(b) for a, b in zip(sums, metrics["feature-sum"])]
+        squares = [a + float(b) for a, b in zip(squares, metrics["feature-sum-squares"])]
+    if count == 0:
+        return [0.0] * num_features, [1.0] * num_features
+    mean = [s / count for s in sums]
+    std = [math.sqrt(max(q / count - m * m, 0.0)) or 1.0 for q, m in zip(squares, mean)]
+    return mean, std

@@ -1,0 +1,64 @@
+"""What one round produced, as the coordinator saw it: per-site aggregates and pooled global metrics.
+
+Global accuracy and loss are pooled over the sites' test parts (weighted by test records), so
+they equal the accuracy on the union of the test parts. Global AUROC is the test-record-weighted
+mean of the per-site AUROCs (the coordinator never sees scores, so a pooled ROC is not available).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class SiteRoundMetrics:
+    """One site's aggregate metrics after a round (from its evaluate reply)."""
+
+    site_id: str
+    num_train: int
+    num_test: int
+    test_accuracy: float
+    test_loss: float
+    test_auroc: float | None
+    train_accuracy: float
+    train_loss: float
+
+
+@dataclass(frozen=True)
+class GlobalRoundMetrics:
+    """Metrics of the global model pooled over every reporting site's test (and train) part."""
+
+    test_accuracy: float
+    test_loss: float
+    test_auroc: float | None
+    train_accuracy: float
+    num_test: int
+
+
+@dataclass
+class RoundOutcome:
+    """One round: who trained, who refused and why, and the metrics of the resulting global model."""
+
+    server_round: int
+    duration_seconds: float = 0.0
+    trained_sites: list[str] = field(default_factory=list)
+    refusals: list[tuple[str, str]] = field(default_factory=list)
+    sites: dict[str, SiteRoundMetrics] = field(default_factory=dict)
+    global_metrics: GlobalRoundMetrics | None = None
+
+
+def pool(sites: list[SiteRoundMetrics]) -> GlobalRoundMetrics | None:
+    """Pool per-site metrics into global ones, weighting by each site's record counts."""
+    num_test = sum(s.num_test for s in sites)
+    num_train = sum(s.num_train for s in sites)
+    if num_test == 0:
+        return None
+    with_auroc = [s for s in sites if s.test_auroc is not None]
+    auroc_weight = sum(s.num_test for s in with_auroc)
+    return GlobalRoundMetrics(
+        test_accuracy=sum(s.test_accuracy * s.num_test for s in sites) / num_test,
+        test_loss=sum(s.test_loss * s.num_test for s in sites) / num_test,
+        test_auroc=(sum((s.test_auroc or 0.0) * s.num_test for s in with_auroc) / auroc_weight) if auroc_weight else None,
+        train_accuracy=(sum(s.train_accuracy * s.num_train for s in sites) / num_train) if num_train else 0.0,
+        num_test=num_test,
+    )

@@ -1,0 +1,132 @@
+"""The Flower ServerApp that runs a trial: the governed strategy around the trial's Flower strategy.
+
+``flwr run .`` loads ``app`` (``sandbox.server_app:app``) and reads the run config keys
+``trial-spec`` (absolute path), ``runs-root`` and ``metrics-port``. ``sandbox run`` builds its own
+app with :func:`make_server_app` so it can inject the metrics registry and a progress callback.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from flwr.app import ArrayRecord, ConfigRecord, Context
+from flwr.serverapp import Grid, ServerApp
+from prometheus_client import CollectorRegistry
+
+from monitoring.exporter import serve
+from monitoring.metrics import SandboxMetrics
+from participants.model import build_model
+from sandbox.feature_scaling import pooled_feature_scaling
+from sandbox.governed_strategy import GovernedStrategy
+from sandbox.round_outcome import RoundOutcome
+from sandbox.spec_loading import LoadedSpec, load_spec
+from sandbox.strategy_choice import build_inner_strategy
+from sandbox.trial_recorder import TrialRecorder
+
+logger = logging.getLogger(__name__)
+
+REJECTION_REASONS = ("site-refused", "non-finite", "wrong-shape", "norm-too-large")
+"""Reasons an update can be rejected (label ``reason``); each starts at 0 for every site."""
+POLICY_RULES = ("purpose", "redline", "expiry", "max-rounds", "noise-floor", "approval", "privacy-budget", "min-cohort")
+"""Policy rules that can be violated (label ``rule``); each starts at 0 for every site."""
+
+
+@dataclass
+class TrialHooks:
+    """What ``sandbox run`` injects into the ServerApp and gets back from it."""
+
+    registry: CollectorRegistry
+    metrics: SandboxMetrics
+    on_round: Callable[[RoundOutcome], None] | None = None
+    report: dict[str, Any] | None = field(default=None)
+
+
+def new_run_id(clock: Callable[[], datetime] | None = None) -> str:
+    """A sortable run id from the UTC start time, e.g. ``20261125T101500Z``."""
+    moment = clock() if clock is not None else datetime.now(timezone.utc)
+    return moment.strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def new_metrics(loaded: LoadedSpec, registry: CollectorRegistry) -> SandboxMetrics:
+    """The trial's metric families, every site's counters at 0."""
+    return SandboxMetrics(
+        registry,
+        trial_id=loaded.spec.trial_id,
+        sites=[(p.site_id, p.jurisdiction) for p in loaded.spec.participants],
+        reasons=REJECTION_REASONS,
+        rules=POLICY_RULES,
+    )
+
+
+def train_config(loaded: LoadedSpec) -> ConfigRecord:
+    """What every site is asked to do each round (Flower adds ``server-round``)."""
+    spec = loaded.spec
+    return ConfigRecord(
+        {
+            "trial-id": spec.trial_id,
+            "spec-hash": loaded.spec_hash,
+            "model-name": spec.model.name,
+            "hidden-units": spec.model.hidden_units,
+            "local-epochs": spec.local_training.epochs,
+            "batch-size": spec.local_training.batch_size,
+            "learning-rate": spec.local_training.learning_rate,
+            "seed": spec.seed,
+        }
+    )
+
+
+def run_trial(grid: Grid, loaded: LoadedSpec, run_dir: Path, hooks: TrialHooks) -> dict[str, Any]:
+    """Run the trial on ``grid`` with the governed strategy; return the report written to ``run_dir``."""
+    spec = loaded.spec
+    recorder = TrialRecorder(
+        loaded, run_dir, run_id=run_dir.name, metrics=hooks.metrics, registry=hooks.registry, on_round=hooks.on_round
+    )
+    strategy = GovernedStrategy(build_inner_strategy(spec), observer=recorder)
+    model = build_model(spec.model.name, num_features=spec.model.input_features, hidden_units=spec.model.hidden_units, seed=spec.seed)
+    recorder.trial_started()
+    mean, std = pooled_feature_scaling(
+        grid, num_sites=len(spec.participants), num_features=spec.model.input_features, min_cohort_size=recorder.min_cohort_size
+    )
+    recorder.record("features-standardised", {"num_features": len(mean)})
+    config = train_config(loaded)
+    config["feature-mean"] = mean
+    config["feature-std"] = std
+    result = strategy.start(
+        grid=grid,
+        initial_arrays=ArrayRecord(model.state_dict()),
+        num_rounds=spec.rounds,
+        train_config=config,
+        evaluate_config=ConfigRecord(dict(config)),
+    )
+    report = recorder.trial_finished(result.arrays)
+    hooks.report = report
+    return report
+
+
+def make_server_app(settings: Mapping[str, str], hooks: TrialHooks | None = None) -> ServerApp:
+    """A ServerApp for the spec and run folder in ``settings`` (``trial-spec``, ``run-dir``)."""
+    server_app = ServerApp()
+
+    @server_app.main()
+    def _main(grid: Grid, context: Context) -> None:
+        merged: dict[str, Any] = {**context.run_config, **settings}
+        loaded = load_spec(str(merged["trial-spec"]))
+        run_dir = Path(str(merged.get("run-dir") or Path(str(merged.get("runs-root", "runs"))) / loaded.spec.trial_id / new_run_id()))
+        if hooks is not None:
+            run_trial(grid, loaded, run_dir, hooks)
+            return
+        registry = CollectorRegistry()
+        own = TrialHooks(registry=registry, metrics=new_metrics(loaded, registry))
+        with serve(registry, port=int(merged.get("metrics-port", 9464))) as server:
+            logger.warning("serving metrics for Prometheus at %s", server.url)
+            run_trial(grid, loaded, run_dir, own)
+
+    return server_app
+
+
+app = make_server_app({})
+"""The ServerApp ``flwr run`` loads (``sandbox.server_app:app``)."""

@@ -1,0 +1,120 @@
+"""The trial spec: what a researcher asks the federation to do, as frozen pydantic models.
+
+A trial spec is a YAML file (see ``examples/demo.yaml``). It names the purpose, the model, the
+federation (a folder of site node configs, relative to the spec file), the participants by site
+id and jurisdiction, the rounds, local training settings and a seed. It never carries a site's
+own settings (data source, policy, state folder): those belong to the site's node config.
+
+Every model forbids unknown keys: a typo in YAML is an error, not a silent default.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+KEBAB_ID = r"^[a-z0-9]+(-[a-z0-9]+)*$"
+COUNTRY_CODE = r"^[A-Z]{2}$"
+
+SiteId = Annotated[str, Field(pattern=KEBAB_ID, max_length=63, description="Kebab-case site id, e.g. 'de-berlin'.")]
+CountryCode = Annotated[str, Field(pattern=COUNTRY_CODE, description="ISO 3166-1 alpha-2 country code, e.g. 'DE'.")]
+
+STRATEGY_NAMES = ("FedAvg", "FedProx", "FedAdam", "FedYogi", "FedTrimmedAvg", "FedMedian")
+MODEL_NAMES = ("logistic_regression", "mlp")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+
+
+class ModelSpec(_Frozen):
+    """The model every site trains: a small torch network chosen by name."""
+
+    name: Literal["logistic_regression", "mlp"] = Field(description="Model architecture.")
+    input_features: int = Field(gt=0, le=100_000, description="Number of feature columns every site provides.")
+    hidden_units: int = Field(default=16, gt=0, le=4096, description="Width of the MLP's hidden layer (mlp only).")
+
+
+class Participant(_Frozen):
+    """One site the trial invites, by id and jurisdiction (its settings stay in its node config)."""
+
+    site_id: SiteId
+    jurisdiction: CountryCode
+
+
+class Aggregator(_Frozen):
+    """Where the coordinator that aggregates model updates runs."""
+
+    jurisdiction: CountryCode
+
+
+class LocalTraining(_Frozen):
+    """Training each site runs on its own records per round."""
+
+    epochs: int = Field(gt=0, le=100, description="Local epochs per round.")
+    batch_size: int = Field(gt=0, le=100_000, description="Records per batch.")
+    learning_rate: float = Field(gt=0, le=10, description="SGD learning rate.")
+
+
+class Privacy(_Frozen):
+    """Record-level differential privacy asked of every site (sites may impose a stricter floor)."""
+
+    epsilon_budget: float = Field(gt=0, description="Epsilon each site may spend on this trial.")
+    delta: float = Field(gt=0, lt=1, description="Delta of the (epsilon, delta) guarantee.")
+    noise_multiplier: float | None = Field(default=None, gt=0, description="DP-SGD noise multiplier; null = no DP.")
+    max_grad_norm: float | None = Field(default=None, gt=0, description="DP-SGD per-sample clipping norm.")
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> Privacy:
+        if (self.noise_multiplier is None) != (self.max_grad_norm is None):
+            raise ValueError("set both noise_multiplier and max_grad_norm for DP-SGD, or neither")
+        return self
+
+
+class StrategySpec(_Frozen):
+    """The Flower strategy the governed strategy wraps, with its keyword parameters."""
+
+    name: Literal["FedAvg", "FedProx", "FedAdam", "FedYogi", "FedTrimmedAvg", "FedMedian"] = "FedAvg"
+    params: dict[str, float | int | bool] = Field(default_factory=dict)
+
+
+class Approvals(_Frozen):
+    """References to the approvals the trial runs under."""
+
+    ethics_board_ref: str | None = Field(default=None, max_length=200)
+    sandbox_plan_id: str | None = Field(default=None, max_length=200)
+
+
+class TrialSpec(_Frozen):
+    """A cross-border pilot training, as a researcher defines it."""
+
+    trial_id: SiteId = Field(description="Kebab-case id; names the folder under runs/.")
+    title: str = Field(min_length=1, max_length=200)
+    purpose: str = Field(min_length=1, max_length=80, description="One purpose term, e.g. 'treatment-research'.")
+    ai_risk_tier: Literal["minimal", "limited", "high", "unacceptable"] = "high"
+    data_categories: tuple[str, ...] = ("health",)
+    model: ModelSpec
+    federation: str = Field(min_length=1, description="Folder of site node configs, relative to this file.")
+    aggregator: Aggregator
+    participants: tuple[Participant, ...] = Field(min_length=1)
+    rounds: int = Field(gt=0, le=10_000)
+    min_participants: int = Field(default=2, gt=0)
+    local_training: LocalTraining
+    privacy: Privacy
+    strategy: StrategySpec = StrategySpec()
+    approvals: Approvals = Approvals()
+    seed: int = Field(ge=0, lt=2**32)
+
+    @field_validator("purpose")
+    @classmethod
+    def _one_line_term(cls, value: str) -> str:
+        if not re.fullmatch(KEBAB_ID, value):
+            raise ValueError("one kebab-case purpose term on one line, e.g. 'treatment-research'")
+        return value
+
+    @property
+    def site_ids(self) -> tuple[str, ...]:
+        """Participant site ids in the order listed."""
+        return tuple(p.site_id for p in self.participants)

@@ -1,0 +1,242 @@
+"""Keeps the evidence of one run: the coordinator's audit chain, the live metrics and report.json.
+
+It observes the governed strategy (:class:`sandbox.governed_strategy.RoundObserver`) and never
+changes the trial. Every step is one audit entry; every round updates the metrics and the
+report's history; the end writes ``model.pt``, ``report.json`` and ``metrics.prom`` atomically.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from flwr.app import ArrayRecord
+from prometheus_client import CollectorRegistry
+
+from monitoring.exporter import write_textfile
+from monitoring.metrics import SandboxMetrics
+from policies.atomic_file import write_bytes_atomic, write_json_atomic
+from policies.audit_chain import AuditChain
+from sandbox.round_outcome import RoundOutcome
+from sandbox.spec_loading import LoadedSpec
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MIN_COHORT_SIZE = 11
+"""Smallest cohort any released per-site statistic may describe, until policies set it."""
+
+REPORT_SCHEMA = "sandbox-report/1"
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class TrialRecorder:
+    """Evidence of one run in ``run_dir``: ``audit.jsonl``, ``report.json``, ``model.pt``, ``metrics.prom``.
+
+    Parameters
+    ----------
+    loaded:
+        The trial spec in force (its hash goes into every audit entry and the report).
+    run_dir:
+        ``runs/<trial-id>/<run-id>/``; created if missing.
+    run_id:
+        The run's id (the last part of ``run_dir``).
+    metrics:
+        Where to publish live metrics.
+    registry:
+        The registry ``metrics`` lives in; written to ``metrics.prom`` at the end.
+    on_round:
+        Called after each round with its outcome (the CLI's progress bar).
+    min_cohort_size:
+        Per-site statistics of a site whose test part is smaller are withheld (small-cell suppression).
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedSpec,
+        run_dir: Path,
+        *,
+        run_id: str,
+        metrics: SandboxMetrics,
+        registry: CollectorRegistry,
+        on_round: Callable[[RoundOutcome], None] | None = None,
+        min_cohort_size: int = DEFAULT_MIN_COHORT_SIZE,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self.loaded = loaded
+        self.run_dir = run_dir
+        self.run_id = run_id
+        self.metrics = metrics
+        self.registry = registry
+        self.on_round = on_round
+        self.min_cohort_size = min_cohort_size
+        self.clock = clock
+        run_dir.mkdir(parents=True, exist_ok=True)
+        spec = loaded.spec
+        self.audit = AuditChain.open(
+            run_dir / "audit.jsonl", actor="coordinator", trial_id=spec.trial_id, spec_hash=loaded.spec_hash, clock=clock
+        )
+        self.rounds: list[dict[str, Any]] = []
+        self.site_counts: dict[str, dict[str, int]] = {}
+        self.suppressed_sites: set[str] = set()
+        self.started_at = clock()
+        self.state = "planned"
+        for participant in spec.participants:
+            metrics.set_privacy(
+                participant.site_id, epsilon_spent=0.0, epsilon_budget=spec.privacy.epsilon_budget, delta=spec.privacy.delta
+            )
+
+    # -- audit ---------------------------------------------------------------------------------
+
+    def record(self, event: str, payload: dict[str, Any]) -> str:
+        """Append one audit entry and mirror the chain head into the metrics; return its hash."""
+        entry = self.audit.append(event, payload)
+        head = self.audit.head
+        self.metrics.set_audit_head(head.hash, head.length)
+        return entry.hash
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def trial_started(self) -> None:
+        spec = self.loaded.spec
+        self.state = "running"
+        self.metrics.set_state("running")
+        self.metrics.set_secure_aggregation(False)
+        self.record(
+            "trial-started",
+            {
+                "run_id": self.run_id,
+                "spec_file": self.loaded.shown_as,
+                "purpose": spec.purpose,
+                "sites": [p.site_id for p in spec.participants],
+                "rounds": spec.rounds,
+                "strategy": spec.strategy.name,
+            },
+        )
+
+    def round_started(self, server_round: int) -> None:
+        self.metrics.start_round(server_round)
+        self.record("round-configured", {"round": server_round})
+
+    def round_finished(self, outcome: RoundOutcome) -> None:
+        for site_id, metrics in outcome.sites.items():
+            self.site_counts[site_id] = {"num_train": metrics.num_train, "num_test": metrics.num_test}
+        released = {s: m for s, m in outcome.sites.items() if m.num_test >= self.min_cohort_size}
+        for site_id in outcome.sites.keys() - released.keys():
+            if site_id not in self.suppressed_sites:
+                self.suppressed_sites.add(site_id)
+                self.metrics.suppress_small_cell(site_id)
+        for site_id, m in released.items():
+            self.metrics.set_site_metrics(site_id, "test", accuracy=m.test_accuracy, loss=m.test_loss)
+            self.metrics.set_site_metrics(site_id, "train", accuracy=m.train_accuracy, loss=m.train_loss)
+        g = outcome.global_metrics
+        if g is not None:
+            self.metrics.set_global_metrics("test", accuracy=g.test_accuracy, auroc=g.test_auroc or 0.0)
+        gap = fairness_gap([m.test_accuracy for m in released.values()])
+        if gap is not None:
+            self.metrics.set_fairness_gap(gap)
+        self.metrics.finish_round(outcome.server_round, outcome.duration_seconds, len(outcome.trained_sites))
+        entry = {
+            "round": outcome.server_round,
+            "duration_seconds": round(outcome.duration_seconds, 4),
+            "trained_sites": sorted(outcome.trained_sites),
+            "refusals": [{"site_id": s, "reason": r} for s, r in outcome.refusals],
+            "sites": {s: _site_stats(m) for s, m in sorted(released.items())},
+            "suppressed_sites": sorted(outcome.sites.keys() - released.keys()),
+            "global": asdict(g) if g is not None else None,
+            "fairness_accuracy_gap": gap,
+        }
+        self.rounds.append(entry)
+        self.record("round-aggregated", entry)
+        if self.on_round is not None:
+            self.on_round(outcome)
+
+    def trial_finished(self, arrays: ArrayRecord | None) -> dict[str, Any]:
+        """Write ``model.pt``, the final audit entry, ``report.json`` and ``metrics.prom``; return the report."""
+        self.state = "finished"
+        if arrays is not None:
+            buffer = io.BytesIO()
+            torch.save(arrays.to_torch_state_dict(), buffer)
+            write_bytes_atomic(self.run_dir / "model.pt", buffer.getvalue())
+        self.metrics.set_state("finished")
+        self.record("trial-finished", {"rounds_completed": len(self.rounds), "model_saved": arrays is not None})
+        report = self.report()
+        write_json_atomic(self.run_dir / "report.json", report)
+        write_textfile(self.registry, self.run_dir / "metrics.prom")
+        return report
+
+    # -- report --------------------------------------------------------------------------------
+
+    def report(self) -> dict[str, Any]:
+        """The run's report as a JSON-ready dict (schema ``sandbox-report/1``)."""
+        spec = self.loaded.spec
+        last = self.rounds[-1] if self.rounds else None
+        head = self.audit.head
+        sites = []
+        for participant in spec.participants:
+            counts = self.site_counts.get(participant.site_id, {})
+            suppressed = participant.site_id in self.suppressed_sites
+            final = last["sites"].get(participant.site_id) if last is not None else None
+            sites.append(
+                {
+                    "site_id": participant.site_id,
+                    "jurisdiction": participant.jurisdiction,
+                    "num_train": counts.get("num_train"),
+                    "num_test": counts.get("num_test"),
+                    "suppressed": suppressed,
+                    "final": final,
+                    "privacy": {"epsilon_spent": 0.0, "epsilon_budget": spec.privacy.epsilon_budget, "delta": spec.privacy.delta},
+                }
+            )
+        return {
+            "schema": REPORT_SCHEMA,
+            "trial_id": spec.trial_id,
+            "title": spec.title,
+            "purpose": spec.purpose,
+            "run_id": self.run_id,
+            "spec_file": self.loaded.shown_as,
+            "spec_hash": self.loaded.spec_hash,
+            "state": self.state,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.clock().isoformat(),
+            "model": spec.model.model_dump(mode="json"),
+            "strategy": spec.strategy.model_dump(mode="json"),
+            "rounds_planned": spec.rounds,
+            "rounds_completed": len(self.rounds),
+            "min_cohort_size": self.min_cohort_size,
+            "sites": sites,
+            "final": {
+                "global": last["global"] if last is not None else None,
+                "fairness_accuracy_gap": last["fairness_accuracy_gap"] if last is not None else None,
+            },
+            "rounds": self.rounds,
+            "audit": {"coordinator": {"path": "audit.jsonl", "hash": head.hash, "length": head.length}},
+            "privacy_note": (
+                "Epsilon spent is 0 in this version: record-level DP accounting is not yet wired; "
+                "the budget shown is the trial spec's."
+            ),
+        }
+
+
+def fairness_gap(accuracies: list[float]) -> float | None:
+    """Max minus min of per-site test accuracies (ratio 0-1); None with no site."""
+    return (max(accuracies) - min(accuracies)) if accuracies else None
+
+
+def _site_stats(m: Any) -> dict[str, Any]:
+    return {
+        "test_accuracy": m.test_accuracy,
+        "test_loss": m.test_loss,
+        "test_auroc": m.test_auroc,
+        "train_accuracy": m.train_accuracy,
+        "train_loss": m.train_loss,
+        "num_train": m.num_train,
+        "num_test": m.num_test,
+    }

@@ -1,0 +1,102 @@
+"""Run a trial in Flower's simulation engine, in this process (what ``sandbox run`` does).
+
+Flower's ``run_simulation`` is deprecated in 1.42 but is the only in-process entry point; flwr is
+pinned, and its one deprecation warning is filtered by name below. The ServerApp runs in a thread
+of this process, so the metrics registry and the progress callback are passed in directly, and
+metrics are served on loopback for the whole trial.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from prometheus_client import CollectorRegistry
+
+from monitoring.exporter import serve
+from participants.client_app import make_client_app
+from participants.node_identity import FEDERATION_DIR_KEY, FEDERATION_SITES_KEY
+from sandbox.federation import load_federation
+from sandbox.round_outcome import RoundOutcome
+from sandbox.server_app import TrialHooks, make_server_app, new_metrics, new_run_id
+from sandbox.spec_loading import LoadedSpec
+
+logger = logging.getLogger(__name__)
+
+FLOWER_ENVIRONMENT = {
+    "FLWR_TELEMETRY_ENABLED": "0",
+    "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
+    "RAY_DEDUP_LOGS": "0",
+    "RAY_USAGE_STATS_ENABLED": "0",
+}
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Where the run left its evidence, and its report."""
+
+    run_dir: Path
+    report: dict[str, Any]
+    metrics_url: str
+
+
+def run_in_simulation(
+    loaded: LoadedSpec,
+    *,
+    runs_root: Path,
+    metrics_port: int,
+    on_metrics_served: Callable[[str], None] | None = None,
+    on_round: Callable[[RoundOutcome], None] | None = None,
+) -> RunResult:
+    """Run ``loaded`` with one simulated SuperNode per participant; return its run folder and report."""
+    load_federation(loaded)
+    os.environ.update(FLOWER_ENVIRONMENT)
+    run_dir = runs_root / loaded.spec.trial_id / new_run_id()
+    registry = CollectorRegistry()
+    hooks = TrialHooks(registry=registry, metrics=new_metrics(loaded, registry), on_round=on_round)
+    site_settings = {
+        FEDERATION_DIR_KEY: str(loaded.federation_dir),
+        FEDERATION_SITES_KEY: ",".join(loaded.spec.site_ids),
+    }
+    server_app = make_server_app({"trial-spec": str(loaded.path), "run-dir": str(run_dir.resolve())}, hooks)
+    client_app = make_client_app(site_settings)
+    with serve(registry, port=metrics_port) as server:
+        if on_metrics_served is not None:
+            on_metrics_served(server.url)
+        _run_simulation(server_app, client_app, num_supernodes=len(loaded.spec.participants))
+    if hooks.report is None:
+        raise RuntimeError("the simulation ended without a report; see the Flower log above")
+    return RunResult(run_dir=run_dir, report=hooks.report, metrics_url=server.url)
+
+
+class _RunSimulationDeprecation(logging.Filter):
+    """Drops Flower's one "DEPRECATED FEATURE: The `run_simulation` function ..." log record.
+
+    flwr 1.42 logs (not warns) this deprecation; flwr is pinned and run_simulation is the only
+    in-process entry point, so this single record, and nothing else, is filtered.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            str(record.msg).startswith("DEPRECATED FEATURE") and "run_simulation" in " ".join(map(str, record.args or ()))
+        )
+
+
+def _run_simulation(server_app: Any, client_app: Any, *, num_supernodes: int) -> None:
+    from flwr.simulation import run_simulation
+
+    flower_logger = logging.getLogger("flwr")
+    deprecation = _RunSimulationDeprecation()
+    flower_logger.addFilter(deprecation)
+    try:
+        run_simulation(
+            server_app=server_app,
+            client_app=client_app,
+            num_supernodes=num_supernodes,
+            backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0}},
+        )
+    finally:
+        flower_logger.removeFilter(deprecation)
