@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -20,7 +20,8 @@ if _ROOT not in sys.path:
 
 from monitoring.metrics import SandboxMetrics  # noqa: E402
 from tests.monitoring.known_trial import new_metrics, populate  # noqa: E402
-from tests.prometheus_server import require_promtool  # noqa: E402
+from monitoring.exporter import serve  # noqa: E402
+from tests.prometheus_server import PrometheusServer, require_promtool, start_prometheus  # noqa: E402
 
 
 @pytest.fixture
@@ -50,3 +51,21 @@ def running_trial() -> Callable[[], tuple[CollectorRegistry, SandboxMetrics]]:
 def promtool() -> str:
     """Path of promtool; the test fails with an install hint when it is missing."""
     return require_promtool()
+
+
+@pytest.fixture(scope="session")
+def scraped_trial(
+    running_trial: Callable[[], tuple[CollectorRegistry, SandboxMetrics]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[PrometheusServer]:
+    """A real Prometheus (shipped config and rules) that has scraped the running known trial twice.
+
+    Shared by the tests that only read from it: Prometheus 2.x applies a new scrape
+    configuration after about 5 s, so one server per test would slow the run down.
+    """
+    registry, _ = running_trial()
+    with serve(registry, port=0) as exporter, start_prometheus(
+        tmp_path_factory.mktemp("prometheus"), scrape_targets=[f"127.0.0.1:{exporter.port}"]
+    ) as prometheus:
+        prometheus.wait_for("count_over_time(sandbox_round[1m]) >= 2", timeout=20)
+        yield prometheus

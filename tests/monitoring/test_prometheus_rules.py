@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-from typing import Callable
 
 import yaml
-from prometheus_client import CollectorRegistry
 
-from monitoring.exporter import serve
-from monitoring.metrics import SandboxMetrics
-from tests.prometheus_server import start_prometheus
+from tests.prometheus_server import PrometheusServer
 
 PROMETHEUS_DIR = Path(__file__).resolve().parents[2] / "monitoring" / "prometheus"
 CONFIG = PROMETHEUS_DIR / "prometheus.yml"
@@ -55,20 +51,14 @@ def test_every_alert_has_regulator_annotations() -> None:
             "SandboxTrialTerminated", "SandboxMetricsTargetDown"} <= alert_names()
 
 
-def test_real_prometheus_scrapes_a_trial_and_loads_the_rules(
-    running_trial: Callable[[], tuple[CollectorRegistry, SandboxMetrics]], tmp_path: Path
-) -> None:
+def test_real_prometheus_scrapes_a_trial_and_loads_the_rules(scraped_trial: PrometheusServer) -> None:
     """A real Prometheus with the shipped config scrapes a served trial and loads every alert rule."""
-    registry, _ = running_trial()
-    with serve(registry, port=0) as exporter, start_prometheus(
-        tmp_path, scrape_targets=[f"127.0.0.1:{exporter.port}"]
-    ) as prometheus:
-        (sample,) = prometheus.wait_for('sandbox_global_accuracy{split="test"}', timeout=15)
-        assert float(sample["value"][1]) == 0.95
-        assert sample["metric"]["trial"] == "trial-0042"
-        assert sample["metric"]["job"] == "sandbox"
-        (up,) = prometheus.query('up{job="sandbox"}')
-        assert up["value"][1] == "1"
-        rules = [rule for group in prometheus.api("rules")["groups"] for rule in group["rules"]]
-        assert {rule["name"] for rule in rules} == alert_names()
-        assert all(rule["health"] != "err" for rule in rules), rules
+    (sample,) = scraped_trial.query('sandbox_global_accuracy{split="test"}')
+    assert float(sample["value"][1]) == 0.95
+    assert sample["metric"]["trial"] == "trial-0042"
+    assert sample["metric"]["job"] == "sandbox"
+    (up,) = scraped_trial.query('up{job="sandbox"}')
+    assert up["value"][1] == "1"
+    rules = [rule for group in scraped_trial.api("rules")["groups"] for rule in group["rules"]]
+    assert {rule["name"] for rule in rules} == alert_names()
+    assert all(rule["health"] != "err" for rule in rules), rules

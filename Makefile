@@ -1,0 +1,34 @@
+# Two commands set everything up on a fresh machine (Python 3.11 and make):
+#   make demo   - creates .venv on first use, then runs the bundled demo trial end to end
+#   make test   - same set-up, then the whole test suite
+# make bench prints one JSON document of speed measurements.
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export FLWR_TELEMETRY_ENABLED := 0
+export FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION := 1
+export RAY_USAGE_STATS_ENABLED := 0
+
+.PHONY: demo test bench clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'" >&2; exit 2; }
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/sandbox validate examples/demo.yaml
+	$(BIN)/sandbox run examples/demo.yaml
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	@$(BIN)/python -m benchmarks.run
+
+clean:
+	rm -rf runs .pytest_cache .mypy_cache .hypothesis

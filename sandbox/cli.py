@@ -1,0 +1,158 @@
+"""The ``sandbox`` command: for researchers (validate, run) and regulators (audit verify).
+
+Exit codes (one table for every command; see README):
+0 ok, 1 internal error (a bug), 2 bad input, 3 refused by policy, 4 privacy budget exhausted,
+5 integrity check failed, 6 a required service unreachable.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from policies.audit_entry import ChainHead
+from policies.audit_verify import verify_chain
+from policies.errors import BadInputError, ExitCode, Problem
+from sandbox.cli_output import OutputFormat, configure_logging, emit_json, guarded
+from sandbox.federation import load_federation
+from sandbox.run_view import RoundProgress, print_run_summary, run_summary
+from sandbox.spec_loading import LoadedSpec, load_spec
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+app = typer.Typer(
+    name="sandbox",
+    help="Federated regulatory sandbox: define, check, run and audit cross-border trials.",
+    context_settings=CONTEXT,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+audit_app = typer.Typer(help="Verify tamper-evident audit chains.", context_settings=CONTEXT, no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+FormatOption = typer.Option(OutputFormat.text, "--format", help="text for people, json for machines (one document on stdout).")
+stderr = Console(stderr=True)
+
+
+def _load_all(spec_path: str) -> LoadedSpec:
+    loaded = load_spec(spec_path)
+    load_federation(loaded)
+    return loaded
+
+
+@app.command()
+def validate(
+    spec: str = typer.Argument(..., help="Trial spec (YAML)."),
+    output: OutputFormat = FormatOption,
+) -> None:
+    """Check a trial spec and its federation; print every problem at once (exit 2) or a summary."""
+    loaded = guarded(output, lambda: _load_all(spec))
+    summary = spec_summary(loaded)
+    if output is OutputFormat.json:
+        emit_json({"ok": True, **summary})
+        return
+    console = Console()
+    table = Table(title=f"Trial '{loaded.spec.trial_id}' is valid", show_header=False, title_justify="left")
+    for key, value in summary.items():
+        if key != "participants":
+            table.add_row(key, str(value))
+    table.add_row("participants", ", ".join(f"{p['site_id']} ({p['jurisdiction']})" for p in summary["participants"]))
+    console.print(table)
+
+
+def spec_summary(loaded: LoadedSpec) -> dict[str, Any]:
+    """The one-screen summary of a valid spec."""
+    spec = loaded.spec
+    privacy = spec.privacy
+    return {
+        "spec_file": loaded.shown_as,
+        "spec_hash": loaded.spec_hash,
+        "trial_id": spec.trial_id,
+        "title": spec.title,
+        "purpose": spec.purpose,
+        "model": spec.model.name,
+        "strategy": spec.strategy.name,
+        "rounds": spec.rounds,
+        "min_participants": spec.min_participants,
+        "local_training": f"{spec.local_training.epochs} epoch(s), batch {spec.local_training.batch_size}, lr {spec.local_training.learning_rate}",
+        "privacy": f"epsilon budget {privacy.epsilon_budget} per site, delta {privacy.delta}"
+        + (f", DP-SGD noise {privacy.noise_multiplier}, clip {privacy.max_grad_norm}" if privacy.noise_multiplier else ", no DP-SGD"),
+        "aggregator_jurisdiction": spec.aggregator.jurisdiction,
+        "federation": str(loaded.federation_dir),
+        "seed": spec.seed,
+        "participants": [{"site_id": p.site_id, "jurisdiction": p.jurisdiction} for p in spec.participants],
+    }
+
+
+@app.command()
+def run(
+    spec: str = typer.Argument(..., help="Trial spec (YAML)."),
+    runs_root: Path = typer.Option(Path("runs"), "--runs-root", help="Where runs/<trial-id>/<run-id>/ is written."),
+    metrics_port: int = typer.Option(9464, "--metrics-port", help="Port to serve Prometheus metrics on 127.0.0.1 (0 = any free port)."),
+    output: OutputFormat = FormatOption,
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Flower's and Ray's logs."),
+) -> None:
+    """Run a trial in Flower's simulation engine, serving metrics while it runs."""
+    from sandbox.trial_run import run_in_simulation
+
+    configure_logging(verbose)
+    if not 0 <= metrics_port <= 65535:
+        guarded(output, lambda: _raise(BadInputError("Invalid --metrics-port", [Problem("--metrics-port", "", str(metrics_port), "a TCP port 0-65535 (0 = any free port)")])))
+    loaded = guarded(output, lambda: _load_all(spec))
+    progress = RoundProgress(loaded.spec.rounds, enabled=not verbose)
+
+    def served(url: str) -> None:
+        stderr.print(f"Serving metrics for Prometheus at [bold]{url}[/bold] while the trial runs")
+
+    with progress:
+        result = guarded(
+            output,
+            lambda: run_in_simulation(
+                loaded, runs_root=runs_root, metrics_port=metrics_port, on_metrics_served=served, on_round=progress.update
+            ),
+        )
+    summary = run_summary(result)
+    if output is OutputFormat.json:
+        emit_json({"ok": True, **summary})
+    else:
+        print_run_summary(Console(), summary)
+
+
+def _raise(error: Exception) -> None:
+    raise error
+
+
+@audit_app.command("verify")
+def audit_verify(
+    path: Path = typer.Argument(..., help="An audit chain (audit.jsonl, or a site's chain)."),
+    report: Optional[Path] = typer.Option(None, "--report", help="report.json holding the chain's recorded head (detects truncation)."),
+    output: OutputFormat = FormatOption,
+) -> None:
+    """Verify a chain: exit 0 if intact, 5 naming the first bad line if anything was edited, removed, reordered, inserted or truncated."""
+    expected = guarded(output, lambda: _expected_head(path, report)) if report is not None else None
+    result = guarded(output, lambda: verify_chain(path, expected_head=expected))
+    if output is OutputFormat.json:
+        emit_json({"ok": result.ok, "exit_code": 0 if result.ok else int(ExitCode.INTEGRITY_FAILED), **result.as_json()})
+    elif result.ok:
+        print(f"{path}: intact, {result.length} entries, head {result.head_hash}")
+    else:
+        sys.stderr.write(result.message() + "\n")
+    if not result.ok:
+        raise typer.Exit(int(ExitCode.INTEGRITY_FAILED))
+
+
+def _expected_head(chain: Path, report_path: Path) -> ChainHead:
+    """The head recorded in report.json for ``chain`` (the coordinator's or a site's)."""
+    from sandbox.report_heads import recorded_head
+
+    return recorded_head(report_path, chain)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

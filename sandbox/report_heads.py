@@ -1,0 +1,47 @@
+"""Find the audit chain heads a report recorded, to detect truncation of a chain after the run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+from policies.audit_entry import ChainHead
+from policies.errors import BadInputError, Problem, show_value
+
+
+def _heads(report: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    audit = report.get("audit", {})
+    if isinstance(audit.get("coordinator"), dict):
+        yield "audit.coordinator", audit["coordinator"]
+    for site_id, head in (audit.get("sites") or {}).items():
+        if isinstance(head, dict):
+            yield f"audit.sites.{site_id}", head
+
+
+def recorded_head(report_path: Path, chain: Path) -> ChainHead:
+    """The head report.json recorded for ``chain`` (matched by path, relative to the report's folder).
+
+    Raises
+    ------
+    BadInputError
+        If the report cannot be read or records no head for this chain.
+    """
+    shown = str(report_path)
+    try:
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise BadInputError(f"Cannot read report '{shown}'", [Problem(shown, "", type(err).__name__, "a report.json written by sandbox run")]) from err
+    if not isinstance(report, dict):
+        raise BadInputError(f"Cannot read report '{shown}'", [Problem(shown, "", "not a JSON object", "a report.json written by sandbox run")])
+    target = chain.resolve()
+    known = []
+    for field, head in _heads(report):
+        path = (report_path.parent / str(head.get("path", ""))).resolve()
+        known.append(str(head.get("path")))
+        if path == target:
+            return ChainHead(hash=str(head["hash"]), length=int(head["length"]))
+    raise BadInputError(
+        f"Report '{shown}' records no head for '{chain}'",
+        [Problem(shown, "audit", show_value(str(chain)), f"one of the chains it records: {', '.join(known) or '(none)'}")],
+    )

@@ -1,0 +1,97 @@
+"""What ``sandbox run`` shows: a progress bar per round and a closing summary table."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from sandbox.round_outcome import RoundOutcome
+from sandbox.trial_run import RunResult
+
+
+class RoundProgress:
+    """A rich progress bar on stderr: rounds done and the global test accuracy after each."""
+
+    def __init__(self, rounds: int, *, enabled: bool = True) -> None:
+        self._progress = Progress(
+            TextColumn("[bold]round"),
+            MofNCompleteColumn(),
+            BarColumn(),
+            TextColumn("{task.fields[accuracy]}"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            disable=not enabled,
+        )
+        self._task = self._progress.add_task("rounds", total=rounds, accuracy="")
+        self._console = Console(stderr=True)
+
+    def __enter__(self) -> RoundProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+        self._progress.stop()
+
+    def update(self, outcome: RoundOutcome) -> None:
+        """Advance one round and print its global accuracy on its own line."""
+        g = outcome.global_metrics
+        text = f"global test accuracy {g.test_accuracy:.3f}" if g is not None else "no evaluation"
+        self._progress.update(self._task, completed=outcome.server_round, accuracy=text)
+        refused = f", {len(outcome.refusals)} refused" if outcome.refusals else ""
+        self._progress.console.print(
+            f"round {outcome.server_round}: {text}, {len(outcome.trained_sites)} sites trained{refused} ({outcome.duration_seconds:.1f} s)"
+        )
+
+
+def run_summary(result: RunResult) -> dict[str, Any]:
+    """The JSON-ready summary of a finished run."""
+    report = result.report
+    final = report["final"]["global"] or {}
+    return {
+        "run_dir": str(result.run_dir),
+        "trial_id": report["trial_id"],
+        "run_id": report["run_id"],
+        "spec_hash": report["spec_hash"],
+        "state": report["state"],
+        "rounds_completed": report["rounds_completed"],
+        "global_test_accuracy": final.get("test_accuracy"),
+        "global_test_auroc": final.get("test_auroc"),
+        "fairness_accuracy_gap": report["final"]["fairness_accuracy_gap"],
+        "sites": [
+            {
+                "site_id": s["site_id"],
+                "jurisdiction": s["jurisdiction"],
+                "num_train": s["num_train"],
+                "num_test": s["num_test"],
+                "test_accuracy": (s["final"] or {}).get("test_accuracy"),
+                "suppressed": s["suppressed"],
+            }
+            for s in report["sites"]
+        ],
+        "metrics_url": result.metrics_url,
+        "files": {name: str(result.run_dir / name) for name in ("report.json", "audit.jsonl", "model.pt", "metrics.prom")},
+    }
+
+
+def print_run_summary(console: Console, summary: dict[str, Any]) -> None:
+    """A table per site and the global result, then where the evidence is."""
+    table = Table(title=f"Trial {summary['trial_id']}: {summary['state']} after {summary['rounds_completed']} rounds", title_justify="left")
+    for column in ("site", "jurisdiction", "train records", "test records", "test accuracy"):
+        table.add_column(column)
+    for site in summary["sites"]:
+        accuracy = "suppressed (small cohort)" if site["suppressed"] else _fmt(site["test_accuracy"])
+        table.add_row(site["site_id"], site["jurisdiction"], str(site["num_train"]), str(site["num_test"]), accuracy)
+    table.add_row("[bold]global (pooled)", "", "", "", f"[bold]{_fmt(summary['global_test_accuracy'])}")
+    console.print(table)
+    console.print(f"AUROC {_fmt(summary['global_test_auroc'])}, fairness gap (max - min site accuracy) {_fmt(summary['fairness_accuracy_gap'])}")
+    console.print(f"Run folder: [bold]{summary['run_dir']}[/bold]")
+    for name, path in summary["files"].items():
+        console.print(f"  {name:<12} {path}")
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
