@@ -28,7 +28,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	@$(BIN)/python -m benchmarks.run
+	@$(BIN)/python tests/benchmarks/run.py
 
 clean:
 	rm -rf runs .pytest_cache .mypy_cache .hypothesis

@@ -22,35 +22,29 @@ What is present when:
 
 Per-site statistics of a site whose test part is below the minimum cohort size
 are never set: the caller suppresses them and calls
-:meth:`SandboxMetrics.suppress_small_cell` instead (GDPR Art. 89(1) data
-minimisation; small-cell suppression as in EMA Policy 0070 anonymisation
-guidance). Such a site is also left out of the fairness gap.
+:meth:`SandboxMetrics.suppress_small_cell` instead (data minimisation safeguard,
+GDPR Art. 89(1)). Such a site is also left out of the fairness gap.
 
 This module only observes: it never changes trial state.
 """
 
 from __future__ import annotations
 
-import math
-import re
 import threading
 from importlib.metadata import PackageNotFoundError, version
 from typing import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram, Info
 
-TRIAL_STATES: tuple[str, ...] = ("planned", "running", "suspended", "terminated", "finished")
-"""States of ``sandbox_trial_state``; the first is the initial state."""
+from monitoring.labels import SPLITS, TRIAL_STATES, check_audit_hash, check_known, check_number, check_unique
 
-SPLITS: tuple[str, ...] = ("train", "test")
-"""Allowed values of the ``split`` label."""
+__all__ = ["ROUND_DURATION_BUCKETS_SECONDS", "SPLITS", "TRIAL_STATES", "SandboxMetrics"]
 
 ROUND_DURATION_BUCKETS_SECONDS: tuple[float, ...] = (
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
 )
 """Histogram buckets for one federated round, 0.1 s to 10 min (seconds)."""
 
-_HASH_PATTERN = re.compile(r"[A-Za-z0-9:_+/=-]{1,160}")
 _SITE = ("trial", "site", "jurisdiction")
 
 
@@ -62,22 +56,8 @@ def _distribution_version(name: str) -> str:
         return "unknown"
 
 
-def _check_number(name: str, value: float, *, low: float = 0.0, high: float = math.inf) -> float:
-    """Return ``value`` as float if finite and within ``[low, high]``, else raise ValueError."""
-    number = float(value)
-    if not math.isfinite(number) or not low <= number <= high:
-        raise ValueError(f"{name} must be a finite number in [{low}, {high}] (got {value!r})")
-    return number
-
-
-def _check_known(kind: str, value: str, known: Sequence[str]) -> str:
-    if value not in known:
-        raise ValueError(f"unknown {kind} {value!r}; known: {', '.join(known) or '(none)'}")
-    return value
-
-
 class SandboxMetrics:
-    """The metrics of one trial, registered in an injected registry.
+    """The metrics of one trial, registered in an injected registry (one trial per registry).
 
     Parameters
     ----------
@@ -109,37 +89,77 @@ class SandboxMetrics:
     ) -> None:
         if not trial_id:
             raise ValueError("trial_id must be a non-empty string")
-        for kind, values in (("site", [s for s, _ in sites]), ("reason", reasons), ("rule", rules)):
-            if len(set(values)) != len(values) or not all(values):
-                raise ValueError(f"{kind} values must be unique and non-empty (got {list(values)!r})")
+        check_unique("site", [site for site, _ in sites])
         self.trial_id = trial_id
         self.jurisdictions: dict[str, str] = dict(sites)
-        self.reasons: tuple[str, ...] = tuple(reasons)
-        self.rules: tuple[str, ...] = tuple(rules)
+        self.reasons = check_unique("reason", reasons)
+        self.rules = check_unique("rule", rules)
         self._lock = threading.Lock()
         self._audit_length = 0
         self._audit_hash: str | None = None
         r = registry
 
-        self.epsilon_spent = Gauge("sandbox_privacy_epsilon_spent", "Privacy loss epsilon spent so far by a site (dimensionless).", _SITE, registry=r)
-        self.epsilon_budget = Gauge("sandbox_privacy_epsilon_budget", "Privacy loss epsilon budget granted to a site (dimensionless).", _SITE, registry=r)
-        self.delta = Gauge("sandbox_privacy_delta", "Privacy parameter delta of a site's (epsilon, delta) guarantee (probability).", _SITE, registry=r)
-        self.rounds_completed = Counter("sandbox_rounds_completed", "Federated rounds completed.", ("trial",), registry=r)
-        self.round = Gauge("sandbox_round", "Current federated round (1-based; 0 before the first).", ("trial",), registry=r)
-        self.round_duration = Histogram("sandbox_round_duration_seconds", "Wall-clock duration of a federated round (seconds).", ("trial",), buckets=ROUND_DURATION_BUCKETS_SECONDS, registry=r)
-        self.participants_active = Gauge("sandbox_participants_active", "Sites that replied in the last completed round.", ("trial",), registry=r)
-        self.site_accuracy = Gauge("sandbox_site_accuracy", "Accuracy of the global model on a site's split (ratio 0-1).", (*_SITE, "split"), registry=r)
-        self.site_loss = Gauge("sandbox_site_loss", "Loss of the global model on a site's split (model loss units).", (*_SITE, "split"), registry=r)
-        self.global_accuracy = Gauge("sandbox_global_accuracy", "Example-weighted accuracy over all reporting sites (ratio 0-1).", ("trial", "split"), registry=r)
-        self.global_auroc = Gauge("sandbox_global_auroc", "Area under the ROC curve over all reporting sites (ratio 0-1).", ("trial", "split"), registry=r)
-        self.fairness_gap = Gauge("sandbox_fairness_accuracy_gap", "Max minus min per-site test accuracy over non-suppressed sites (ratio 0-1).", ("trial",), registry=r)
-        self.updates_rejected = Counter("sandbox_updates_rejected", "Model updates the coordinator rejected, by site and reason.", (*_SITE, "reason"), registry=r)
-        self.policy_violations = Counter("sandbox_policy_violations", "Policy rule violations detected, by site and rule.", (*_SITE, "rule"), registry=r)
-        self.small_cell_suppressed = Counter("sandbox_small_cell_suppressed", "Site statistics withheld because the cohort was below the minimum size.", _SITE, registry=r)
-        self.trial_state = Enum("sandbox_trial_state", "Lifecycle state of the trial.", ("trial",), states=list(TRIAL_STATES), registry=r)
-        self.secure_aggregation = Gauge("sandbox_secure_aggregation_enabled", "1 if updates are combined by secure aggregation, else 0.", ("trial",), registry=r)
-        self.audit_entries = Counter("sandbox_audit_entries", "Entries in the coordinator's audit chain.", ("trial",), registry=r)
-        self.audit_head = Gauge("sandbox_audit_head_info", "Hash of the newest audit chain entry (value always 1).", ("trial", "hash"), registry=r)
+        self.epsilon_spent = Gauge(
+            "sandbox_privacy_epsilon_spent", "Epsilon spent so far by a site (dimensionless).", _SITE, registry=r
+        )
+        self.epsilon_budget = Gauge(
+            "sandbox_privacy_epsilon_budget", "Epsilon budget granted to a site (dimensionless).", _SITE, registry=r
+        )
+        self.delta = Gauge(
+            "sandbox_privacy_delta", "Delta of a site's (epsilon, delta) guarantee (probability).", _SITE, registry=r
+        )
+        self.rounds_completed = Counter(
+            "sandbox_rounds_completed", "Federated rounds completed.", ("trial",), registry=r
+        )
+        self.round = Gauge(
+            "sandbox_round", "Current federated round (1-based; 0 before the first).", ("trial",), registry=r
+        )
+        self.round_duration = Histogram(
+            "sandbox_round_duration_seconds", "Wall-clock duration of a federated round (seconds).", ("trial",),
+            buckets=ROUND_DURATION_BUCKETS_SECONDS, registry=r,
+        )
+        self.participants_active = Gauge(
+            "sandbox_participants_active", "Sites that replied in the last completed round.", ("trial",), registry=r
+        )
+        self.site_accuracy = Gauge(
+            "sandbox_site_accuracy", "Global model accuracy on a site's split (ratio).", (*_SITE, "split"), registry=r
+        )
+        self.site_loss = Gauge(
+            "sandbox_site_loss", "Global model loss on a site's split (loss units).", (*_SITE, "split"), registry=r
+        )
+        self.global_accuracy = Gauge(
+            "sandbox_global_accuracy", "Accuracy over all reporting sites (ratio).", ("trial", "split"), registry=r
+        )
+        self.global_auroc = Gauge(
+            "sandbox_global_auroc", "ROC AUC over all reporting sites (ratio).", ("trial", "split"), registry=r
+        )
+        self.fairness_gap = Gauge(
+            "sandbox_fairness_accuracy_gap", "Max minus min site test accuracy, unsuppressed sites (ratio).",
+            ("trial",), registry=r,
+        )
+        self.updates_rejected = Counter(
+            "sandbox_updates_rejected", "Model updates rejected by the coordinator.", (*_SITE, "reason"), registry=r
+        )
+        self.policy_violations = Counter(
+            "sandbox_policy_violations", "Policy rule violations detected.", (*_SITE, "rule"), registry=r
+        )
+        self.small_cell_suppressed = Counter(
+            "sandbox_small_cell_suppressed", "Site statistics withheld: cohort below the minimum size.", _SITE,
+            registry=r,
+        )
+        self.trial_state = Enum(
+            "sandbox_trial_state", "Lifecycle state of the trial.", ("trial",), states=list(TRIAL_STATES), registry=r
+        )
+        self.secure_aggregation = Gauge(
+            "sandbox_secure_aggregation_enabled", "1 if updates are securely aggregated, else 0.", ("trial",),
+            registry=r,
+        )
+        self.audit_entries = Counter(
+            "sandbox_audit_entries", "Entries in the coordinator's audit chain.", ("trial",), registry=r
+        )
+        self.audit_head = Gauge(
+            "sandbox_audit_head_info", "Hash of the newest audit chain entry (always 1).", ("trial", "hash"), registry=r
+        )
         self.build = Info("sandbox_build", "Versions of the sandbox and of Flower.", ("trial",), registry=r)
 
         t = trial_id
@@ -166,7 +186,7 @@ class SandboxMetrics:
 
     def _site(self, site: str) -> tuple[str, str, str]:
         """Label values ``(trial, site, jurisdiction)``; ValueError for an unknown site."""
-        _check_known("site", site, self.sites)
+        check_known("site", site, self.sites)
         return (self.trial_id, site, self.jurisdictions[site])
 
     def set_privacy(self, site: str, *, epsilon_spent: float, epsilon_budget: float, delta: float) -> None:
@@ -182,22 +202,22 @@ class SandboxMetrics:
             Delta of the (epsilon, delta) guarantee (probability in [0, 1]).
         """
         labels = self._site(site)
-        spent = _check_number("epsilon_spent", epsilon_spent)
-        budget = _check_number("epsilon_budget", epsilon_budget)
-        probability = _check_number("delta", delta, high=1.0)
+        spent = check_number("epsilon_spent", epsilon_spent)
+        budget = check_number("epsilon_budget", epsilon_budget)
+        probability = check_number("delta", delta, high=1.0)
         self.epsilon_spent.labels(*labels).set(spent)
         self.epsilon_budget.labels(*labels).set(budget)
         self.delta.labels(*labels).set(probability)
 
     def start_round(self, round: int) -> None:
         """Mark federated round ``round`` (1-based) as in progress."""
-        self.round.labels(self.trial_id).set(_check_number("round", round))
+        self.round.labels(self.trial_id).set(check_number("round", round))
 
     def finish_round(self, round: int, duration_seconds: float, participants: int) -> None:
         """Record a completed round, its wall-clock duration (seconds) and how many sites replied."""
-        number = _check_number("round", round)
-        seconds = _check_number("duration_seconds", duration_seconds)
-        active = _check_number("participants", participants, high=float(len(self.jurisdictions)))
+        number = check_number("round", round)
+        seconds = check_number("duration_seconds", duration_seconds)
+        active = check_number("participants", participants, high=float(len(self.jurisdictions)))
         t = self.trial_id
         self.round.labels(t).set(number)
         self.rounds_completed.labels(t).inc()
@@ -210,29 +230,33 @@ class SandboxMetrics:
         Never call this for a site whose split is below the minimum cohort size;
         call :meth:`suppress_small_cell` instead.
         """
-        labels = (*self._site(site), _check_known("split", split, SPLITS))
-        self.site_accuracy.labels(*labels).set(_check_number("accuracy", accuracy, high=1.0))
-        self.site_loss.labels(*labels).set(_check_number("loss", loss))
+        labels = (*self._site(site), check_known("split", split, SPLITS))
+        self.site_accuracy.labels(*labels).set(check_number("accuracy", accuracy, high=1.0))
+        self.site_loss.labels(*labels).set(check_number("loss", loss))
 
-    def set_global_metrics(self, split: str, *, accuracy: float, auroc: float) -> None:
-        """Record the global model's pooled accuracy and AUROC on ``split`` (ratios 0-1)."""
-        labels = (self.trial_id, _check_known("split", split, SPLITS))
-        self.global_accuracy.labels(*labels).set(_check_number("accuracy", accuracy, high=1.0))
-        self.global_auroc.labels(*labels).set(_check_number("auroc", auroc, high=1.0))
+    def set_global_metrics(self, split: str, *, accuracy: float, auroc: float | None) -> None:
+        """Record the global model's pooled accuracy and AUROC on ``split`` (ratios 0-1).
+
+        ``auroc=None`` (undefined, e.g. one class only) leaves the AUROC series as it was.
+        """
+        labels = (self.trial_id, check_known("split", split, SPLITS))
+        self.global_accuracy.labels(*labels).set(check_number("accuracy", accuracy, high=1.0))
+        if auroc is not None:
+            self.global_auroc.labels(*labels).set(check_number("auroc", auroc, high=1.0))
 
     def set_fairness_gap(self, gap: float) -> None:
         """Record max - min per-site test accuracy over non-suppressed sites (ratio 0-1)."""
-        self.fairness_gap.labels(self.trial_id).set(_check_number("gap", gap, high=1.0))
+        self.fairness_gap.labels(self.trial_id).set(check_number("gap", gap, high=1.0))
 
     def reject_update(self, site: str, reason: str) -> None:
         """Count one update from ``site`` rejected for a known ``reason``."""
         labels = self._site(site)
-        self.updates_rejected.labels(*labels, _check_known("reason", reason, self.reasons)).inc()
+        self.updates_rejected.labels(*labels, check_known("reason", reason, self.reasons)).inc()
 
     def record_violation(self, site: str, rule: str) -> None:
         """Count one violation of a known policy ``rule`` at ``site``."""
         labels = self._site(site)
-        self.policy_violations.labels(*labels, _check_known("rule", rule, self.rules)).inc()
+        self.policy_violations.labels(*labels, check_known("rule", rule, self.rules)).inc()
 
     def suppress_small_cell(self, site: str) -> None:
         """Count one set of statistics withheld for ``site`` (cohort below minimum)."""
@@ -240,7 +264,7 @@ class SandboxMetrics:
 
     def set_state(self, state: str) -> None:
         """Show the trial's lifecycle state, one of :data:`TRIAL_STATES`."""
-        self.trial_state.labels(self.trial_id).state(_check_known("trial state", state, TRIAL_STATES))
+        self.trial_state.labels(self.trial_id).state(check_known("trial state", state, TRIAL_STATES))
 
     def set_secure_aggregation(self, enabled: bool) -> None:
         """Show whether updates are combined by secure aggregation (1) or not (0)."""
@@ -258,9 +282,8 @@ class SandboxMetrics:
             A malformed hash, or a length smaller than the one already seen (the
             chain only grows).
         """
-        if not _HASH_PATTERN.fullmatch(hash):
-            raise ValueError(f"audit hash must match {_HASH_PATTERN.pattern} (got {hash!r})")
-        count = int(_check_number("length", length))
+        check_audit_hash(hash)
+        count = int(check_number("length", length))
         t = self.trial_id
         with self._lock:
             if count < self._audit_length:

@@ -6,6 +6,7 @@ counts and aggregate metrics, never rows.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,8 +14,10 @@ import numpy.typing as npt
 from sklearn.model_selection import train_test_split
 
 from participants.csv_connector import read_csv_records
+from participants.errors import DataSourceError
 from participants.embedded_data import embedded_partition
 from participants.site_config import CsvSource, LoadedSiteConfig
+from policies.errors import Problem
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -75,16 +78,37 @@ def load_site_data(site: LoadedSiteConfig) -> SiteData:
             target_column=source.target_column,
             feature_columns=source.feature_columns,
         )
+        shown_as = source.path
     else:
         features, labels = embedded_partition(source.partition)
-    return split_records(features, labels, test_fraction=site.config.test_fraction)
+        shown_as = f"embedded partition {source.partition}"
+    return split_records(features, labels, test_fraction=site.config.test_fraction, shown_as=shown_as)
 
 
 def split_records(
-    features: npt.NDArray[np.float64], labels: npt.NDArray[np.float64], *, test_fraction: float
+    features: npt.NDArray[np.float64],
+    labels: npt.NDArray[np.float64],
+    *,
+    test_fraction: float,
+    shown_as: str = "the site's records",
 ) -> SiteData:
-    """Stratified, seeded split of a site's records into its train and test parts."""
-    stratify = labels if np.unique(labels).size > 1 and np.bincount(labels.astype(int)).min() >= 2 else None
+    """Stratified, seeded split of a site's records into its train and test parts.
+
+    Raises
+    ------
+    DataSourceError
+        When there are too few records for a non-empty train and test part.
+    """
+    count = int(labels.shape[0])
+    num_test = math.ceil(test_fraction * count)
+    if num_test < 1 or count - num_test < 1:
+        raise DataSourceError(
+            f"Too few records in '{shown_as}' to split",
+            [Problem(shown_as, "", f"{count} record(s)", f"enough records for a non-empty train and test part (test_fraction {test_fraction})")],
+        )
+    classes = int(np.unique(labels).size)
+    stratifiable = classes > 1 and np.bincount(labels.astype(int)).min() >= 2 and min(num_test, count - num_test) >= classes
+    stratify = labels if stratifiable else None
     x_train, x_test, y_train, y_test = train_test_split(
         features, labels, test_size=test_fraction, random_state=SPLIT_SEED, stratify=stratify
     )

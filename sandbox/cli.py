@@ -94,6 +94,7 @@ def run(
     spec: str = typer.Argument(..., help="Trial spec (YAML)."),
     runs_root: Path = typer.Option(Path("runs"), "--runs-root", help="Where runs/<trial-id>/<run-id>/ is written."),
     metrics_port: int = typer.Option(9464, "--metrics-port", help="Port to serve Prometheus metrics on 127.0.0.1 (0 = any free port)."),
+    linger_seconds: float = typer.Option(0.0, "--linger-seconds", min=0, help="Keep serving metrics this long after the trial ends (for a last scrape)."),
     output: OutputFormat = FormatOption,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Flower's and Ray's logs."),
 ) -> None:
@@ -113,7 +114,8 @@ def run(
         result = guarded(
             output,
             lambda: run_in_simulation(
-                loaded, runs_root=runs_root, metrics_port=metrics_port, on_metrics_served=served, on_round=progress.update
+                loaded, runs_root=runs_root, metrics_port=metrics_port, on_metrics_served=served, on_round=progress.update,
+                linger_seconds=linger_seconds,
             ),
         )
     summary = run_summary(result)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -51,8 +52,13 @@ def run_in_simulation(
     metrics_port: int,
     on_metrics_served: Callable[[str], None] | None = None,
     on_round: Callable[[RoundOutcome], None] | None = None,
+    linger_seconds: float = 0.0,
 ) -> RunResult:
-    """Run ``loaded`` with one simulated SuperNode per participant; return its run folder and report."""
+    """Run ``loaded`` with one simulated SuperNode per participant; return its run folder and report.
+
+    Metrics are served from before round 1 until ``linger_seconds`` after the trial ends, so a
+    Prometheus scraping every few seconds also records the final state.
+    """
     load_federation(loaded)
     os.environ.update(FLOWER_ENVIRONMENT)
     run_dir = runs_root / loaded.spec.trial_id / new_run_id()
@@ -68,6 +74,7 @@ def run_in_simulation(
         if on_metrics_served is not None:
             on_metrics_served(server.url)
         _run_simulation(server_app, client_app, num_supernodes=len(loaded.spec.participants))
+        time.sleep(linger_seconds)
     if hooks.report is None:
         raise RuntimeError("the simulation ended without a report; see the Flower log above")
     return RunResult(run_dir=run_dir, report=hooks.report, metrics_url=server.url)

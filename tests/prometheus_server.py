@@ -149,7 +149,8 @@ class PrometheusServer:
                 body = json.loads(err.read())
             except ValueError:
                 body = {"errorType": "http", "error": str(err)}
-            raise PromQLError(params.get("query", path), err.code, body.get("errorType", ""), body.get("error", "")) from err
+            expr = params.get("query", path)
+            raise PromQLError(expr, err.code, body.get("errorType", ""), body.get("error", "")) from err
         if body.get("status") != "success":
             raise PromQLError(params.get("query", path), 200, body.get("errorType", ""), body.get("error", ""))
         return body["data"]
@@ -253,7 +254,12 @@ def start_prometheus(
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=preexec,
             )
         server = PrometheusServer(process, port, workdir)
-        if _wait_ready(server, ready_timeout):
+        try:
+            ready = _wait_ready(server, ready_timeout)
+        except BaseException:
+            server.stop()
+            raise
+        if ready:
             return server
         server.stop()
         if "address already in use" not in server.log:

@@ -80,6 +80,7 @@ def defined_series_names() -> set[str]:
     return {re.split(r"[{ ]", line, maxsplit=1)[0] for line in lines if line and not line.startswith("#")}
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("where", "expr"), panel_exprs() + variable_exprs(), ids=lambda value: str(value)[:60])
 def test_dashboard_query_is_accepted_by_prometheus_and_shows_data(
     scraped_trial: PrometheusServer, where: str, expr: str

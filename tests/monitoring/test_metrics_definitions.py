@@ -51,7 +51,9 @@ def test_fresh_registry_describes_every_metric(registry: CollectorRegistry, metr
         assert f"# HELP {name} " in text and f"# TYPE {name} " in text, name
 
 
-def test_counters_start_at_zero_for_every_site_reason_and_rule(registry: CollectorRegistry, metrics: SandboxMetrics) -> None:
+def test_counters_start_at_zero_for_every_site_reason_and_rule(
+    registry: CollectorRegistry, metrics: SandboxMetrics
+) -> None:
     """increase() alerts see the first rejection or violation because every counter exists at 0."""
     found = samples(registry)
     base = {"trial": TRIAL_ID}
@@ -62,7 +64,8 @@ def test_counters_start_at_zero_for_every_site_reason_and_rule(registry: Collect
         labels = {**base, "site": site, "jurisdiction": jurisdiction, "rule": rule}
         assert (labels, 0.0) in found["sandbox_policy_violations_total"]
     for site, jurisdiction in SITES:
-        assert ({**base, "site": site, "jurisdiction": jurisdiction}, 0.0) in found["sandbox_small_cell_suppressed_total"]
+        labels = {**base, "site": site, "jurisdiction": jurisdiction}
+        assert (labels, 0.0) in found["sandbox_small_cell_suppressed_total"]
     assert found["sandbox_rounds_completed_total"] == [(base, 0.0)]
     assert found["sandbox_audit_entries_total"] == [(base, 0.0)]
     assert value(registry, "sandbox_trial_state", sandbox_trial_state="planned") == 1.0
@@ -141,7 +144,9 @@ def test_audit_head_shows_only_the_current_hash(registry: CollectorRegistry, met
     ],
     ids=["privacy", "site_metrics", "reject", "violation", "suppress"],
 )
-def test_unknown_site_is_rejected(registry: CollectorRegistry, metrics: SandboxMetrics, call: Callable[[SandboxMetrics], None]) -> None:
+def test_unknown_site_is_rejected(
+    registry: CollectorRegistry, metrics: SandboxMetrics, call: Callable[[SandboxMetrics], None]
+) -> None:
     """A site outside the trial cannot create a new label value (keeps cardinality bounded)."""
     before = generate_latest(registry)
     with pytest.raises(ValueError, match="unknown site 'unknown'"):
@@ -175,3 +180,10 @@ def test_duplicate_sites_are_rejected(registry: CollectorRegistry) -> None:
     """A site listed twice is a configuration mistake, reported at construction."""
     with pytest.raises(ValueError, match="site values must be unique"):
         SandboxMetrics(registry, trial_id="t", sites=[("a", "DE"), ("a", "FR")], reasons=[], rules=[])
+
+
+def test_undefined_auroc_is_left_absent(registry: CollectorRegistry, metrics: SandboxMetrics) -> None:
+    """An AUROC that cannot be computed is missing on the dashboard, not shown as 0."""
+    metrics.set_global_metrics("test", accuracy=0.9, auroc=None)
+    assert value(registry, "sandbox_global_accuracy", split="test") == 0.9
+    assert "sandbox_global_auroc" not in samples(registry)

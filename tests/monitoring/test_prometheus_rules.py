@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
+from tests import prometheus_server
 from tests.prometheus_server import PrometheusServer
 
 PROMETHEUS_DIR = Path(__file__).resolve().parents[2] / "monitoring" / "prometheus"
@@ -51,6 +55,7 @@ def test_every_alert_has_regulator_annotations() -> None:
             "SandboxTrialTerminated", "SandboxMetricsTargetDown"} <= alert_names()
 
 
+@pytest.mark.integration
 def test_real_prometheus_scrapes_a_trial_and_loads_the_rules(scraped_trial: PrometheusServer) -> None:
     """A real Prometheus with the shipped config scrapes a served trial and loads every alert rule."""
     (sample,) = scraped_trial.query('sandbox_global_accuracy{split="test"}')
@@ -62,3 +67,11 @@ def test_real_prometheus_scrapes_a_trial_and_loads_the_rules(scraped_trial: Prom
     rules = [rule for group in scraped_trial.api("rules")["groups"] for rule in group["rules"]]
     assert {rule["name"] for rule in rules} == alert_names()
     assert all(rule["health"] != "err" for rule in rules), rules
+
+
+def test_missing_promtool_fails_with_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without promtool (and no root to install it) a test fails saying how to install it, never skips."""
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(pytest.fail.Exception, match="sudo apt-get install prometheus"):
+        prometheus_server.require_promtool()

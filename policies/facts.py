@@ -1,0 +1,79 @@
+"""What a pre-flight check needs to know about a trial, independent of the trial spec.
+
+``sandbox`` builds a :class:`TrialFacts` from its validated trial spec; ``policies``
+never imports the spec, so the policy language stays usable (and testable) on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+__all__ = ["SiteFacts", "TrialFacts"]
+
+
+class SiteFacts(NamedTuple):
+    """One participating site: its id and the ISO 3166-1 alpha-2 country it runs in."""
+
+    site_id: str
+    jurisdiction: str
+
+
+@dataclass(frozen=True)
+class TrialFacts:
+    """The facts of one trial that policies decide on.
+
+    Attributes
+    ----------
+    trial_id:
+        The trial's id, for reports.
+    purpose:
+        A purpose term of the vocabulary (``treatment-research``).
+    ai_risk_tier:
+        ``minimal``, ``limited``, ``high`` or ``unacceptable`` (AI Act Art. 5-6).
+    data_categories:
+        Data category terms the trial uses (``health``, ...).
+    rounds:
+        Federated rounds the trial will run.
+    local_epochs:
+        Local epochs per round at each site.
+    aggregator_jurisdiction:
+        ISO 3166-1 alpha-2 country where the aggregator (ServerApp) runs.
+    sites:
+        ``(site_id, jurisdiction)`` of every participant; plain 2-tuples are accepted.
+    noise_multiplier:
+        DP-SGD noise std / clipping norm; ``None`` means no differential privacy.
+    max_grad_norm:
+        Per-sample L2 clipping norm; ``None`` means no clipping.
+    epsilon_requested:
+        Epsilon the trial would spend per site; ``None`` until the privacy accountant fills it in.
+    delta:
+        Delta of the trial's (epsilon, delta)-DP guarantee; ``None`` = use the policy's delta.
+    secure_aggregation:
+        Whether updates are securely aggregated.
+    ethics_approval_ref:
+        Reference of the ethics board approval, if any.
+    sandbox_plan_id:
+        Id of the regulator's sandbox plan, if any.
+    """
+
+    trial_id: str
+    purpose: str
+    ai_risk_tier: str
+    data_categories: Sequence[str]
+    rounds: int
+    local_epochs: int
+    aggregator_jurisdiction: str
+    sites: Sequence[tuple[str, str]]
+    noise_multiplier: float | None = None
+    max_grad_norm: float | None = None
+    epsilon_requested: float | None = None
+    delta: float | None = None
+    secure_aggregation: bool = False
+    ethics_approval_ref: str | None = None
+    sandbox_plan_id: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data_categories", tuple(self.data_categories))
+        object.__setattr__(self, "sites", tuple(SiteFacts(*site) for site in self.sites))

@@ -1,0 +1,56 @@
+"""``flwr run .`` runs the same demo through Flower's own CLI and local SuperLink."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import REPO, sandbox_env
+
+pytestmark = pytest.mark.integration
+
+
+def _superlinks_under(flwr_home: Path) -> list[int]:
+    """Pids of local SuperLinks whose state lives under ``flwr_home`` (started by this test)."""
+    listing = subprocess.run(["pgrep", "-f", f"flower-superlink.*{flwr_home}"], capture_output=True, text=True)
+    return [int(pid) for pid in listing.stdout.split()]
+
+
+def test_flwr_run_runs_the_demo(tmp_path: Path) -> None:
+    """flwr run . (simulation, 4 SuperNodes) trains the demo and writes the same evidence as sandbox run."""
+    flwr_home = tmp_path / "flwr-home"
+    runs = tmp_path / "runs"
+    env = sandbox_env()
+    env.update({"FLWR_HOME": str(flwr_home), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"})
+    run_config = (
+        f"trial-spec='{REPO / 'examples' / 'demo.yaml'}' runs-root='{runs}' metrics-port=0 "
+        f"federation-dir='{REPO / 'examples' / 'demo-sites'}' federation-sites='de-berlin,fr-lyon,gb-leeds,ch-zurich'"
+    )
+    try:
+        completed = subprocess.run(
+            ["flwr", "run", ".", "local", "--federation-config", "num-supernodes=4 client-resources-num-cpus=1",
+             "--run-config", run_config, "--stream"],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+        )
+    finally:
+        for pid in _superlinks_under(flwr_home):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while _superlinks_under(flwr_home) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    # flwr run --stream exits 0 even when the run failed: the report is the evidence that it succeeded.
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    reports = list(runs.glob("cancer-risk-demo/*/report.json"))
+    assert len(reports) == 1, completed.stdout[-3000:] + completed.stderr[-3000:]
+    report = json.loads(reports[0].read_text())
+    assert report["state"] == "finished"
+    assert report["rounds_completed"] == 10
+    assert report["final"]["global"]["test_accuracy"] >= 0.93
+    assert not _superlinks_under(flwr_home), "the local SuperLink was left running"
