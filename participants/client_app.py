@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 from typing import Callable, Mapping
 
-from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, Context, Error, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.common.constant import ErrorCode
 from torch import nn
 
 from participants.model import build_model
 from participants.node_identity import resolve_site
+from participants.site_audit import append_site_entry
 from participants.site_data import SiteData, load_site_data
 from participants.training import TrainSettings, evaluate, train_locally
 from policies.errors import SandboxError
@@ -54,10 +55,6 @@ def _refuse(msg: Message, reason: str) -> Message:
     return Message(Error(code=ErrorCode.MOD_FAILED_PRECONDITION, reason=reason), reply_to=msg)
 
 
-def _site_record(site_id: str, jurisdiction: str) -> ConfigRecord:
-    return ConfigRecord({"site-id": site_id, "jurisdiction": jurisdiction})
-
-
 def train_handler(msg: Message, context: Context, overrides: Mapping[str, object]) -> Message:
     """Train the received global model for the asked local epochs on the site's train part."""
     try:
@@ -77,13 +74,12 @@ def train_handler(msg: Message, context: Context, overrides: Mapping[str, object
         seed=int(config["seed"]) * 1_000_003 + server_round * 101 + int(context.node_config.get("partition-id", 0)),
     )
     train_loss = train_locally(model, data.x_train, data.y_train, settings)
-    content = RecordDict(
-        {
-            "arrays": ArrayRecord(model.state_dict()),
-            "metrics": MetricRecord({"num-examples": data.num_train, "train-loss": train_loss}),
-            SITE_RECORD_KEY: _site_record(site.config.site_id, site.config.jurisdiction),
-        }
+    metrics = MetricRecord({"num-examples": data.num_train, "train-loss": train_loss})
+    site_record = append_site_entry(
+        site, config, run_id=context.run_id, settings=_settings(context, overrides), event="update-sent",
+        payload={"round": server_round, "num_examples": data.num_train, "train_loss": train_loss},
     )
+    content = RecordDict({"arrays": ArrayRecord(model.state_dict()), "metrics": metrics, SITE_RECORD_KEY: site_record})
     return Message(content=content, reply_to=msg)
 
 
@@ -110,10 +106,12 @@ def evaluate_handler(msg: Message, context: Context, overrides: Mapping[str, obj
             "train-accuracy": on_train.accuracy,
         }
     )
-    content = RecordDict(
-        {"metrics": metrics, SITE_RECORD_KEY: _site_record(site.config.site_id, site.config.jurisdiction)}
+    config = msg.content["config"]
+    site_record = append_site_entry(
+        site, config, run_id=context.run_id, settings=_settings(context, overrides), event="evaluation-sent",
+        payload={"round": int(config["server-round"]), "metrics": dict(metrics)},
     )
-    return Message(content=content, reply_to=msg)
+    return Message(content=RecordDict({"metrics": metrics, SITE_RECORD_KEY: site_record}), reply_to=msg)
 
 
 def query_handler(msg: Message, context: Context, overrides: Mapping[str, object]) -> Message:
@@ -131,10 +129,14 @@ def query_handler(msg: Message, context: Context, overrides: Mapping[str, object
     if data.num_train < minimum:
         return _refuse(msg, f"train part has fewer than the minimum cohort of {minimum} records")
     count, sums, squares = data.feature_sums()
+    site_record = append_site_entry(
+        site, msg.content["config"], run_id=context.run_id, settings=_settings(context, overrides),
+        event="feature-sums-sent", payload={"num_examples": count, "num_features": len(sums)},
+    )
     content = RecordDict(
         {
             "metrics": MetricRecord({"num-examples": count, "feature-sum": sums, "feature-sum-squares": squares}),
-            SITE_RECORD_KEY: _site_record(site.config.site_id, site.config.jurisdiction),
+            SITE_RECORD_KEY: site_record,
         }
     )
     return Message(content=content, reply_to=msg)

@@ -151,7 +151,7 @@ class PreflightResult:
 
     def rows(self, *, include_permits: bool = True) -> list[tuple[str, ...]]:
         """Table rows matching :data:`ROW_COLUMNS`; findings come last with site ``*``."""
-        rows = [
+        rows: list[tuple[str, ...]] = [
             (d.site_id, d.clause, "permit" if d.permit else "DENY", d.value_found, d.allowed, d.source_file, d.reason)
             for d in self.decisions
             if include_permits or not d.permit

@@ -18,24 +18,24 @@ numbers are finite and never booleans; within one file a window starts on or bef
 
 from __future__ import annotations
 
-import math
-from datetime import date
 from typing import Annotated, Any
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    StrictBool,
-    StrictInt,
-    ValidationInfo,
-    model_validator,
-)
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
-from policies.clock import resolve_relative_date, system_clock, utc_today
-from policies.iso3166 import jurisdiction_problem
+from policies.terms import (
+    DataCategory,
+    Jurisdiction,
+    Mechanism,
+    NonNegativeFloat,
+    PolicyDate,
+    PositiveFloat,
+    Probability,
+    RiskTier,
+    SpecialCategory,
+    Terms,
+    Text,
+    unique,
+)
 from policies.vocabulary import vocabulary
 
 __all__ = [
@@ -51,97 +51,6 @@ __all__ = [
 ]
 
 
-def _listing(terms: Any) -> str:
-    return ", ".join(terms)
-
-
-def _purpose(term: str) -> str:
-    if term not in vocabulary().purposes:
-        raise ValueError(f"unknown purpose term; allowed terms: {_listing(vocabulary().purposes)}")
-    return term
-
-
-def _risk_tier(term: str) -> str:
-    vocab = vocabulary()
-    allowed = _listing(vocab.permissible_risk_tiers)
-    if term in vocab.prohibited_risk_tiers:
-        raise ValueError(f"never allowed (AI Act Art. 5 prohibited practices); allowed: {allowed}")
-    if term not in vocab.risk_tiers:
-        raise ValueError(f"unknown risk tier; allowed: {allowed}")
-    return term
-
-
-def _data_category(term: str) -> str:
-    if term not in vocabulary().data_categories:
-        raise ValueError(f"unknown data category; allowed: {_listing(vocabulary().data_categories)}")
-    return term
-
-
-def _special_category(term: str) -> str:
-    special = vocabulary().special_categories
-    if term not in special:
-        raise ValueError(f"not a special category; a legal basis is named for: {_listing(sorted(special))}")
-    return term
-
-
-def _mechanism(term: str) -> str:
-    if term not in vocabulary().transfer_mechanisms:
-        raise ValueError(f"unknown transfer mechanism; allowed: {_listing(vocabulary().transfer_mechanisms)}")
-    return term
-
-
-def _jurisdiction(code: str) -> str:
-    problem = jurisdiction_problem(code)
-    if problem is not None:
-        raise ValueError(problem)
-    return code
-
-
-def _number(value: object) -> object:
-    if isinstance(value, bool):
-        raise ValueError("must be a number, not true/false")
-    return value
-
-
-def _finite(value: float) -> float:
-    if not math.isfinite(value):
-        raise ValueError("must be a finite number")
-    return value
-
-
-def _unique(items: tuple[str, ...]) -> tuple[str, ...]:
-    seen: set[str] = set()
-    for item in items:
-        if item in seen:
-            raise ValueError(f"{item!r} is listed twice")
-        seen.add(item)
-    return items
-
-
-def _policy_date(value: object, info: ValidationInfo) -> object:
-    """Resolve ``today``, ``today-30d``, ``today+365d`` against the load-time clock."""
-    if isinstance(value, str):
-        context = info.context if isinstance(info.context, dict) else {}
-        today = context.get("today")
-        resolved = resolve_relative_date(value, today if isinstance(today, date) else utc_today(system_clock))
-        if resolved is not None:
-            return resolved
-    return value
-
-
-Purpose = Annotated[str, AfterValidator(_purpose)]
-RiskTier = Annotated[str, AfterValidator(_risk_tier)]
-DataCategory = Annotated[str, AfterValidator(_data_category)]
-SpecialCategory = Annotated[str, AfterValidator(_special_category)]
-Mechanism = Annotated[str, AfterValidator(_mechanism)]
-Jurisdiction = Annotated[str, AfterValidator(_jurisdiction)]
-PositiveFloat = Annotated[float, BeforeValidator(_number), AfterValidator(_finite), Field(gt=0)]
-NonNegativeFloat = Annotated[float, BeforeValidator(_number), AfterValidator(_finite), Field(ge=0)]
-PolicyDate = Annotated[date, BeforeValidator(_policy_date)]
-Text = Annotated[str, Field(min_length=1, max_length=200)]
-Terms = Annotated[tuple[Purpose, ...], AfterValidator(_unique)]
-
-
 class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -150,10 +59,10 @@ class PurposesSection(_Strict):
     """What the data may be used for (GDPR Art. 5(1)(b) purpose limitation)."""
 
     allowed: Terms | None = Field(
-        None, description="Purposes this layer allows; a lower layer may only drop terms. Required at root."
+        default=None, description="Purposes this layer allows; a lower layer may only drop terms. Required at root."
     )
     redlines: Terms | None = Field(
-        None,
+        default=None,
         description="Extra never-event purposes; added to the vocabulary's redlines. No layer can remove one.",
     )
 
@@ -168,24 +77,24 @@ class PurposesSection(_Strict):
 class AiSection(_Strict):
     """Which AI Act risk tiers the trial's model may fall in (AI Act Art. 5-6)."""
 
-    allowed_risk_tiers: Annotated[tuple[RiskTier, ...], AfterValidator(_unique)] | None = Field(
-        None, description="Allowed tiers among minimal, limited, high; 'unacceptable' is never allowed."
+    allowed_risk_tiers: Annotated[tuple[RiskTier, ...], AfterValidator(unique)] | None = Field(
+        default=None, description="Allowed tiers among minimal, limited, high; 'unacceptable' is never allowed."
     )
 
 
 class DataSection(_Strict):
     """Which data categories may be used and on what legal basis (GDPR Art. 9)."""
 
-    allowed_categories: Annotated[tuple[DataCategory, ...], AfterValidator(_unique)] | None = Field(
-        None, description="Data categories a trial may use; a lower layer may only drop terms. Required at root."
+    allowed_categories: Annotated[tuple[DataCategory, ...], AfterValidator(unique)] | None = Field(
+        default=None, description="Data categories a trial may use; a lower layer may only drop terms. Required at root."
     )
     special_category_legal_basis: dict[SpecialCategory, Text] | None = Field(
-        None,
+        default=None,
         description="Legal basis per special category, e.g. {health: 'GDPR Art. 9(2)(j)'}; "
         "a trial using a special category without a basis here is refused.",
     )
     min_cohort_size: StrictInt | None = Field(
-        None, ge=2, description="Smallest cohort (people) any released statistic may describe; default 11."
+        default=None, ge=2, description="Smallest cohort (people) any released statistic may describe; default 11."
     )
 
 
@@ -193,30 +102,30 @@ class PrivacySection(_Strict):
     """Differential-privacy limits per dataset (DP-SGD, Abadi et al. 2016)."""
 
     epsilon_budget: PositiveFloat | None = Field(
-        None, description="Total (epsilon) a site's dataset may spend over the policy's validity. Required at root."
+        default=None, description="Total (epsilon) a site's dataset may spend over the policy's validity. Required at root."
     )
-    delta: Annotated[float, BeforeValidator(_number), Field(gt=0, lt=1)] | None = Field(
-        None, description="Largest delta of (epsilon, delta)-DP, a probability in (0, 1). Required at root."
+    delta: Probability | None = Field(
+        default=None, description="Largest delta of (epsilon, delta)-DP, a probability in (0, 1). Required at root."
     )
     min_noise_multiplier: NonNegativeFloat | None = Field(
-        None, description="Smallest DP-SGD noise multiplier (noise std / clipping norm). Required at root."
+        default=None, description="Smallest DP-SGD noise multiplier (noise std / clipping norm). Required at root."
     )
     max_clipping_norm: PositiveFloat | None = Field(
-        None, description="Largest per-sample gradient clipping norm (max_grad_norm, L2). Required at root."
+        default=None, description="Largest per-sample gradient clipping norm (max_grad_norm, L2). Required at root."
     )
     secure_aggregation_required: StrictBool | None = Field(
-        None, description="If true, model updates must be securely aggregated; default false."
+        default=None, description="If true, model updates must be securely aggregated; default false."
     )
 
 
 class TransfersSection(_Strict):
     """Where model updates may go (GDPR Chapter V, FADP Art. 16, HIPAA BAA)."""
 
-    allowed_aggregator_jurisdictions: Annotated[tuple[Jurisdiction, ...], AfterValidator(_unique)] | None = Field(
-        None, description="ISO 3166-1 alpha-2 codes where the aggregator may run. Required at root."
+    allowed_aggregator_jurisdictions: Annotated[tuple[Jurisdiction, ...], AfterValidator(unique)] | None = Field(
+        default=None, description="ISO 3166-1 alpha-2 codes where the aggregator may run. Required at root."
     )
     transfer_mechanisms: dict[Jurisdiction, Mechanism] | None = Field(
-        None,
+        default=None,
         description="Mechanism per destination for cross-border transfers, e.g. {GB: adequacy-decision}; "
         "a site outside the destination needs an entry here.",
     )
@@ -225,9 +134,9 @@ class TransfersSection(_Strict):
 class TrainingSection(_Strict):
     """How much training a trial may run on a site's data (GDPR Art. 5(1)(c) minimisation)."""
 
-    max_rounds: StrictInt | None = Field(None, ge=1, description="Largest number of federated rounds. Required at root.")
+    max_rounds: StrictInt | None = Field(default=None, ge=1, description="Largest number of federated rounds. Required at root.")
     max_local_epochs: StrictInt | None = Field(
-        None, ge=1, description="Largest number of local epochs per round. Required at root."
+        default=None, ge=1, description="Largest number of local epochs per round. Required at root."
     )
 
 
@@ -235,10 +144,10 @@ class ValiditySection(_Strict):
     """When the policy applies; after ``valid_until`` (the sunset) it refuses everything."""
 
     valid_from: PolicyDate | None = Field(
-        None, description="First UTC day the policy applies (inclusive); ISO date or today[+-]Nd."
+        default=None, description="First UTC day the policy applies (inclusive); ISO date or today[+-]Nd."
     )
     valid_until: PolicyDate | None = Field(
-        None, description="Last UTC day the policy applies (inclusive); ISO date or today[+-]Nd. None = open."
+        default=None, description="Last UTC day the policy applies (inclusive); ISO date or today[+-]Nd. None = open."
     )
 
     @model_validator(mode="after")
@@ -252,20 +161,20 @@ class ApprovalsSection(_Strict):
     """Approvals a trial needs (ethics review; regulator sandbox plan, AI Act Art. 57(5))."""
 
     ethics_approval_required: StrictBool | None = Field(
-        None, description="If true, a trial must carry an ethics board approval reference; default false."
+        default=None, description="If true, a trial must carry an ethics board approval reference; default false."
     )
     ethics_approval_ref: Text | None = Field(
-        None, description="If set, the only ethics approval reference a trial may carry here."
+        default=None, description="If set, the only ethics approval reference a trial may carry here."
     )
     sandbox_plan_required: StrictBool | None = Field(
-        None, description="If true, a trial must carry a regulator sandbox plan id; default false."
+        default=None, description="If true, a trial must carry a regulator sandbox plan id; default false."
     )
-    sandbox_plan_id: Text | None = Field(None, description="If set, the only sandbox plan id a trial may carry here.")
+    sandbox_plan_id: Text | None = Field(default=None, description="If set, the only sandbox plan id a trial may carry here.")
     sandbox_plan_start: PolicyDate | None = Field(
-        None, description="First UTC day of the sandbox plan (inclusive); ISO date or today[+-]Nd."
+        default=None, description="First UTC day of the sandbox plan (inclusive); ISO date or today[+-]Nd."
     )
     sandbox_plan_end: PolicyDate | None = Field(
-        None, description="Last UTC day of the sandbox plan (inclusive); ISO date or today[+-]Nd."
+        default=None, description="Last UTC day of the sandbox plan (inclusive); ISO date or today[+-]Nd."
     )
 
     @model_validator(mode="after")
@@ -280,28 +189,28 @@ class PolicyLayer(_Strict):
     """One policy file as written: a region preset, a country layer or an institution's file."""
 
     extends: Text | None = Field(
-        None,
+        default=None,
         description="The layer this one tightens: 'preset:NAME' or a path relative to this file. None = root.",
     )
     name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)] | None = Field(
-        None, description="Short kebab-case name; presets must match their file name. Default: the file stem."
+        default=None, description="Short kebab-case name; presets must match their file name. Default: the file stem."
     )
-    title: Text | None = Field(None, description="Human title shown by `sandbox policies list`.")
-    summary: Text | None = Field(None, description="One-line summary shown by `sandbox policies list`.")
+    title: Text | None = Field(default=None, description="Human title shown by `sandbox policies list`.")
+    summary: Text | None = Field(default=None, description="One-line summary shown by `sandbox policies list`.")
     region: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9-]{1,15}$")] | None = Field(
-        None, description="Regulatory region of the preset (EU, UK, US, CH); fixed once set."
+        default=None, description="Regulatory region of the preset (EU, UK, US, CH); fixed once set."
     )
     jurisdiction: Jurisdiction | None = Field(
-        None, description="ISO 3166-1 alpha-2 country of the site; fixed once set (country layer)."
+        default=None, description="ISO 3166-1 alpha-2 country of the site; fixed once set (country layer)."
     )
-    purposes: PurposesSection = Field(default_factory=PurposesSection, description=PurposesSection.__doc__)
-    ai: AiSection = Field(default_factory=AiSection, description=AiSection.__doc__)
-    data: DataSection = Field(default_factory=DataSection, description=DataSection.__doc__)
-    privacy: PrivacySection = Field(default_factory=PrivacySection, description=PrivacySection.__doc__)
-    transfers: TransfersSection = Field(default_factory=TransfersSection, description=TransfersSection.__doc__)
-    training: TrainingSection = Field(default_factory=TrainingSection, description=TrainingSection.__doc__)
-    validity: ValiditySection = Field(default_factory=ValiditySection, description=ValiditySection.__doc__)
-    approvals: ApprovalsSection = Field(default_factory=ApprovalsSection, description=ApprovalsSection.__doc__)
+    purposes: PurposesSection = Field(default=PurposesSection(), description=PurposesSection.__doc__)
+    ai: AiSection = Field(default=AiSection(), description=AiSection.__doc__)
+    data: DataSection = Field(default=DataSection(), description=DataSection.__doc__)
+    privacy: PrivacySection = Field(default=PrivacySection(), description=PrivacySection.__doc__)
+    transfers: TransfersSection = Field(default=TransfersSection(), description=TransfersSection.__doc__)
+    training: TrainingSection = Field(default=TrainingSection(), description=TrainingSection.__doc__)
+    validity: ValiditySection = Field(default=ValiditySection(), description=ValiditySection.__doc__)
+    approvals: ApprovalsSection = Field(default=ApprovalsSection(), description=ApprovalsSection.__doc__)
 
     @model_validator(mode="before")
     @classmethod

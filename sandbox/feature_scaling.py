@@ -29,11 +29,14 @@ def wait_for_nodes(grid: Grid, count: int, *, timeout_seconds: float = 120.0) ->
 
 
 def pooled_feature_scaling(
-    grid: Grid, *, num_sites: int, num_features: int, min_cohort_size: int, timeout_seconds: float = 600.0
+    grid: Grid, config: ConfigRecord, *, num_sites: int, num_features: int, timeout_seconds: float = 600.0
 ) -> tuple[list[float], list[float]]:
-    """Pooled (mean, standard deviation) per feature over every replying site's train part."""
+    """Pooled (mean, standard deviation) per feature over every replying site's train part.
+
+    ``config`` is the trial's config record (trial id, spec hash, ``min-cohort-size``).
+    """
     nodes = wait_for_nodes(grid, num_sites)
-    record = RecordDict({"config": ConfigRecord({"min-cohort-size": min_cohort_size})})
+    record = RecordDict({"config": config})
     messages = [Message(content=record, message_type=MessageType.QUERY, dst_node_id=node) for node in nodes]
     count = 0
     sums = [0.0] * num_features

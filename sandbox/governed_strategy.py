@@ -27,7 +27,9 @@ SITE_RECORD_KEY = "site"
 class RoundObserver(Protocol):
     """Receives what the governed strategy saw; never changes the trial."""
 
-    def round_started(self, server_round: int) -> None: ...
+    def round_started(self, server_round: int) -> str:
+        """Record the round's start; return the hash of the audit entry sites will cross-reference."""
+        ...
 
     def round_finished(self, outcome: RoundOutcome) -> None: ...
 
@@ -40,6 +42,7 @@ class GovernedStrategy(Strategy):
         self.observer = observer
         self._round_started_at: dict[int, float] = {}
         self._outcomes: dict[int, RoundOutcome] = {}
+        self._round_entry = ""
 
     def summary(self) -> None:
         logger.info("GovernedStrategy wrapping %s", type(self.inner).__name__)
@@ -50,7 +53,8 @@ class GovernedStrategy(Strategy):
     ) -> Iterable[Message]:
         self._round_started_at[server_round] = time.perf_counter()
         self._outcomes[server_round] = RoundOutcome(server_round=server_round)
-        self.observer.round_started(server_round)
+        self._round_entry = self.observer.round_started(server_round)
+        config["coordinator-entry"] = self._round_entry
         return self.inner.configure_train(server_round, arrays, config, grid)
 
     def aggregate_train(
@@ -63,11 +67,13 @@ class GovernedStrategy(Strategy):
                 outcome.refusals.append((self._site_of(reply), reply.error.reason))
             else:
                 outcome.trained_sites.append(self._site_of(reply))
+                self._note_site_audit(outcome, reply)
         return self.inner.aggregate_train(server_round, replies)
 
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
+        config["coordinator-entry"] = self._round_entry
         return self.inner.configure_evaluate(server_round, arrays, config, grid)
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
@@ -78,6 +84,7 @@ class GovernedStrategy(Strategy):
                 continue
             metrics = reply.content["metrics"]
             site_id = self._site_of(reply)
+            self._note_site_audit(outcome, reply)
             outcome.sites[site_id] = SiteRoundMetrics(
                 site_id=site_id,
                 num_train=int(metrics["num-train-examples"]),
@@ -93,6 +100,12 @@ class GovernedStrategy(Strategy):
         aggregated = self.inner.aggregate_evaluate(server_round, replies)
         self.observer.round_finished(outcome)
         return aggregated
+
+    def _note_site_audit(self, outcome: RoundOutcome, reply: Message) -> None:
+        """Keep the site's newest audit head, which it names in every reply."""
+        record = reply.content.config_records.get(SITE_RECORD_KEY)
+        if record is not None and "audit-hash" in record:
+            outcome.site_audit_heads[str(record["site-id"])] = (str(record["audit-hash"]), int(record["audit-length"]))
 
     @staticmethod
     def _site_of(reply: Message) -> str:

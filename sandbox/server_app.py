@@ -88,11 +88,12 @@ def run_trial(grid: Grid, loaded: LoadedSpec, run_dir: Path, hooks: TrialHooks) 
     strategy = GovernedStrategy(build_inner_strategy(spec), observer=recorder)
     model = build_model(spec.model.name, num_features=spec.model.input_features, hidden_units=spec.model.hidden_units, seed=spec.seed)
     recorder.trial_started()
+    config = train_config(loaded)
+    config["min-cohort-size"] = recorder.min_cohort_size
     mean, std = pooled_feature_scaling(
-        grid, num_sites=len(spec.participants), num_features=spec.model.input_features, min_cohort_size=recorder.min_cohort_size
+        grid, config, num_sites=len(spec.participants), num_features=spec.model.input_features
     )
     recorder.record("features-standardised", {"num_features": len(mean)})
-    config = train_config(loaded)
     config["feature-mean"] = mean
     config["feature-std"] = std
     result = strategy.start(
@@ -115,7 +116,9 @@ def make_server_app(settings: Mapping[str, str], hooks: TrialHooks | None = None
     def _main(grid: Grid, context: Context) -> None:
         merged: dict[str, Any] = {**context.run_config, **settings}
         loaded = load_spec(str(merged["trial-spec"]))
-        run_dir = Path(str(merged.get("run-dir") or Path(str(merged.get("runs-root", "runs"))) / loaded.spec.trial_id / new_run_id()))
+        # Under `flwr run` the run folder is named after Flower's run id, which the sites know too.
+        default_dir = Path(str(merged.get("runs-root") or "runs")) / loaded.spec.trial_id / f"flwr-{context.run_id}"
+        run_dir = Path(str(merged.get("run-dir") or default_dir))
         if hooks is not None:
             run_trial(grid, loaded, run_dir, hooks)
             return

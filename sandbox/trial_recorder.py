@@ -86,6 +86,7 @@ class TrialRecorder:
         self.rounds: list[dict[str, Any]] = []
         self.site_counts: dict[str, dict[str, int]] = {}
         self.suppressed_sites: set[str] = set()
+        self.site_heads: dict[str, tuple[str, int]] = {}
         self.started_at = clock()
         self.state = "planned"
         for participant in spec.participants:
@@ -121,9 +122,9 @@ class TrialRecorder:
             },
         )
 
-    def round_started(self, server_round: int) -> None:
+    def round_started(self, server_round: int) -> str:
         self.metrics.start_round(server_round)
-        self.record("round-configured", {"round": server_round})
+        return self.record("round-configured", {"round": server_round})
 
     def round_finished(self, outcome: RoundOutcome) -> None:
         for site_id, metrics in outcome.sites.items():
@@ -138,7 +139,7 @@ class TrialRecorder:
             self.metrics.set_site_metrics(site_id, "train", accuracy=m.train_accuracy, loss=m.train_loss)
         g = outcome.global_metrics
         if g is not None:
-            self.metrics.set_global_metrics("test", accuracy=g.test_accuracy, auroc=g.test_auroc or 0.0)
+            self.metrics.set_global_metrics("test", accuracy=g.test_accuracy, auroc=g.test_auroc)
         gap = fairness_gap([m.test_accuracy for m in released.values()])
         if gap is not None:
             self.metrics.set_fairness_gap(gap)
@@ -152,7 +153,9 @@ class TrialRecorder:
             "suppressed_sites": sorted(outcome.sites.keys() - released.keys()),
             "global": asdict(g) if g is not None else None,
             "fairness_accuracy_gap": gap,
+            "site_audit_entries": {s: h for s, (h, _) in sorted(outcome.site_audit_heads.items())},
         }
+        self.site_heads.update(outcome.site_audit_heads)
         self.rounds.append(entry)
         self.record("round-aggregated", entry)
         if self.on_round is not None:
@@ -217,7 +220,13 @@ class TrialRecorder:
                 "fairness_accuracy_gap": last["fairness_accuracy_gap"] if last is not None else None,
             },
             "rounds": self.rounds,
-            "audit": {"coordinator": {"path": "audit.jsonl", "hash": head.hash, "length": head.length}},
+            "audit": {
+                "coordinator": {"path": "audit.jsonl", "hash": head.hash, "length": head.length},
+                "sites": {
+                    site: {"path": f"sites/{site}/audit.jsonl", "hash": h, "length": n}
+                    for site, (h, n) in sorted(self.site_heads.items())
+                },
+            },
             "privacy_note": (
                 "Epsilon spent is 0 in this version: record-level DP accounting is not yet wired; "
                 "the budget shown is the trial spec's."

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from monitoring.exporter import serve
 from participants.client_app import make_client_app
 from participants.node_identity import FEDERATION_DIR_KEY, FEDERATION_SITES_KEY
+from participants.site_audit import RUN_DIR_KEY
 from sandbox.federation import load_federation
 from sandbox.round_outcome import RoundOutcome
 from sandbox.server_app import TrialHooks, make_server_app, new_metrics, new_run_id
@@ -65,6 +66,7 @@ def run_in_simulation(
     registry = CollectorRegistry()
     hooks = TrialHooks(registry=registry, metrics=new_metrics(loaded, registry), on_round=on_round)
     site_settings = {
+        RUN_DIR_KEY: str(run_dir.resolve()),
         FEDERATION_DIR_KEY: str(loaded.federation_dir),
         FEDERATION_SITES_KEY: ",".join(loaded.spec.site_ids),
     }

@@ -86,3 +86,24 @@ def test_demo_prints_where_metrics_are_served_and_each_round(demo_run: DemoRun) 
     """sandbox run tells the user where to scrape metrics and prints per-round accuracy on stderr."""
     assert "Serving metrics for Prometheus at http://127.0.0.1:" in demo_run.stderr
     assert "round 10: global test accuracy" in demo_run.stderr
+
+
+def test_each_site_keeps_an_intact_chain_cross_referenced_with_the_coordinator(demo_run: DemoRun) -> None:
+    """Each simulated site's own chain verifies against the head in report.json and names the coordinator's round entries."""
+    import json
+
+    coordinator = [json.loads(line) for line in (demo_run.run_dir / "audit.jsonl").read_text().splitlines()]
+    round_entries = {e["payload"]["round"]: e for e in coordinator if e["event"] == "round-configured"}
+    aggregated = {e["payload"]["round"]: e for e in coordinator if e["event"] == "round-aggregated"}
+    for site_id, head in demo_run.report["audit"]["sites"].items():
+        path = demo_run.run_dir / head["path"]
+        result = verify_chain(path, expected_head=ChainHead(hash=head["hash"], length=head["length"]))
+        assert result.ok, result.message()
+        entries = [json.loads(line) for line in path.read_text().splitlines()]
+        updates = [e for e in entries if e["event"] == "update-sent"]
+        assert len(updates) == 10
+        for update in updates:
+            assert update["payload"]["coordinator_entry"] == round_entries[update["payload"]["round"]]["hash"]
+        last = entries[-1]
+        assert aggregated[10]["payload"]["site_audit_entries"][site_id] == last["hash"]
+    assert set(demo_run.report["audit"]["sites"]) == {"de-berlin", "fr-lyon", "gb-leeds", "ch-zurich"}

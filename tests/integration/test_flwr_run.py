@@ -53,4 +53,6 @@ def test_flwr_run_runs_the_demo(tmp_path: Path) -> None:
     assert report["state"] == "finished"
     assert report["rounds_completed"] == 10
     assert report["final"]["global"]["test_accuracy"] >= 0.93
+    for head in report["audit"]["sites"].values():
+        assert (reports[0].parent / head["path"]).is_file(), "each site's chain sits in the same run folder"
     assert not _superlinks_under(flwr_home), "the local SuperLink was left running"

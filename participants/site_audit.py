@@ -1,0 +1,62 @@
+"""The site's own audit chain: what this site received, sent and refused, kept at the site.
+
+The chain lives in the site's state folder (``state_dir`` of its node config), one file per
+trial: ``<state_dir>/<trial-id>/audit.jsonl``. In the demo's simulation, where simulated sites
+have no state folder of their own, it lives under the run folder:
+``runs/<trial-id>/<run-id>/sites/<site-id>/audit.jsonl``. Each entry for a round names the
+coordinator's entry for that round, and the coordinator records this entry's hash in return.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from flwr.app import ConfigRecord
+
+from participants.site_config import LoadedSiteConfig
+from policies.audit_chain import AuditChain
+
+RUN_DIR_KEY = "run-dir"
+RUNS_ROOT_KEY = "runs-root"
+
+
+def site_state_dir(site: LoadedSiteConfig, *, trial_id: str, run_id: int, settings: Mapping[str, object]) -> Path:
+    """Where this site keeps its evidence for ``trial_id``."""
+    if site.config.state_dir:
+        return site.resolve(site.config.state_dir) / trial_id
+    run_dir = settings.get(RUN_DIR_KEY)
+    if not isinstance(run_dir, str) or not run_dir:
+        run_dir = str(Path(str(settings.get(RUNS_ROOT_KEY) or "runs")) / trial_id / f"flwr-{run_id}")
+    return Path(run_dir) / "sites" / site.config.site_id
+
+
+def append_site_entry(
+    site: LoadedSiteConfig,
+    config: ConfigRecord,
+    *,
+    run_id: int,
+    settings: Mapping[str, object],
+    event: str,
+    payload: dict[str, Any],
+) -> ConfigRecord:
+    """Append ``event`` to the site's chain; return the reply's site record naming the new head."""
+    trial_id = str(config["trial-id"])
+    chain = AuditChain.open(
+        site_state_dir(site, trial_id=trial_id, run_id=run_id, settings=settings) / "audit.jsonl",
+        actor=f"site:{site.config.site_id}",
+        trial_id=trial_id,
+        spec_hash=str(config["spec-hash"]),
+    )
+    coordinator_entry = config.get("coordinator-entry")
+    if isinstance(coordinator_entry, str):
+        payload = {**payload, "coordinator_entry": coordinator_entry}
+    entry = chain.append(event, payload)
+    return ConfigRecord(
+        {
+            "site-id": site.config.site_id,
+            "jurisdiction": site.config.jurisdiction,
+            "audit-hash": entry.hash,
+            "audit-length": chain.head.length,
+        }
+    )
