@@ -71,6 +71,8 @@ def compose_sites(policies: Mapping[str, ComposedPolicy]) -> Composition:
     prov: dict[str, str] = dict(first.provenance)
     by_site: dict[str, str] = {rule.path: first_id for rule in FIELD_RULES}
     terms: dict[str, dict[str, str]] = {path: dict(found) for path, found in first.term_sources.items()}
+    for term in first.allowed_aggregator_jurisdictions - values["allowed_aggregator_jurisdictions"]:
+        terms[_AGGREGATORS][term] = _excluder(_rule(_AGGREGATORS), first, term)
     pinned: dict[str, dict[str, tuple[str, str]]] = {rule.path: {} for rule in FIELD_RULES if rule.kind is Kind.PINNED}
     mechanisms: dict[str, set[str]] = {dest: {m} for dest, m in first.transfer_mechanisms.items()}
     for rule in FIELD_RULES:

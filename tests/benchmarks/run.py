@@ -1,0 +1,111 @@
+"""``make bench``: speed of the governed trial against plain Flower, printed as one JSON document.
+
+Each measurement is the wall time of one in-process simulation (Ray start-up included) of the
+demo trial: the governed ServerApp (audit chain, metrics, report) against a plain ServerApp that
+runs Flower's FedAvg on the same ClientApp, model, data, rounds and seed. Runs alternate
+(governed, plain, governed, ...) so machine noise hits both alike; the medians' ratio is
+``overhead_ratio`` (target <= 1.05). This is a benchmark, never a timed test.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from flwr.app import ArrayRecord, Context
+from flwr.serverapp import Grid, ServerApp
+from prometheus_client import CollectorRegistry
+
+from participants.client_app import make_client_app
+from participants.model import build_model
+from participants.node_identity import FEDERATION_DIR_KEY, FEDERATION_SITES_KEY
+from participants.site_audit import RUN_DIR_KEY
+from sandbox.feature_scaling import pooled_feature_scaling
+from sandbox.server_app import TrialHooks, make_server_app, new_metrics, train_config
+from sandbox.spec_loading import LoadedSpec, load_spec
+from sandbox.strategy_choice import build_inner_strategy
+from sandbox.trial_run import FLOWER_ENVIRONMENT, _run_simulation
+
+REPO = Path(__file__).resolve().parents[2]
+REPEATS = 3
+
+
+def plain_server_app(loaded: LoadedSpec) -> ServerApp:
+    """Flower's FedAvg alone: same config and initial model, no governance, audit or metrics."""
+    server_app = ServerApp()
+
+    @server_app.main()
+    def _main(grid: Grid, context: Context) -> None:
+        spec = loaded.spec
+        config = train_config(loaded)
+        config["min-cohort-size"] = 11
+        mean, std = pooled_feature_scaling(grid, config, num_sites=len(spec.participants), num_features=spec.model.input_features)
+        config["feature-mean"] = mean
+        config["feature-std"] = std
+        model = build_model(spec.model.name, num_features=spec.model.input_features, seed=spec.seed)
+        build_inner_strategy(spec).start(
+            grid=grid, initial_arrays=ArrayRecord(model.state_dict()), num_rounds=spec.rounds,
+            train_config=config, evaluate_config=config.__class__(dict(config)),
+        )
+
+    return server_app
+
+
+def one_run(loaded: LoadedSpec, governed: bool, workdir: Path, index: int) -> float:
+    run_dir = workdir / f"{'governed' if governed else 'plain'}-{index}"
+    client_app = make_client_app(
+        {RUN_DIR_KEY: str(run_dir), FEDERATION_DIR_KEY: str(loaded.federation_dir), FEDERATION_SITES_KEY: ",".join(loaded.spec.site_ids)}
+    )
+    if governed:
+        registry = CollectorRegistry()
+        hooks = TrialHooks(registry=registry, metrics=new_metrics(loaded, registry))
+        server_app = make_server_app({"trial-spec": str(loaded.path), "run-dir": str(run_dir)}, hooks)
+    else:
+        server_app = plain_server_app(loaded)
+    started = time.perf_counter()
+    _run_simulation(server_app, client_app, num_supernodes=len(loaded.spec.participants))
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    import os
+
+    os.environ.update(FLOWER_ENVIRONMENT)
+    logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
+    logging.getLogger("flwr").setLevel(logging.ERROR)
+    loaded = load_spec(REPO / "examples" / "demo.yaml")
+    times: dict[str, list[float]] = {"governed": [], "plain": []}
+    with tempfile.TemporaryDirectory(prefix="sandbox-bench-") as tmp:
+        for index in range(REPEATS):
+            for kind in ("governed", "plain"):
+                seconds = one_run(loaded, kind == "governed", Path(tmp), index)
+                times[kind].append(seconds)
+                print(f"{kind} run {index + 1}/{REPEATS}: {seconds:.2f} s", file=sys.stderr)
+    governed = statistics.median(times["governed"])
+    plain = statistics.median(times["plain"])
+    print(
+        json.dumps(
+            {
+                "benchmark": "demo trial, governed vs plain Flower FedAvg (simulation, same model/data/rounds/seed)",
+                "rounds": loaded.spec.rounds,
+                "sites": len(loaded.spec.participants),
+                "repeats": REPEATS,
+                "governed_seconds": times["governed"],
+                "plain_seconds": times["plain"],
+                "governed_median_seconds": round(governed, 3),
+                "plain_median_seconds": round(plain, 3),
+                "overhead_ratio": round(governed / plain, 4),
+                "overhead_ratio_target": 1.05,
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
