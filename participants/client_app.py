@@ -18,6 +18,7 @@ from torch import nn
 
 from participants.model import build_model
 from participants.node_identity import resolve_site
+from participants.record_values import as_float, as_floats, as_int, as_str
 from participants.site_audit import append_site_entry
 from participants.site_data import SiteData, load_site_data
 from participants.training import TrainSettings, evaluate, train_locally
@@ -38,16 +39,16 @@ def _settings(context: Context, overrides: Mapping[str, object]) -> dict[str, ob
 
 
 def _prepared_data(msg: Message, data: SiteData) -> SiteData:
-    config = msg.content["config"]
-    return data.standardised(list(config["feature-mean"]), list(config["feature-std"]))
+    config = msg.content.config_records["config"]
+    return data.standardised(as_floats(config, "feature-mean"), as_floats(config, "feature-std"))
 
 
 def _model_from_message(msg: Message, data: SiteData) -> nn.Module:
-    config = msg.content["config"]
+    config = msg.content.config_records["config"]
     model = build_model(
-        str(config["model-name"]), num_features=data.num_features, hidden_units=int(config["hidden-units"])
+        as_str(config, "model-name"), num_features=data.num_features, hidden_units=as_int(config, "hidden-units")
     )
-    model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
+    model.load_state_dict(msg.content.array_records["arrays"].to_torch_state_dict())
     return model
 
 
@@ -63,15 +64,16 @@ def train_handler(msg: Message, context: Context, overrides: Mapping[str, object
     except SandboxError as err:
         logger.warning("site cannot train: %s", err.lines()[0])
         return _refuse(msg, "; ".join(err.lines()))
-    config = msg.content["config"]
+    config = msg.content.config_records["config"]
     data = _prepared_data(msg, data)
     model = _model_from_message(msg, data)
-    server_round = int(config["server-round"])
+    server_round = as_int(config, "server-round")
+    partition = context.node_config.get("partition-id", 0)
     settings = TrainSettings(
-        epochs=int(config["local-epochs"]),
-        batch_size=int(config["batch-size"]),
-        learning_rate=float(config["learning-rate"]),
-        seed=int(config["seed"]) * 1_000_003 + server_round * 101 + int(context.node_config.get("partition-id", 0)),
+        epochs=as_int(config, "local-epochs"),
+        batch_size=as_int(config, "batch-size"),
+        learning_rate=as_float(config, "learning-rate"),
+        seed=as_int(config, "seed") * 1_000_003 + server_round * 101 + (partition if isinstance(partition, int) else 0),
     )
     train_loss = train_locally(model, data.x_train, data.y_train, settings)
     metrics = MetricRecord({"num-examples": data.num_train, "train-loss": train_loss})
@@ -106,10 +108,10 @@ def evaluate_handler(msg: Message, context: Context, overrides: Mapping[str, obj
             "train-accuracy": on_train.accuracy,
         }
     )
-    config = msg.content["config"]
+    config = msg.content.config_records["config"]
     site_record = append_site_entry(
         site, config, run_id=context.run_id, settings=_settings(context, overrides), event="evaluation-sent",
-        payload={"round": int(config["server-round"]), "metrics": dict(metrics)},
+        payload={"round": as_int(config, "server-round"), "metrics": dict(metrics)},
     )
     return Message(content=RecordDict({"metrics": metrics, SITE_RECORD_KEY: site_record}), reply_to=msg)
 
@@ -125,12 +127,12 @@ def query_handler(msg: Message, context: Context, overrides: Mapping[str, object
         data = load_site_data(site)
     except SandboxError as err:
         return _refuse(msg, "; ".join(err.lines()))
-    minimum = int(msg.content["config"]["min-cohort-size"])
+    minimum = as_int(msg.content.config_records["config"], "min-cohort-size")
     if data.num_train < minimum:
         return _refuse(msg, f"train part has fewer than the minimum cohort of {minimum} records")
     count, sums, squares = data.feature_sums()
     site_record = append_site_entry(
-        site, msg.content["config"], run_id=context.run_id, settings=_settings(context, overrides),
+        site, msg.content.config_records["config"], run_id=context.run_id, settings=_settings(context, overrides),
         event="feature-sums-sent", payload={"num_examples": count, "num_features": len(sums)},
     )
     content = RecordDict(

@@ -34,7 +34,9 @@ class SiteContext:
     policy: ComposedPolicy
     today: date
 
-    def decide(self, clause: Clause, permit: bool, reason: str, source: str, found: object, allowed: object) -> Decision:
+    def decide(
+        self, clause: Clause, permit: bool, reason: str, source: str, found: object, allowed: object
+    ) -> Decision:
         return Decision(self.site_id, clause.value, permit, reason, source, render(found), render(allowed))
 
 
@@ -42,14 +44,16 @@ def _jurisdiction(t: TrialFacts, s: SiteContext) -> Decision:
     own = s.policy.jurisdiction
     src = s.policy.source_of("jurisdiction")
     if own is None or own == s.jurisdiction:
-        return s.decide(Clause.JURISDICTION, True, "site runs where its policy applies", src, s.jurisdiction, own or "any")
+        return s.decide(Clause.JURISDICTION, True, "site runs where its policy applies", src, s.jurisdiction,
+                        own or "any")
     return s.decide(Clause.JURISDICTION, False, f"site declared in {s.jurisdiction} but its policy is for {own}",
                     src, s.jurisdiction, own)
 
 
 def _validity(t: TrialFacts, s: SiteContext) -> Decision:
     p, today = s.policy, s.today
-    window = f"{render(p.valid_from) if p.valid_from else 'always'} to {render(p.valid_until) if p.valid_until else 'open-ended'}"
+    start = render(p.valid_from) if p.valid_from else "always"
+    window = f"{start} to {render(p.valid_until) if p.valid_until else 'open-ended'}"
     if p.valid_until is not None and today > p.valid_until:
         reason = f"policy expired on {p.valid_until.isoformat()} (after its sunset it refuses everything)"
         return s.decide(Clause.VALIDITY, False, reason, p.source_of("validity.valid_until"), today, window)
@@ -152,7 +156,8 @@ def _clipping(t: TrialFacts, s: SiteContext) -> Decision:
     if norm > ceiling:
         return s.decide(Clause.CLIPPING_CEILING, False, f"max_grad_norm {render(norm)} exceeds {render(ceiling)}",
                         src, norm, f"<= {render(ceiling)}")
-    return s.decide(Clause.CLIPPING_CEILING, True, "clipping norm within the ceiling", src, norm, f"<= {render(ceiling)}")
+    return s.decide(Clause.CLIPPING_CEILING, True, "clipping norm within the ceiling", src, norm,
+                    f"<= {render(ceiling)}")
 
 
 def _budget(t: TrialFacts, s: SiteContext) -> Decision:

@@ -66,67 +66,12 @@ def compose_sites(policies: Mapping[str, ComposedPolicy]) -> Composition:
     if not policies:
         raise ValueError("compose_sites needs at least one site policy")
     sites = list(policies.items())
-    first_id, first = sites[0]
-    values: dict[str, Any] = {rule.attr: _site_value(rule, first) for rule in FIELD_RULES}
-    prov: dict[str, str] = dict(first.provenance)
-    by_site: dict[str, str] = {rule.path: first_id for rule in FIELD_RULES}
-    terms: dict[str, dict[str, str]] = {path: dict(found) for path, found in first.term_sources.items()}
-    for term in first.allowed_aggregator_jurisdictions - values["allowed_aggregator_jurisdictions"]:
-        terms[_AGGREGATORS][term] = _excluder(_rule(_AGGREGATORS), first, term)
-    pinned: dict[str, dict[str, tuple[str, str]]] = {rule.path: {} for rule in FIELD_RULES if rule.kind is Kind.PINNED}
-    mechanisms: dict[str, set[str]] = {dest: {m} for dest, m in first.transfer_mechanisms.items()}
-    for rule in FIELD_RULES:
-        if rule.kind is Kind.PINNED and values[rule.attr] is not None:
-            pinned[rule.path][values[rule.attr]] = (first_id, prov[rule.path])
-
+    fold = _Fold(*sites[0])
     for site_id, policy in sites[1:]:
-        for rule in FIELD_RULES:
-            current, new = values[rule.attr], _site_value(rule, policy)
-
-            def take(value: Any, rule: FieldRule = rule, policy: ComposedPolicy = policy, site_id: str = site_id) -> None:
-                values[rule.attr], prov[rule.path], by_site[rule.path] = value, policy.provenance[rule.path], site_id
-
-            kind = rule.kind
-            if kind is Kind.SUBSET:
-                removed = current - new
-                if removed:
-                    for term in removed:
-                        terms[rule.path][term] = _excluder(rule, policy, term)
-                    take(current & new)
-            elif kind is Kind.SUPERSET:
-                for term in new - current:
-                    terms[rule.path][term] = policy.term_source(rule.path, term)
-                values[rule.attr] = current | new
-            elif kind in (Kind.CEILING, Kind.END):
-                if new is not None and (current is None or new < current):
-                    take(new)
-            elif kind in (Kind.FLOOR, Kind.START):
-                if new is not None and (current is None or new > current):
-                    take(new)
-            elif kind is Kind.REQUIRE:
-                if new and not current:
-                    take(True)
-            elif kind is Kind.LABEL:
-                if new != current:
-                    values[rule.attr], prov[rule.path] = None, MIXED_SOURCE
-            elif kind is Kind.PINNED:
-                if new is not None:
-                    pinned[rule.path].setdefault(new, (site_id, policy.provenance[rule.path]))
-                    if current is None:
-                        take(new)
-            elif kind is Kind.SUBMAP:
-                for dest, mechanism in new.items():
-                    mechanisms.setdefault(dest, set()).add(mechanism)
-                    terms[rule.path].setdefault(dest, policy.term_source(rule.path, dest))
-            elif kind is Kind.REFINE:
-                kept = {key: text for key, text in current.items() if key in new}
-                for key, text in new.items():
-                    if key in kept and text not in kept[key].split(" | "):
-                        kept[key] = f"{kept[key]} | {text}"
-                values[rule.attr] = kept
-
+        fold.add(site_id, policy)
+    values, prov, terms, by_site = fold.values, fold.prov, fold.terms, fold.by_site
     values["allowed_purposes"] = values["allowed_purposes"] - values["redline_purposes"]
-    values["transfer_mechanisms"] = {dest: ", ".join(sorted(found)) for dest, found in sorted(mechanisms.items())}
+    values["transfer_mechanisms"] = {dest: ", ".join(sorted(m)) for dest, m in sorted(fold.mechanisms.items())}
     sources = tuple(dict.fromkeys(source for _, policy in sites for source in policy.sources))
     combined = ComposedPolicy(
         name="trial",
@@ -138,8 +83,73 @@ def compose_sites(policies: Mapping[str, ComposedPolicy]) -> Composition:
         **values,
     )
     findings = _intersection_findings(combined, policies) + _window_findings(combined, by_site)
-    findings += _pinned_findings(pinned)
+    findings += _pinned_findings(fold.pinned)
     return Composition(combined, tuple(findings))
+
+
+class _Fold:
+    """Running strictest-wins state while sites are added one by one."""
+
+    def __init__(self, site_id: str, first: ComposedPolicy) -> None:
+        self.values: dict[str, Any] = {rule.attr: _site_value(rule, first) for rule in FIELD_RULES}
+        self.prov: dict[str, str] = dict(first.provenance)
+        self.by_site: dict[str, str] = {rule.path: site_id for rule in FIELD_RULES}
+        self.terms: dict[str, dict[str, str]] = {path: dict(found) for path, found in first.term_sources.items()}
+        for term in first.allowed_aggregator_jurisdictions - self.values["allowed_aggregator_jurisdictions"]:
+            self.terms[_AGGREGATORS][term] = _excluder(_rule(_AGGREGATORS), first, term)
+        self.pinned: dict[str, dict[str, tuple[str, str]]] = {
+            rule.path: {} for rule in FIELD_RULES if rule.kind is Kind.PINNED
+        }
+        for path, seen in self.pinned.items():
+            if first.value(path) is not None:
+                seen[first.value(path)] = (site_id, first.source_of(path))
+        self.mechanisms: dict[str, set[str]] = {dest: {m} for dest, m in first.transfer_mechanisms.items()}
+
+    def _take(self, rule: FieldRule, value: Any, site_id: str, policy: ComposedPolicy) -> None:
+        self.values[rule.attr] = value
+        self.prov[rule.path], self.by_site[rule.path] = policy.provenance[rule.path], site_id
+
+    def add(self, site_id: str, policy: ComposedPolicy) -> None:
+        """Fold one more site's policy in, field by field."""
+        for rule in FIELD_RULES:
+            current, new, kind, path = self.values[rule.attr], _site_value(rule, policy), rule.kind, rule.path
+            if kind is Kind.SUBSET:
+                removed = current - new
+                if removed:
+                    for term in removed:
+                        self.terms[path][term] = _excluder(rule, policy, term)
+                    self._take(rule, current & new, site_id, policy)
+            elif kind is Kind.SUPERSET:
+                for term in new - current:
+                    self.terms[path][term] = policy.term_source(path, term)
+                self.values[rule.attr] = current | new
+            elif kind in (Kind.CEILING, Kind.END):
+                if new is not None and (current is None or new < current):
+                    self._take(rule, new, site_id, policy)
+            elif kind in (Kind.FLOOR, Kind.START):
+                if new is not None and (current is None or new > current):
+                    self._take(rule, new, site_id, policy)
+            elif kind is Kind.REQUIRE:
+                if new and not current:
+                    self._take(rule, True, site_id, policy)
+            elif kind is Kind.LABEL:
+                if new != current:
+                    self.values[rule.attr], self.prov[path] = None, MIXED_SOURCE
+            elif kind is Kind.PINNED:
+                if new is not None:
+                    self.pinned[path].setdefault(new, (site_id, policy.provenance[path]))
+                    if current is None:
+                        self._take(rule, new, site_id, policy)
+            elif kind is Kind.SUBMAP:
+                for dest, mechanism in new.items():
+                    self.mechanisms.setdefault(dest, set()).add(mechanism)
+                    self.terms[path].setdefault(dest, policy.term_source(path, dest))
+            elif kind is Kind.REFINE:
+                kept = {key: text for key, text in current.items() if key in new}
+                for key, text in new.items():
+                    if key in kept and text not in kept[key].split(" | "):
+                        kept[key] = f"{kept[key]} | {text}"
+                self.values[rule.attr] = kept
 
 
 def _site_value(rule: FieldRule, policy: ComposedPolicy) -> Any:

@@ -108,7 +108,8 @@ class _Loader:
             return _Read(None, extends, tuple(problems_from_validation(err, source=ref.shown, model=PolicyLayer)))
         problems: list[Problem] = []
         if ref.preset is not None and layer.name not in (None, ref.preset):
-            problems.append(Problem(ref.shown, "name", show_value(layer.name), f"a preset's name must be its file name ({ref.preset!r})"))
+            allowed = f"a preset's name must be its file name ({ref.preset!r})"
+            problems.append(Problem(ref.shown, "name", show_value(layer.name), allowed))
         return _Read(LoadedLayer(ref.shown, layer), layer.extends, tuple(problems))
 
     def _resolve(self, parent: _Ref, extends: Any, problems: list[Problem]) -> _Ref | None:
@@ -116,19 +117,26 @@ class _Loader:
             return None
         target = extends.strip()
         presets = ", ".join(PRESET_PREFIX + name for name in preset_names())
+
+        def refuse(allowed: str) -> None:
+            problems.append(Problem(parent.shown, "extends", show_value(extends), allowed))
+
         if target.startswith(PRESET_PREFIX):
             name = target[len(PRESET_PREFIX):].strip()
             if preset_file(name) is None:
-                problems.append(Problem(parent.shown, "extends", show_value(extends), f"unknown preset; allowed: {presets}"))
+                refuse(f"unknown preset; allowed: {presets}")
                 return None
             return _Ref(preset_source(name), None, name)
         if parent.path is None:
-            problems.append(Problem(parent.shown, "extends", show_value(extends), f"a preset may only extend another preset ({presets})"))
+            refuse(f"a preset may only extend another preset ({presets})")
             return None
-        path = Path(target) if os.path.isabs(target) else parent.path.parent / target
-        shown = target if os.path.isabs(target) else os.path.normpath(os.path.join(os.path.dirname(parent.shown), target))
+        if os.path.isabs(target):
+            path, shown = Path(target), target
+        else:
+            path = parent.path.parent / target
+            shown = os.path.normpath(os.path.join(os.path.dirname(parent.shown), target))
         if not path.is_file():
-            problems.append(Problem(parent.shown, "extends", show_value(extends), f"no policy file at {shown!r}; give a path relative to this file or one of {presets}"))
+            refuse(f"no policy file at {shown!r}; give a path relative to this file or one of {presets}")
             return None
         return _Ref(shown, path, None)
 

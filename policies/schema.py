@@ -86,7 +86,8 @@ class DataSection(_Strict):
     """Which data categories may be used and on what legal basis (GDPR Art. 9)."""
 
     allowed_categories: Annotated[tuple[DataCategory, ...], AfterValidator(unique)] | None = Field(
-        default=None, description="Data categories a trial may use; a lower layer may only drop terms. Required at root."
+        default=None,
+        description="Data categories a trial may use; a lower layer may only drop terms. Required at root.",
     )
     special_category_legal_basis: dict[SpecialCategory, Text] | None = Field(
         default=None,
@@ -102,7 +103,8 @@ class PrivacySection(_Strict):
     """Differential-privacy limits per dataset (DP-SGD, Abadi et al. 2016)."""
 
     epsilon_budget: PositiveFloat | None = Field(
-        default=None, description="Total (epsilon) a site's dataset may spend over the policy's validity. Required at root."
+        default=None,
+        description="Total epsilon a site's dataset may spend over the policy's validity. Required at root.",
     )
     delta: Probability | None = Field(
         default=None, description="Largest delta of (epsilon, delta)-DP, a probability in (0, 1). Required at root."
@@ -134,7 +136,9 @@ class TransfersSection(_Strict):
 class TrainingSection(_Strict):
     """How much training a trial may run on a site's data (GDPR Art. 5(1)(c) minimisation)."""
 
-    max_rounds: StrictInt | None = Field(default=None, ge=1, description="Largest number of federated rounds. Required at root.")
+    max_rounds: StrictInt | None = Field(
+        default=None, ge=1, description="Largest number of federated rounds. Required at root."
+    )
     max_local_epochs: StrictInt | None = Field(
         default=None, ge=1, description="Largest number of local epochs per round. Required at root."
     )
@@ -169,7 +173,9 @@ class ApprovalsSection(_Strict):
     sandbox_plan_required: StrictBool | None = Field(
         default=None, description="If true, a trial must carry a regulator sandbox plan id; default false."
     )
-    sandbox_plan_id: Text | None = Field(default=None, description="If set, the only sandbox plan id a trial may carry here.")
+    sandbox_plan_id: Text | None = Field(
+        default=None, description="If set, the only sandbox plan id a trial may carry here."
+    )
     sandbox_plan_start: PolicyDate | None = Field(
         default=None, description="First UTC day of the sandbox plan (inclusive); ISO date or today[+-]Nd."
     )

@@ -16,6 +16,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
+from participants.record_values import as_float, as_int, as_str
 from sandbox.round_outcome import RoundOutcome, SiteRoundMetrics, pool
 
 logger = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ class GovernedStrategy(Strategy):
         outcome = self._outcomes[server_round]
         for reply in replies:
             if reply.has_error():
-                outcome.refusals.append((self._site_of(reply), reply.error.reason))
+                outcome.refusals.append((self._site_of(reply), reply.error.reason or "no reason given"))
             else:
                 outcome.trained_sites.append(self._site_of(reply))
                 self._note_site_audit(outcome, reply)
@@ -82,18 +83,18 @@ class GovernedStrategy(Strategy):
         for reply in replies:
             if reply.has_error():
                 continue
-            metrics = reply.content["metrics"]
+            metrics = reply.content.metric_records["metrics"]
             site_id = self._site_of(reply)
             self._note_site_audit(outcome, reply)
             outcome.sites[site_id] = SiteRoundMetrics(
                 site_id=site_id,
-                num_train=int(metrics["num-train-examples"]),
-                num_test=int(metrics["num-examples"]),
-                test_accuracy=float(metrics["test-accuracy"]),
-                test_loss=float(metrics["test-loss"]),
-                test_auroc=float(metrics["test-auroc"]) if int(metrics["test-auroc-defined"]) else None,
-                train_accuracy=float(metrics["train-accuracy"]),
-                train_loss=float(metrics["train-loss"]),
+                num_train=as_int(metrics, "num-train-examples"),
+                num_test=as_int(metrics, "num-examples"),
+                test_accuracy=as_float(metrics, "test-accuracy"),
+                test_loss=as_float(metrics, "test-loss"),
+                test_auroc=as_float(metrics, "test-auroc") if as_int(metrics, "test-auroc-defined") else None,
+                train_accuracy=as_float(metrics, "train-accuracy"),
+                train_loss=as_float(metrics, "train-loss"),
             )
         outcome.global_metrics = pool(list(outcome.sites.values()))
         outcome.duration_seconds = time.perf_counter() - self._round_started_at.pop(server_round)
@@ -105,7 +106,7 @@ class GovernedStrategy(Strategy):
         """Keep the site's newest audit head, which it names in every reply."""
         record = reply.content.config_records.get(SITE_RECORD_KEY)
         if record is not None and "audit-hash" in record:
-            outcome.site_audit_heads[str(record["site-id"])] = (str(record["audit-hash"]), int(record["audit-length"]))
+            outcome.site_audit_heads[as_str(record, "site-id")] = (as_str(record, "audit-hash"), as_int(record, "audit-length"))
 
     @staticmethod
     def _site_of(reply: Message) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from policy_layer_builders import PINNED, chain
 
-from policies import LooseningError, load_policy
+from policies import LooseningError, load_policies, load_policy
 from policies.rules import DEFAULT_SOURCE
 from policies.vocabulary import VOCABULARY_SOURCE
 
@@ -159,3 +159,12 @@ def test_legal_basis_may_be_refined(tmp_path: Path) -> None:
     policy = load_policy(path, clock=PINNED)
     assert policy.special_category_legal_basis == {"health": "GDPR Art. 9(2)(j) with BDSG s.27"}
     assert policy.term_source("data.special_category_legal_basis", "health") == f"{tmp_path}/countries/xx.yaml"
+
+
+def test_federation_load_reports_every_loosening_site(tmp_path: Path) -> None:
+    """Loading a federation names every site file that loosens its chain, in one error."""
+    good = chain(tmp_path / "a", "a")
+    bad = chain(tmp_path / "b", "b", institution={"training": {"max_rounds": 101}})
+    with pytest.raises(LooseningError) as caught:
+        load_policies({"a": good, "b": bad}, clock=PINNED)
+    assert [p.source for p in caught.value.problems] == [str(bad)]

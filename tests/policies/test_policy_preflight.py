@@ -91,7 +91,7 @@ def test_site_forbidding_the_aggregator_jurisdiction_is_infeasible(monkeypatch: 
 def _denial(tmp_path: Path, facts: dict[str, Any], *, institution: dict[str, Any] | None = None,
             root: dict[str, Any] | None = None) -> Any:
     policies = {"site": site_policy(tmp_path, institution=institution or {}, root=root or {})}
-    return evaluate(trial(**facts), policies, clock=PINNED).denials
+    return evaluate(trial(**{"max_grad_norm": 0.5, **facts}), policies, clock=PINNED).denials
 
 
 INSTITUTION = "{tmp}/site/institutions/site.yaml"
@@ -113,7 +113,7 @@ LIMITS = {"training": {"max_rounds": 20, "max_local_epochs": 2},
         ({"delta": 1e-5}, Clause.PRIVACY_DELTA, "1e-05", INSTITUTION),
         ({"ai_risk_tier": "limited"}, Clause.RISK_TIER, "limited", INSTITUTION),
         ({"ai_risk_tier": "unacceptable"}, Clause.RISK_TIER, "unacceptable", VOCABULARY_SOURCE),
-        ({"data_categories": ["genetic"]}, Clause.DATA_CATEGORY, "[genetic]", ROOT_FILE),
+        ({"data_categories": ["administrative"]}, Clause.DATA_CATEGORY, "[administrative]", ROOT_FILE),
         ({"purpose": "product-safety"}, Clause.PURPOSE_ALLOWED, "product-safety", ROOT_FILE),
         ({"purpose": "not-a-term"}, Clause.PURPOSE_ALLOWED, "not-a-term", VOCABULARY_SOURCE),
         ({"aggregator_jurisdiction": "US"}, Clause.TRANSFER, "US", ROOT_FILE),
