@@ -18,6 +18,7 @@ from rich.table import Table
 from policies.audit_entry import ChainHead
 from policies.audit_verify import verify_chain
 from policies.errors import BadInputError, ExitCode, Problem
+from sandbox.cli_policies import check, policies_app
 from sandbox.cli_output import OutputFormat, configure_logging, emit_json, guarded
 from sandbox.federation import load_federation
 from sandbox.run_view import RoundProgress, print_run_summary, run_summary
@@ -34,6 +35,8 @@ app = typer.Typer(
 )
 audit_app = typer.Typer(help="Verify tamper-evident audit chains.", context_settings=CONTEXT, no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+app.add_typer(policies_app, name="policies")
+app.command("check")(check)
 
 FormatOption = typer.Option(OutputFormat.text, "--format", help="text for people, json for machines (one document on stdout).")
 stderr = Console(stderr=True)

@@ -1,0 +1,65 @@
+"""``sandbox check`` (the "why not" pre-flight table) and ``sandbox policies list|show``."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from policies import ROW_COLUMNS, list_presets, load_preset, preset_names, preset_text
+from policies.errors import BadInputError, ExitCode, Problem, show_value
+from sandbox.cli_output import OutputFormat, emit_json, guarded
+from sandbox.preflight import preflight
+from sandbox.spec_loading import load_spec
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+policies_app = typer.Typer(help="The bundled jurisdiction presets (illustrative, not legal advice).", context_settings=CONTEXT, no_args_is_help=True)
+FormatOption = typer.Option(OutputFormat.text, "--format", help="text for people, json for machines (one document on stdout).")
+
+
+def check(
+    spec: str = typer.Argument(..., help="Trial spec (YAML)."),
+    permits: bool = typer.Option(True, "--permits/--denials-only", help="Show permitted clauses too."),
+    output: OutputFormat = FormatOption,
+) -> None:
+    """Pre-flight a trial against every participant's policy: a permit/deny table per site and clause (exit 3 if refused)."""
+    result = guarded(output, lambda: preflight(load_spec(spec)))
+    if output is OutputFormat.json:
+        emit_json({"ok": not result.refused, "exit_code": int(ExitCode.REFUSED_BY_POLICY if result.refused else ExitCode.OK), **result.as_json()})
+    else:
+        table = Table(title=f"Pre-flight of '{result.trial_id}': {'REFUSED' if result.refused else 'permitted'}", title_justify="left")
+        for column in ROW_COLUMNS:
+            table.add_column(column, overflow="fold")
+        for row in result.rows(include_permits=permits):
+            style = "bold red" if row[2] in ("DENY", "INFEASIBLE") else None
+            table.add_row(*row, style=style)
+        Console(width=200).print(table)
+    if result.refused:
+        raise typer.Exit(int(ExitCode.REFUSED_BY_POLICY))
+
+
+@policies_app.command("list")
+def list_command(output: OutputFormat = FormatOption) -> None:
+    """One line per bundled preset."""
+    presets = list_presets()
+    if output is OutputFormat.json:
+        emit_json({"presets": [p.as_dict() for p in presets]})
+        return
+    for preset in presets:
+        print(f"{preset.name:<16} {preset.title}: {preset.summary}")
+
+
+@policies_app.command("show")
+def show_command(name: str = typer.Argument(..., help="Preset name (see 'sandbox policies list')."), output: OutputFormat = FormatOption) -> None:
+    """Print one preset: its YAML with the article each value comes from (json: its composed fields)."""
+
+    def find() -> str:
+        if name not in preset_names():
+            raise BadInputError(f"Unknown preset {name!r}", [Problem("NAME", "", show_value(name), f"one of: {', '.join(preset_names())}")])
+        return name
+
+    guarded(output, find)
+    if output is OutputFormat.json:
+        emit_json(guarded(output, lambda: load_preset(name).as_json()))
+    else:
+        print(preset_text(name) or "")

@@ -1,0 +1,51 @@
+"""Pre-flight: evaluate a trial against every participant's composed policy, before anything runs.
+
+Each site's policy is found through the federation the trial names: the site's own node config
+points at its institution file (``policy:``), which layers on its country and region. The trial
+never carries a site's policy.
+"""
+
+from __future__ import annotations
+
+from policies import PreflightResult, SiteFacts, TrialFacts, evaluate, load_policies
+from policies.clock import Clock, system_clock
+from policies.errors import Problem
+from sandbox.errors import SpecError
+from sandbox.federation import load_federation
+from sandbox.spec_loading import LoadedSpec
+
+
+def trial_facts(loaded: LoadedSpec) -> TrialFacts:
+    """What the policies judge, taken from the validated trial spec."""
+    spec = loaded.spec
+    return TrialFacts(
+        trial_id=spec.trial_id,
+        purpose=spec.purpose,
+        ai_risk_tier=spec.ai_risk_tier,
+        data_categories=tuple(spec.data_categories),
+        rounds=spec.rounds,
+        local_epochs=spec.local_training.epochs,
+        aggregator_jurisdiction=spec.aggregator.jurisdiction,
+        sites=[SiteFacts(p.site_id, p.jurisdiction) for p in spec.participants],
+        noise_multiplier=spec.privacy.noise_multiplier,
+        max_grad_norm=spec.privacy.max_grad_norm,
+        epsilon_requested=None,
+        delta=spec.privacy.delta,
+        secure_aggregation=False,
+        ethics_approval_ref=spec.approvals.ethics_board_ref,
+        sandbox_plan_id=spec.approvals.sandbox_plan_id,
+    )
+
+
+def preflight(loaded: LoadedSpec, *, clock: Clock = system_clock) -> PreflightResult:
+    """Evaluate ``loaded`` against each participant's composed policy (bad policy files: exit 2)."""
+    sites = load_federation(loaded)
+    missing = [
+        Problem(site.shown_as, "policy", "nothing", "the path of this institution's policy file")
+        for site in sites.values()
+        if not site.config.policy
+    ]
+    if missing:
+        raise SpecError("Sites without a policy cannot be checked", missing)
+    files = {site_id: site.resolve(str(site.config.policy)) for site_id, site in sites.items()}
+    return evaluate(trial_facts(loaded), load_policies(files, clock=clock), clock=clock)
