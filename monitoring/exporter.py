@@ -15,7 +15,6 @@ import errno
 import logging
 import os
 import socket
-import tempfile
 import threading
 from pathlib import Path
 from types import TracebackType
@@ -23,6 +22,7 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, generate_latest, start_http_server
 
+from policies.atomic_file import write_bytes_atomic
 from policies.errors import BadInputError, Problem, show_value
 
 logger = logging.getLogger(__name__)
@@ -142,18 +142,7 @@ def write_textfile(registry: CollectorRegistry, path: str | os.PathLike[str]) ->
     target = Path(path)
     payload = generate_latest(registry)
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(payload)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp_name, 0o644)
-            os.replace(tmp_name, target)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
-        _fsync_directory(target.parent)
+        write_bytes_atomic(target, payload, create_parents=False)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as err:
         raise BadInputError(
             f"Cannot write metrics to {str(path)!r}",
@@ -161,15 +150,3 @@ def write_textfile(registry: CollectorRegistry, path: str | os.PathLike[str]) ->
         ) from err
     logger.info("Wrote final metrics to %s", target)
     return target
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make a rename inside ``directory`` durable (no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
