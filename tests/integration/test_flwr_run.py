@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import REPO, sandbox_env
+from tests.prometheus_server import require_promtool
 
 pytestmark = pytest.mark.integration
 
@@ -56,3 +57,6 @@ def test_flwr_run_runs_the_demo(tmp_path: Path) -> None:
     for head in report["audit"]["sites"].values():
         assert (reports[0].parent / head["path"]).is_file(), "each site's chain sits in the same run folder"
     assert not _superlinks_under(flwr_home), "the local SuperLink was left running"
+    checked = subprocess.run([require_promtool(), "check", "metrics"], input=(reports[0].parent / "metrics.prom").read_bytes(),
+                             capture_output=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()

@@ -1,0 +1,53 @@
+"""The coordinator's evidence for a round: small-cell suppression, metrics and report agree."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from policies.audit_verify import verify_chain
+from sandbox.round_outcome import RoundOutcome, SiteRoundMetrics, pool
+from sandbox.server_app import new_metrics
+from sandbox.spec_loading import load_spec
+from sandbox.trial_recorder import TrialRecorder
+
+DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.yaml"
+
+
+def site(site_id: str, num_test: int, accuracy: float) -> SiteRoundMetrics:
+    return SiteRoundMetrics(site_id, num_train=3 * num_test, num_test=num_test, test_accuracy=accuracy,
+                            test_loss=0.3, test_auroc=0.9, train_accuracy=accuracy, train_loss=0.3)
+
+
+def test_site_below_min_cohort_gets_no_series_and_is_counted(tmp_path: Path) -> None:
+    """A site whose test part has fewer than 11 records gets no per-site series or report entry; the suppression is counted once."""
+    registry = CollectorRegistry()
+    recorder = TrialRecorder(load_spec(DEMO), tmp_path / "run", run_id="run", metrics=new_metrics(load_spec(DEMO), registry), registry=registry)
+    recorder.trial_started()
+    for server_round in (1, 2):
+        outcome = RoundOutcome(server_round=server_round, trained_sites=["de-berlin", "fr-lyon", "gb-leeds", "ch-zurich"])
+        outcome.sites = {s.site_id: s for s in (site("de-berlin", 31, 0.9), site("fr-lyon", 34, 1.0), site("gb-leeds", 38, 0.95), site("ch-zurich", 7, 0.5))}
+        outcome.global_metrics = pool(list(outcome.sites.values()))
+        recorder.round_started(server_round)
+        recorder.round_finished(outcome)
+    report = recorder.trial_finished(None)
+
+    def sample(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, {"trial": "cancer-risk-demo", **labels})
+
+    assert sample("sandbox_site_accuracy", site="ch-zurich", jurisdiction="CH", split="test") is None
+    assert sample("sandbox_site_accuracy", site="gb-leeds", jurisdiction="GB", split="test") == 0.95
+    assert sample("sandbox_small_cell_suppressed_total", site="ch-zurich", jurisdiction="CH") == 1.0
+    assert sample("sandbox_small_cell_suppressed_total", site="gb-leeds", jurisdiction="GB") == 0.0
+    assert sample("sandbox_fairness_accuracy_gap") == 1.0 - 0.9, "the gap covers released sites only"
+    zurich = next(s for s in report["sites"] if s["site_id"] == "ch-zurich")
+    assert zurich["suppressed"] is True and zurich["final"] is None
+    assert "ch-zurich" not in report["rounds"][-1]["sites"]
+    assert "ch-zurich" not in json.dumps(report["rounds"][-1]["sites"])
+    on_disk = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert on_disk == report
+    head = verify_chain(tmp_path / "run" / "audit.jsonl")
+    assert head.ok and head.length == report["audit"]["coordinator"]["length"]
+    assert sample("sandbox_audit_entries_total") == head.length
