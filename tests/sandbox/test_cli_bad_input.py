@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from typer.testing import CliRunner, Result
+from click.testing import Result
+from typer.testing import CliRunner
 
 from sandbox.cli import app
 from sandbox.spec import TrialSpec

@@ -21,11 +21,11 @@ def test_loaded_spec_cannot_be_changed(demo_dir: Path) -> None:
     """A validated spec is frozen at every level, so what sites approved is what runs."""
     spec = load_spec("demo.yaml").spec
     with pytest.raises(ValidationError):
-        spec.rounds = 1  # type: ignore[misc]
+        spec.rounds = 1
     with pytest.raises(ValidationError):
-        spec.local_training.epochs = 50  # type: ignore[misc]
+        spec.local_training.epochs = 50
     with pytest.raises(ValidationError):
-        spec.participants[0].jurisdiction = "US"  # type: ignore[misc]
+        spec.participants[0].jurisdiction = "US"
     assert spec.rounds == 10 and spec.local_training.epochs == 1 and spec.participants[0].jurisdiction == "DE"
 
 

@@ -1,0 +1,86 @@
+"""``participants check-data``: what an institution runs before joining a pilot."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import Result
+from typer.testing import CliRunner
+
+from participants.cli import app
+from participants.embedded_data import embedded_partition
+
+DEMO_SITES = Path(__file__).resolve().parents[2] / "examples" / "demo-sites"
+
+
+@pytest.fixture
+def sites(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the demo sites' configs, as the current directory."""
+    shutil.copytree(DEMO_SITES, tmp_path / "sites")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "sites"
+
+
+def check(*args: str) -> Result:
+    return CliRunner().invoke(app, ["check-data", *args])
+
+
+def test_demo_site_prints_counts_and_exits_0(sites: Path) -> None:
+    """A demo site's data loads; the site sees its id, feature count and train/test counts."""
+    result = check("sites/de-berlin.yaml")
+    assert result.exit_code == 0, result.stderr
+    words = result.stdout.split()
+    assert "site_id=de-berlin" in words and "num_features=30" in words
+    assert any(w.startswith("num_train=") for w in words) and any(w.startswith("num_test=") for w in words)
+
+
+def test_demo_site_json_is_one_document_with_counts(sites: Path) -> None:
+    """--format json prints one document whose train and test counts add up to the site's share of the data."""
+    result = check("sites/fr-lyon.yaml", "--format", "json")
+    assert result.exit_code == 0
+    document = json.loads(result.stdout)
+    assert document["ok"] is True and document["site_id"] == "fr-lyon" and document["num_features"] == 30
+    assert document["num_train"] + document["num_test"] == embedded_partition(1)[1].size
+    assert document["num_test"] > 0 and document["num_train"] > document["num_test"]
+
+
+def _edit(path: Path, key: str, value: object) -> None:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data[key] = value
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+
+
+def test_unknown_key_in_site_config_exits_2_listing_allowed_keys(sites: Path) -> None:
+    """A typo in the site config is refused with the keys the config allows, not silently ignored."""
+    _edit(sites / "gb-leeds.yaml", "test_fration", 0.5)
+    result = check("sites/gb-leeds.yaml")
+    assert result.exit_code == 2
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("sites/gb-leeds.yaml:")]
+    assert line.startswith("sites/gb-leeds.yaml: test_fration: found unknown key 'test_fration'; one of the known keys (")
+    assert "test_fraction" in line and "jurisdiction" in line
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("jurisdiction", ["Germany", "de", "D"])
+def test_bad_jurisdiction_exits_2_naming_the_value(sites: Path, jurisdiction: str) -> None:
+    """A jurisdiction that is not a two-letter upper-case country code is refused, naming the value."""
+    _edit(sites / "de-berlin.yaml", "jurisdiction", jurisdiction)
+    result = check("sites/de-berlin.yaml", "--format", "json")
+    assert result.exit_code == 2
+    [problem] = json.loads(result.stdout)["problems"]
+    assert problem["file"] == "sites/de-berlin.yaml"
+    assert problem["field"] == "jurisdiction"
+    assert problem["found"] == repr(jurisdiction)
+    assert "[A-Z]{2}" in problem["allowed"]
+
+
+def test_missing_site_config_exits_2(sites: Path) -> None:
+    """A mistyped config path exits 2 naming it, without a traceback."""
+    result = check("sites/de-berln.yaml")
+    assert result.exit_code == 2
+    assert "sites/de-berln.yaml: found no such file" in result.stderr
+    assert "Traceback" not in result.stderr
