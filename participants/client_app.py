@@ -9,9 +9,10 @@ reason instead of raising, so the coordinator counts the refusal and goes on.
 from __future__ import annotations
 
 import logging
-from typing import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Mapping
 
-from flwr.app import ArrayRecord, Context, Error, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.common.constant import ErrorCode
 from torch import nn
@@ -19,81 +20,88 @@ from torch import nn
 from participants.model import build_model
 from participants.node_identity import resolve_site
 from participants.record_values import as_float, as_floats, as_int, as_str
-from participants.site_audit import append_site_entry
+from participants.site_audit import SITE_RECORD_KEY, append_site_entry
+from participants.site_config import LoadedSiteConfig
 from participants.site_data import SiteData, load_site_data
 from participants.training import TrainSettings, evaluate, train_locally
 from policies.errors import SandboxError
 
 logger = logging.getLogger(__name__)
 
-SITE_RECORD_KEY = "site"
-"""Key of the ConfigRecord in every reply naming the site (id, jurisdiction)."""
+@dataclass(frozen=True)
+class _SiteTurn:
+    """One message handled at this site: who the site is, its data, the message's config."""
 
-Handler = Callable[[Message, Context], Message]
+    site: LoadedSiteConfig
+    data: SiteData
+    config: ConfigRecord
+    run_id: int
+    settings: Mapping[str, object]
+
+    def record(self, event: str, payload: dict[str, Any]) -> ConfigRecord:
+        """Append ``event`` to the site's own chain first; return the reply's site record."""
+        return append_site_entry(self.site, self.config, run_id=self.run_id, settings=self.settings, event=event, payload=payload)
 
 
-def _settings(context: Context, overrides: Mapping[str, object]) -> dict[str, object]:
-    merged: dict[str, object] = dict(context.run_config)
-    merged.update(overrides)
-    return merged
+def _refusal(msg: Message, reason: str) -> Message:
+    """The Flower error reply a site sends instead of raising."""
+    return Message(Error(code=ErrorCode.MOD_FAILED_PRECONDITION, reason=reason), reply_to=msg)
 
 
-def _prepared_data(msg: Message, data: SiteData) -> SiteData:
+def _open_turn(msg: Message, context: Context, overrides: Mapping[str, object]) -> _SiteTurn | Message:
+    """Load this node's site and data, or the error reply saying why the site cannot take part."""
+    settings: dict[str, object] = {**context.run_config, **overrides}
+    try:
+        site = resolve_site(context.node_config, settings)
+        data = load_site_data(site)
+    except SandboxError as err:
+        logger.warning("site cannot take part: %s", err.lines()[0])
+        return _refusal(msg, "; ".join(err.lines()))
     config = msg.content.config_records["config"]
-    return data.standardised(as_floats(config, "feature-mean"), as_floats(config, "feature-std"))
+    return _SiteTurn(site=site, data=data, config=config, run_id=context.run_id, settings=settings)
 
 
-def _model_from_message(msg: Message, data: SiteData) -> nn.Module:
-    config = msg.content.config_records["config"]
+def _standardised(turn: _SiteTurn) -> SiteData:
+    return turn.data.standardised(as_floats(turn.config, "feature-mean"), as_floats(turn.config, "feature-std"))
+
+
+def _model_from_message(msg: Message, turn: _SiteTurn, data: SiteData) -> nn.Module:
     model = build_model(
-        as_str(config, "model-name"), num_features=data.num_features, hidden_units=as_int(config, "hidden-units")
+        as_str(turn.config, "model-name"), num_features=data.num_features, hidden_units=as_int(turn.config, "hidden-units")
     )
     model.load_state_dict(msg.content.array_records["arrays"].to_torch_state_dict())
     return model
 
 
-def _refuse(msg: Message, reason: str) -> Message:
-    return Message(Error(code=ErrorCode.MOD_FAILED_PRECONDITION, reason=reason), reply_to=msg)
-
-
 def train_handler(msg: Message, context: Context, overrides: Mapping[str, object]) -> Message:
     """Train the received global model for the asked local epochs on the site's train part."""
-    try:
-        site = resolve_site(context.node_config, _settings(context, overrides))
-        data = load_site_data(site)
-    except SandboxError as err:
-        logger.warning("site cannot train: %s", err.lines()[0])
-        return _refuse(msg, "; ".join(err.lines()))
-    config = msg.content.config_records["config"]
-    data = _prepared_data(msg, data)
-    model = _model_from_message(msg, data)
-    server_round = as_int(config, "server-round")
+    turn = _open_turn(msg, context, overrides)
+    if isinstance(turn, Message):
+        return turn
+    data = _standardised(turn)
+    model = _model_from_message(msg, turn, data)
+    server_round = as_int(turn.config, "server-round")
     partition = context.node_config.get("partition-id", 0)
     settings = TrainSettings(
-        epochs=as_int(config, "local-epochs"),
-        batch_size=as_int(config, "batch-size"),
-        learning_rate=as_float(config, "learning-rate"),
-        seed=as_int(config, "seed") * 1_000_003 + server_round * 101 + (partition if isinstance(partition, int) else 0),
+        epochs=as_int(turn.config, "local-epochs"),
+        batch_size=as_int(turn.config, "batch-size"),
+        learning_rate=as_float(turn.config, "learning-rate"),
+        seed=as_int(turn.config, "seed") * 1_000_003 + server_round * 101 + (partition if isinstance(partition, int) else 0),
     )
     train_loss = train_locally(model, data.x_train, data.y_train, settings)
     metrics = MetricRecord({"num-examples": data.num_train, "train-loss": train_loss})
-    site_record = append_site_entry(
-        site, config, run_id=context.run_id, settings=_settings(context, overrides), event="update-sent",
-        payload={"round": server_round, "num_examples": data.num_train, "train_loss": train_loss},
-    )
+    site_record = turn.record("update-sent", {"round": server_round, "num_examples": data.num_train, "train_loss": train_loss})
     content = RecordDict({"arrays": ArrayRecord(model.state_dict()), "metrics": metrics, SITE_RECORD_KEY: site_record})
     return Message(content=content, reply_to=msg)
 
 
 def evaluate_handler(msg: Message, context: Context, overrides: Mapping[str, object]) -> Message:
     """Evaluate the received global model on the site's train and test parts (aggregates only)."""
-    try:
-        site = resolve_site(context.node_config, _settings(context, overrides))
-        data = load_site_data(site)
-    except SandboxError as err:
-        return _refuse(msg, "; ".join(err.lines()))
-    data = _prepared_data(msg, data)
-    model = _model_from_message(msg, data)
+    turn = _open_turn(msg, context, overrides)
+    if isinstance(turn, Message):
+        return turn
+    data = _standardised(turn)
+    model = _model_from_message(msg, turn, data)
     on_test = evaluate(model, data.x_test, data.y_test)
     on_train = evaluate(model, data.x_train, data.y_train)
     metrics = MetricRecord(
@@ -108,11 +116,7 @@ def evaluate_handler(msg: Message, context: Context, overrides: Mapping[str, obj
             "train-accuracy": on_train.accuracy,
         }
     )
-    config = msg.content.config_records["config"]
-    site_record = append_site_entry(
-        site, config, run_id=context.run_id, settings=_settings(context, overrides), event="evaluation-sent",
-        payload={"round": as_int(config, "server-round"), "metrics": dict(metrics)},
-    )
+    site_record = turn.record("evaluation-sent", {"round": as_int(turn.config, "server-round"), "metrics": dict(metrics)})
     return Message(content=RecordDict({"metrics": metrics, SITE_RECORD_KEY: site_record}), reply_to=msg)
 
 
@@ -122,26 +126,16 @@ def query_handler(msg: Message, context: Context, overrides: Mapping[str, object
     Only sums over the whole train part leave the site, and only if it holds at least the
     minimum cohort the message names.
     """
-    try:
-        site = resolve_site(context.node_config, _settings(context, overrides))
-        data = load_site_data(site)
-    except SandboxError as err:
-        return _refuse(msg, "; ".join(err.lines()))
-    minimum = as_int(msg.content.config_records["config"], "min-cohort-size")
-    if data.num_train < minimum:
-        return _refuse(msg, f"train part has fewer than the minimum cohort of {minimum} records")
-    count, sums, squares = data.feature_sums()
-    site_record = append_site_entry(
-        site, msg.content.config_records["config"], run_id=context.run_id, settings=_settings(context, overrides),
-        event="feature-sums-sent", payload={"num_examples": count, "num_features": len(sums)},
-    )
-    content = RecordDict(
-        {
-            "metrics": MetricRecord({"num-examples": count, "feature-sum": sums, "feature-sum-squares": squares}),
-            SITE_RECORD_KEY: site_record,
-        }
-    )
-    return Message(content=content, reply_to=msg)
+    turn = _open_turn(msg, context, overrides)
+    if isinstance(turn, Message):
+        return turn
+    minimum = as_int(turn.config, "min-cohort-size")
+    if turn.data.num_train < minimum:
+        return _refusal(msg, f"train part has fewer than the minimum cohort of {minimum} records")
+    count, sums, squares = turn.data.feature_sums()
+    site_record = turn.record("feature-sums-sent", {"num_examples": count, "num_features": len(sums)})
+    metrics = MetricRecord({"num-examples": count, "feature-sum": sums, "feature-sum-squares": squares})
+    return Message(content=RecordDict({"metrics": metrics, SITE_RECORD_KEY: site_record}), reply_to=msg)
 
 
 def make_client_app(overrides: Mapping[str, object] | None = None) -> ClientApp:

@@ -17,6 +17,8 @@ from flwr.app import ConfigRecord
 from participants.site_config import LoadedSiteConfig
 from policies.audit_chain import AuditChain
 
+SITE_RECORD_KEY = "site"
+"""Key of the ConfigRecord in every reply naming the site (id, jurisdiction, newest audit entry)."""
 RUN_DIR_KEY = "run-dir"
 RUNS_ROOT_KEY = "runs-root"
 

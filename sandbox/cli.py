@@ -17,7 +17,7 @@ from rich.table import Table
 
 from policies.audit_entry import ChainHead
 from policies.audit_verify import verify_chain
-from policies.errors import BadInputError, ExitCode, Problem
+from policies.errors import ExitCode
 from sandbox.cli_policies import check, policies_app
 from sandbox.cli_output import OutputFormat, configure_logging, emit_json, guarded
 from sandbox.federation import load_federation
@@ -96,7 +96,7 @@ def spec_summary(loaded: LoadedSpec) -> dict[str, Any]:
 def run(
     spec: str = typer.Argument(..., help="Trial spec (YAML)."),
     runs_root: Path = typer.Option(Path("runs"), "--runs-root", help="Where runs/<trial-id>/<run-id>/ is written."),
-    metrics_port: int = typer.Option(9464, "--metrics-port", help="Port to serve Prometheus metrics on 127.0.0.1 (0 = any free port)."),
+    metrics_port: int = typer.Option(9464, "--metrics-port", min=0, max=65535, help="Port to serve Prometheus metrics on 127.0.0.1 (0 = any free port)."),
     linger_seconds: float = typer.Option(0.0, "--linger-seconds", min=0, help="Keep serving metrics this long after the trial ends (for a last scrape)."),
     output: OutputFormat = FormatOption,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Flower's and Ray's logs."),
@@ -105,9 +105,7 @@ def run(
     from sandbox.trial_run import run_in_simulation
 
     configure_logging(verbose)
-    if not 0 <= metrics_port <= 65535:
-        guarded(output, lambda: _raise(BadInputError("Invalid --metrics-port", [Problem("--metrics-port", "", str(metrics_port), "a TCP port 0-65535 (0 = any free port)")])))
-    loaded = guarded(output, lambda: _load_all(spec))
+    loaded = guarded(output, lambda: load_spec(spec))  # run_in_simulation checks the federation
     progress = RoundProgress(loaded.spec.rounds, enabled=not verbose)
 
     def served(url: str) -> None:
@@ -126,10 +124,6 @@ def run(
         emit_json({"ok": True, **summary})
     else:
         print_run_summary(Console(), summary)
-
-
-def _raise(error: Exception) -> None:
-    raise error
 
 
 @audit_app.command("verify")

@@ -17,12 +17,10 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
 from participants.record_values import as_float, as_int, as_str
+from participants.site_audit import SITE_RECORD_KEY
 from sandbox.round_outcome import RoundOutcome, SiteRoundMetrics, pool
 
 logger = logging.getLogger(__name__)
-
-SITE_RECORD_KEY = "site"
-"""Key of the ConfigRecord naming the replying site (same as ``participants.client_app``)."""
 
 
 class RoundObserver(Protocol):

@@ -79,6 +79,18 @@ def train_config(loaded: LoadedSpec) -> ConfigRecord:
     )
 
 
+def round_config(grid: Grid, loaded: LoadedSpec, *, min_cohort_size: int) -> ConfigRecord:
+    """The trial's config record completed with the federation-wide feature scaling (asks every site once)."""
+    config = train_config(loaded)
+    config["min-cohort-size"] = min_cohort_size
+    mean, std = pooled_feature_scaling(
+        grid, config, num_sites=len(loaded.spec.participants), num_features=loaded.spec.model.input_features
+    )
+    config["feature-mean"] = mean
+    config["feature-std"] = std
+    return config
+
+
 def run_trial(grid: Grid, loaded: LoadedSpec, run_dir: Path, hooks: TrialHooks) -> dict[str, Any]:
     """Run the trial on ``grid`` with the governed strategy; return the report written to ``run_dir``."""
     spec = loaded.spec
@@ -88,14 +100,8 @@ def run_trial(grid: Grid, loaded: LoadedSpec, run_dir: Path, hooks: TrialHooks) 
     strategy = GovernedStrategy(build_inner_strategy(spec), observer=recorder)
     model = build_model(spec.model.name, num_features=spec.model.input_features, hidden_units=spec.model.hidden_units, seed=spec.seed)
     recorder.trial_started()
-    config = train_config(loaded)
-    config["min-cohort-size"] = recorder.min_cohort_size
-    mean, std = pooled_feature_scaling(
-        grid, config, num_sites=len(spec.participants), num_features=spec.model.input_features
-    )
-    recorder.record("features-standardised", {"num_features": len(mean)})
-    config["feature-mean"] = mean
-    config["feature-std"] = std
+    config = round_config(grid, loaded, min_cohort_size=recorder.min_cohort_size)
+    recorder.record("features-standardised", {"num_features": spec.model.input_features})
     result = strategy.start(
         grid=grid,
         initial_arrays=ArrayRecord(model.state_dict()),

@@ -21,8 +21,6 @@ COUNTRY_CODE = r"^[A-Z]{2}$"
 SiteId = Annotated[str, Field(pattern=KEBAB_ID, max_length=63, description="Kebab-case site id, e.g. 'de-berlin'.")]
 CountryCode = Annotated[str, Field(pattern=COUNTRY_CODE, description="ISO 3166-1 alpha-2 country code, e.g. 'DE'.")]
 
-STRATEGY_NAMES = ("FedAvg", "FedProx", "FedAdam", "FedYogi", "FedTrimmedAvg", "FedMedian")
-MODEL_NAMES = ("logistic_regression", "mlp")
 
 
 class _Frozen(BaseModel):

@@ -22,7 +22,7 @@ from monitoring.exporter import write_textfile
 from monitoring.metrics import SandboxMetrics
 from policies.atomic_file import write_bytes_atomic, write_json_atomic
 from policies.audit_chain import AuditChain
-from sandbox.round_outcome import RoundOutcome
+from sandbox.round_outcome import RoundOutcome, SiteRoundMetrics
 from sandbox.spec_loading import LoadedSpec
 
 logger = logging.getLogger(__name__)
@@ -239,13 +239,8 @@ def fairness_gap(accuracies: list[float]) -> float | None:
     return (max(accuracies) - min(accuracies)) if accuracies else None
 
 
-def _site_stats(m: Any) -> dict[str, Any]:
-    return {
-        "test_accuracy": m.test_accuracy,
-        "test_loss": m.test_loss,
-        "test_auroc": m.test_auroc,
-        "train_accuracy": m.train_accuracy,
-        "train_loss": m.train_loss,
-        "num_train": m.num_train,
-        "num_test": m.num_test,
-    }
+def _site_stats(metrics: SiteRoundMetrics) -> dict[str, Any]:
+    """A site's released round statistics for the report (its id is the key they sit under)."""
+    stats = asdict(metrics)
+    del stats["site_id"]
+    return stats

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from flwr.app import ArrayRecord, Context
+from flwr.app import ArrayRecord, ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
 from prometheus_client import CollectorRegistry
 
@@ -25,10 +25,10 @@ from participants.client_app import make_client_app
 from participants.model import build_model
 from participants.node_identity import FEDERATION_DIR_KEY, FEDERATION_SITES_KEY
 from participants.site_audit import RUN_DIR_KEY
-from sandbox.feature_scaling import pooled_feature_scaling
-from sandbox.server_app import TrialHooks, make_server_app, new_metrics, train_config
+from sandbox.server_app import TrialHooks, make_server_app, new_metrics, round_config
 from sandbox.spec_loading import LoadedSpec, load_spec
 from sandbox.strategy_choice import build_inner_strategy
+from sandbox.trial_recorder import DEFAULT_MIN_COHORT_SIZE
 from sandbox.trial_run import FLOWER_ENVIRONMENT, _run_simulation
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,15 +42,11 @@ def plain_server_app(loaded: LoadedSpec) -> ServerApp:
     @server_app.main()
     def _main(grid: Grid, context: Context) -> None:
         spec = loaded.spec
-        config = train_config(loaded)
-        config["min-cohort-size"] = 11
-        mean, std = pooled_feature_scaling(grid, config, num_sites=len(spec.participants), num_features=spec.model.input_features)
-        config["feature-mean"] = mean
-        config["feature-std"] = std
+        config = round_config(grid, loaded, min_cohort_size=DEFAULT_MIN_COHORT_SIZE)
         model = build_model(spec.model.name, num_features=spec.model.input_features, seed=spec.seed)
         build_inner_strategy(spec).start(
             grid=grid, initial_arrays=ArrayRecord(model.state_dict()), num_rounds=spec.rounds,
-            train_config=config, evaluate_config=config.__class__(dict(config)),
+            train_config=config, evaluate_config=ConfigRecord(dict(config)),
         )
 
     return server_app
