@@ -3,7 +3,8 @@
 Each measurement is the wall time of one in-process simulation (Ray start-up included) of the
 demo trial: the governed ServerApp (audit chain, metrics, report) against a plain ServerApp that
 runs Flower's FedAvg on the same ClientApp, model, data, rounds and seed. Runs alternate
-(governed, plain, governed, ...) so machine noise hits both alike; the medians' ratio is
+in ABBA order (governed, plain, plain, governed, ...) so machine noise and order effects hit
+both alike; the medians' ratio is
 ``overhead_ratio`` (target <= 1.05). This is a benchmark, never a timed test.
 """
 
@@ -32,7 +33,8 @@ from sandbox.trial_recorder import DEFAULT_MIN_COHORT_SIZE
 from sandbox.trial_run import FLOWER_ENVIRONMENT, _run_simulation
 
 REPO = Path(__file__).resolve().parents[2]
-REPEATS = 3
+REPEATS = 4
+"""Runs of each kind; pairs alternate which kind goes first (ABBA), so order effects cancel."""
 
 
 def plain_server_app(loaded: LoadedSpec) -> ServerApp:
@@ -78,7 +80,8 @@ def main() -> None:
     times: dict[str, list[float]] = {"governed": [], "plain": []}
     with tempfile.TemporaryDirectory(prefix="sandbox-bench-") as tmp:
         for index in range(REPEATS):
-            for kind in ("governed", "plain"):
+            order = ("governed", "plain") if index % 2 == 0 else ("plain", "governed")
+            for kind in order:
                 seconds = one_run(loaded, kind == "governed", Path(tmp), index)
                 times[kind].append(seconds)
                 print(f"{kind} run {index + 1}/{REPEATS}: {seconds:.2f} s", file=sys.stderr)
