@@ -23,7 +23,7 @@ from participants.record_values import as_float, as_floats, as_int, as_str
 from participants.site_audit import SITE_RECORD_KEY, append_site_entry
 from participants.site_config import LoadedSiteConfig
 from participants.site_data import SiteData, load_site_data
-from participants.training import TrainSettings, evaluate, train_locally
+from participants.training import DpSettings, TrainSettings, evaluate, train_locally
 from policies.errors import SandboxError
 
 logger = logging.getLogger(__name__)
@@ -88,9 +88,25 @@ def train_handler(msg: Message, context: Context, overrides: Mapping[str, object
         learning_rate=as_float(turn.config, "learning-rate"),
         seed=as_int(turn.config, "seed") * 1_000_003 + server_round * 101 + (partition if isinstance(partition, int) else 0),
     )
-    train_loss = train_locally(model, data.x_train, data.y_train, settings)
-    metrics = MetricRecord({"num-examples": data.num_train, "train-loss": train_loss})
-    site_record = turn.record("update-sent", {"round": server_round, "num_examples": data.num_train, "train_loss": train_loss})
+    dp = (
+        DpSettings(noise_multiplier=as_float(turn.config, "noise-multiplier"), max_grad_norm=as_float(turn.config, "max-grad-norm"))
+        if "noise-multiplier" in turn.config
+        else None
+    )
+    trained = train_locally(model, data.x_train, data.y_train, settings, dp=dp)
+    metrics = MetricRecord({"num-examples": data.num_train, "train-loss": trained.mean_loss})
+    site_record = turn.record(
+        "update-sent",
+        {
+            "round": server_round,
+            "num_examples": data.num_train,
+            "train_loss": trained.mean_loss,
+            "dp_sgd": None if dp is None else {
+                "noise_multiplier": dp.noise_multiplier, "max_grad_norm": dp.max_grad_norm,
+                "sample_rate": trained.sample_rate, "steps": trained.steps,
+            },
+        },
+    )
     content = RecordDict({"arrays": ArrayRecord(model.state_dict()), "metrics": metrics, SITE_RECORD_KEY: site_record})
     return Message(content=content, reply_to=msg)
 

@@ -18,7 +18,8 @@ from rich.table import Table
 from policies.audit_entry import ChainHead
 from policies.audit_verify import verify_chain
 from policies.errors import ExitCode
-from sandbox.cli_policies import check, policies_app
+from sandbox.cli_policies import check, policies_app, show_preflight
+from sandbox.preflight import preflight
 from sandbox.cli_output import OutputFormat, configure_logging, emit_json, guarded
 from sandbox.federation import load_federation
 from sandbox.run_view import RoundProgress, print_run_summary, run_summary
@@ -101,11 +102,16 @@ def run(
     output: OutputFormat = FormatOption,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Flower's and Ray's logs."),
 ) -> None:
-    """Run a trial in Flower's simulation engine, serving metrics while it runs."""
+    """Pre-flight a trial against every site's policy (exit 3 if refused), then run it in Flower's simulation engine, serving metrics."""
     from sandbox.trial_run import run_in_simulation
 
     configure_logging(verbose)
-    loaded = guarded(output, lambda: load_spec(spec))  # run_in_simulation checks the federation
+    loaded = guarded(output, lambda: load_spec(spec))
+    verdict = guarded(output, lambda: preflight(loaded))
+    if verdict.refused:
+        stderr.print("[bold red]Refused by policy before round 1; nothing ran.[/bold red] Why not:")
+        show_preflight(verdict, output, permits=False)
+        raise typer.Exit(int(ExitCode.REFUSED_BY_POLICY))
     progress = RoundProgress(loaded.spec.rounds, enabled=not verbose)
 
     def served(url: str) -> None:
@@ -116,7 +122,7 @@ def run(
             output,
             lambda: run_in_simulation(
                 loaded, runs_root=runs_root, metrics_port=metrics_port, on_metrics_served=served, on_round=progress.update,
-                linger_seconds=linger_seconds,
+                linger_seconds=linger_seconds, preflight=verdict,
             ),
         )
     summary = run_summary(result)

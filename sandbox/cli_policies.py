@@ -6,7 +6,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from policies import ROW_COLUMNS, list_presets, load_preset, preset_names, preset_text
+from policies import ROW_COLUMNS, PreflightResult, list_presets, load_preset, preset_names, preset_text
 from policies.errors import BadInputError, ExitCode, Problem, show_value
 from sandbox.cli_output import OutputFormat, emit_json, guarded
 from sandbox.preflight import preflight
@@ -24,18 +24,23 @@ def check(
 ) -> None:
     """Pre-flight a trial against every participant's policy: a permit/deny table per site and clause (exit 3 if refused)."""
     result = guarded(output, lambda: preflight(load_spec(spec)))
-    if output is OutputFormat.json:
-        emit_json({"ok": not result.refused, "exit_code": int(ExitCode.REFUSED_BY_POLICY if result.refused else ExitCode.OK), **result.as_json()})
-    else:
-        table = Table(title=f"Pre-flight of '{result.trial_id}': {'REFUSED' if result.refused else 'permitted'}", title_justify="left")
-        for column in ROW_COLUMNS:
-            table.add_column(column, overflow="fold")
-        for row in result.rows(include_permits=permits):
-            style = "bold red" if row[2] in ("DENY", "INFEASIBLE") else None
-            table.add_row(*row, style=style)
-        Console(width=200).print(table)
+    show_preflight(result, output, permits=permits)
     if result.refused:
         raise typer.Exit(int(ExitCode.REFUSED_BY_POLICY))
+
+
+def show_preflight(result: PreflightResult, output: OutputFormat, *, permits: bool = True) -> None:
+    """The permit/deny table (text, on stdout) or the pre-flight JSON document."""
+    if output is OutputFormat.json:
+        emit_json({"ok": not result.refused, "exit_code": int(ExitCode.REFUSED_BY_POLICY if result.refused else ExitCode.OK), **result.as_json()})
+        return
+    table = Table(title=f"Pre-flight of '{result.trial_id}': {'REFUSED' if result.refused else 'permitted'}", title_justify="left")
+    for column in ROW_COLUMNS:
+        table.add_column(column, overflow="fold")
+    for row in result.rows(include_permits=permits):
+        style = "bold red" if row[2] in ("DENY", "INFEASIBLE") else None
+        table.add_row(*row, style=style)
+    Console(width=200).print(table)
 
 
 @policies_app.command("list")

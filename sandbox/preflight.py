@@ -7,6 +7,8 @@ never carries a site's policy.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from policies import PreflightResult, SiteFacts, TrialFacts, evaluate, load_policies
 from policies.clock import Clock, system_clock
 from policies.errors import Problem
@@ -37,6 +39,14 @@ def trial_facts(loaded: LoadedSpec) -> TrialFacts:
     )
 
 
+def _as_shown(path: Path) -> str:
+    """A path relative to the working folder when it lies below it (shorter "why not" lines)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def preflight(loaded: LoadedSpec, *, clock: Clock = system_clock) -> PreflightResult:
     """Evaluate ``loaded`` against each participant's composed policy (bad policy files: exit 2)."""
     sites = load_federation(loaded)
@@ -47,5 +57,5 @@ def preflight(loaded: LoadedSpec, *, clock: Clock = system_clock) -> PreflightRe
     ]
     if missing:
         raise SpecError("Sites without a policy cannot be checked", missing)
-    files = {site_id: site.resolve(str(site.config.policy)) for site_id, site in sites.items()}
+    files = {site_id: _as_shown(site.resolve(str(site.config.policy))) for site_id, site in sites.items()}
     return evaluate(trial_facts(loaded), load_policies(files, clock=clock), clock=clock)

@@ -19,9 +19,11 @@ from prometheus_client import CollectorRegistry
 
 from monitoring.exporter import serve
 from monitoring.metrics import SandboxMetrics
+from policies import PreflightResult
 from participants.model import build_model
 from sandbox.feature_scaling import pooled_feature_scaling
 from sandbox.governed_strategy import GovernedStrategy
+from sandbox.preflight import preflight
 from sandbox.round_outcome import RoundOutcome
 from sandbox.spec_loading import LoadedSpec, load_spec
 from sandbox.strategy_choice import build_inner_strategy
@@ -42,6 +44,8 @@ class TrialHooks:
     registry: CollectorRegistry
     metrics: SandboxMetrics
     on_round: Callable[[RoundOutcome], None] | None = None
+    preflight: PreflightResult | None = None
+    """The pre-flight that permitted the trial (its summary goes into the audit chain)."""
     report: dict[str, Any] | None = field(default=None)
 
 
@@ -65,8 +69,15 @@ def new_metrics(loaded: LoadedSpec, registry: CollectorRegistry) -> SandboxMetri
 def train_config(loaded: LoadedSpec) -> ConfigRecord:
     """What every site is asked to do each round (Flower adds ``server-round``)."""
     spec = loaded.spec
+    privacy = spec.privacy
+    dp = (
+        {"noise-multiplier": privacy.noise_multiplier, "max-grad-norm": privacy.max_grad_norm}
+        if privacy.noise_multiplier is not None and privacy.max_grad_norm is not None
+        else {}
+    )
     return ConfigRecord(
         {
+            **dp,
             "trial-id": spec.trial_id,
             "spec-hash": loaded.spec_hash,
             "model-name": spec.model.name,
@@ -100,6 +111,9 @@ def run_trial(grid: Grid, loaded: LoadedSpec, run_dir: Path, hooks: TrialHooks) 
     strategy = GovernedStrategy(build_inner_strategy(spec), observer=recorder)
     model = build_model(spec.model.name, num_features=spec.model.input_features, hidden_units=spec.model.hidden_units, seed=spec.seed)
     recorder.trial_started()
+    if hooks.preflight is not None:
+        summary = hooks.preflight.as_json()["summary"]
+        recorder.record("preflight-passed", {"sites": summary["sites"], "denials": summary["denials"], "findings": summary["findings"]})
     config = round_config(grid, loaded, min_cohort_size=recorder.min_cohort_size)
     recorder.record("features-standardised", {"num_features": spec.model.input_features})
     result = strategy.start(
@@ -128,8 +142,11 @@ def make_server_app(settings: Mapping[str, str], hooks: TrialHooks | None = None
         if hooks is not None:
             run_trial(grid, loaded, run_dir, hooks)
             return
+        verdict = preflight(loaded)
+        if verdict.refused:
+            raise verdict.refusal()
         registry = CollectorRegistry()
-        own = TrialHooks(registry=registry, metrics=new_metrics(loaded, registry))
+        own = TrialHooks(registry=registry, metrics=new_metrics(loaded, registry), preflight=verdict)
         with serve(registry, port=int(merged.get("metrics-port", 9464))) as server:
             logger.warning("serving metrics for Prometheus at %s", server.url)
             run_trial(grid, loaded, run_dir, own)

@@ -17,6 +17,8 @@ from typing import Any, Callable
 
 from prometheus_client import CollectorRegistry
 
+from policies import PreflightResult
+
 from monitoring.exporter import serve
 from participants.client_app import make_client_app
 from participants.node_identity import FEDERATION_DIR_KEY, FEDERATION_SITES_KEY
@@ -54,9 +56,11 @@ def run_in_simulation(
     on_metrics_served: Callable[[str], None] | None = None,
     on_round: Callable[[RoundOutcome], None] | None = None,
     linger_seconds: float = 0.0,
+    preflight: PreflightResult | None = None,
 ) -> RunResult:
     """Run ``loaded`` with one simulated SuperNode per participant; return its run folder and report.
 
+    ``preflight`` is the permitting pre-flight the caller ran (recorded in the audit chain).
     Metrics are served from before round 1 until ``linger_seconds`` after the trial ends, so a
     Prometheus scraping every few seconds also records the final state.
     """
@@ -64,7 +68,7 @@ def run_in_simulation(
     os.environ.update(FLOWER_ENVIRONMENT)
     run_dir = runs_root / loaded.spec.trial_id / new_run_id()
     registry = CollectorRegistry()
-    hooks = TrialHooks(registry=registry, metrics=new_metrics(loaded, registry), on_round=on_round)
+    hooks = TrialHooks(registry=registry, metrics=new_metrics(loaded, registry), on_round=on_round, preflight=preflight)
     site_settings = {
         RUN_DIR_KEY: str(run_dir.resolve()),
         FEDERATION_DIR_KEY: str(loaded.federation_dir),

@@ -55,7 +55,7 @@ def test_run_folder_holds_model_audit_and_metrics(demo_run: DemoRun) -> None:
     head = demo_run.report["audit"]["coordinator"]
     result = verify_chain(demo_run.run_dir / "audit.jsonl", expected_head=ChainHead(hash=head["hash"], length=head["length"]))
     assert result.ok, result.message()
-    assert result.length == 1 + 1 + 2 * 10 + 1  # started, features, 10 x (configured, aggregated), finished
+    assert result.length == 1 + 1 + 1 + 2 * 10 + 1  # started, pre-flight, features, 10 x (configured, aggregated), finished
     assert (demo_run.run_dir / "metrics.prom").read_text().count("sandbox_global_accuracy") > 0
 
 

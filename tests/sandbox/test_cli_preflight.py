@@ -12,9 +12,13 @@ from sandbox.cli import app
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.yaml"
 
 
-def test_check_refuses_a_trial_without_dp_naming_rule_file_and_value() -> None:
+def test_check_refuses_a_trial_without_dp_naming_rule_file_and_value(tmp_path: Path) -> None:
     """A trial that adds no DP noise is refused (exit 3) at every site, each denial naming clause, file and value."""
-    result = CliRunner().invoke(app, ["check", str(DEMO), "--format", "json"])
+    lines = [line for line in DEMO.read_text().splitlines(keepends=True) if not line.lstrip().startswith(("noise_multiplier", "max_grad_norm"))]
+    text = "".join(lines).replace("federation: demo-sites", f"federation: {DEMO.parent / 'demo-sites'}")
+    spec = tmp_path / "no-dp.yaml"
+    spec.write_text(text)
+    result = CliRunner().invoke(app, ["check", str(spec), "--format", "json"])
     assert result.exit_code == 3
     document = json.loads(result.stdout)
     assert document["refused"] is True
@@ -25,13 +29,9 @@ def test_check_refuses_a_trial_without_dp_naming_rule_file_and_value() -> None:
     assert noise["source_file"].endswith("uk-gdpr.yaml") and noise["value_found"] == "none"
 
 
-def test_check_permits_the_demo_with_dp_settings(tmp_path: Path) -> None:
-    """The demo with DP-SGD settings within every floor passes pre-flight at all four sites (exit 0)."""
-    text = DEMO.read_text().replace("  delta: 1.0e-5\n", "  delta: 1.0e-5\n  noise_multiplier: 1.0\n  max_grad_norm: 1.0\n")
-    text = text.replace("federation: demo-sites", f"federation: {DEMO.parent / 'demo-sites'}")
-    spec = tmp_path / "dp.yaml"
-    spec.write_text(text)
-    result = CliRunner().invoke(app, ["check", str(spec), "--format", "json"])
+def test_check_permits_the_demo() -> None:
+    """The demo (DP-SGD within every site's floor) passes pre-flight at all four sites (exit 0)."""
+    result = CliRunner().invoke(app, ["check", str(DEMO), "--format", "json"])
     assert result.exit_code == 0, result.stdout
     assert json.loads(result.stdout)["refused"] is False
 
