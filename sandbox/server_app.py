@@ -27,7 +27,7 @@ from sandbox.preflight import preflight
 from sandbox.round_outcome import RoundOutcome
 from sandbox.spec_loading import LoadedSpec, load_spec
 from sandbox.strategy_choice import build_inner_strategy
-from sandbox.trial_recorder import TrialRecorder
+from sandbox.trial_recorder import DEFAULT_MIN_COHORT_SIZE, TrialRecorder
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +90,13 @@ def train_config(loaded: LoadedSpec) -> ConfigRecord:
     )
 
 
+def min_cohort_size(verdict: PreflightResult | None) -> int:
+    """The minimum cohort of the participants' composed policy (the largest any sets); 11 without policies."""
+    if verdict is None or verdict.combined is None:
+        return DEFAULT_MIN_COHORT_SIZE
+    return int(verdict.combined.value("data.min_cohort_size"))
+
+
 def round_config(grid: Grid, loaded: LoadedSpec, *, min_cohort_size: int) -> ConfigRecord:
     """The trial's config record completed with the federation-wide feature scaling (asks every site once)."""
     config = train_config(loaded)
@@ -106,7 +113,8 @@ def run_trial(grid: Grid, loaded: LoadedSpec, run_dir: Path, hooks: TrialHooks) 
     """Run the trial on ``grid`` with the governed strategy; return the report written to ``run_dir``."""
     spec = loaded.spec
     recorder = TrialRecorder(
-        loaded, run_dir, run_id=run_dir.name, metrics=hooks.metrics, registry=hooks.registry, on_round=hooks.on_round
+        loaded, run_dir, run_id=run_dir.name, metrics=hooks.metrics, registry=hooks.registry, on_round=hooks.on_round,
+        min_cohort_size=min_cohort_size(hooks.preflight),
     )
     strategy = GovernedStrategy(build_inner_strategy(spec), observer=recorder)
     model = build_model(spec.model.name, num_features=spec.model.input_features, hidden_units=spec.model.hidden_units, seed=spec.seed)
