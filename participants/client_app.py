@@ -19,22 +19,27 @@ from torch import nn
 
 from participants.model import build_model
 from participants.node_identity import resolve_site
-from participants.record_values import as_float, as_floats, as_int, as_str
+from participants.record_values import as_floats, as_int
+from participants.site_guard import Refused, make_site_guard, site_policy, verified_spec
 from participants.site_audit import SITE_RECORD_KEY, append_site_entry
 from participants.site_config import LoadedSiteConfig
 from participants.site_data import SiteData, load_site_data
 from participants.training import DpSettings, TrainSettings, evaluate, train_locally
+from policies import ComposedPolicy
 from policies.errors import SandboxError
+from sandbox.spec import TrialSpec
 
 logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class _SiteTurn:
-    """One message handled at this site: who the site is, its data, the message's config."""
+    """One message handled at this site: who the site is, its data, the verified trial spec, its own policy."""
 
     site: LoadedSiteConfig
     data: SiteData
     config: ConfigRecord
+    spec: TrialSpec
+    policy: ComposedPolicy
     run_id: int
     settings: Mapping[str, object]
 
@@ -49,16 +54,19 @@ def _refusal(msg: Message, reason: str) -> Message:
 
 
 def _open_turn(msg: Message, context: Context, overrides: Mapping[str, object]) -> _SiteTurn | Message:
-    """Load this node's site and data, or the error reply saying why the site cannot take part."""
+    """Load this node's site, data, the spec the guard verified and the site's policy, or an error reply."""
     settings: dict[str, object] = {**context.run_config, **overrides}
+    config = msg.content.config_records["config"]
     try:
         site = resolve_site(context.node_config, settings)
         data = load_site_data(site)
-    except SandboxError as err:
-        logger.warning("site cannot take part: %s", err.lines()[0])
-        return _refusal(msg, "; ".join(err.lines()))
-    config = msg.content.config_records["config"]
-    return _SiteTurn(site=site, data=data, config=config, run_id=context.run_id, settings=settings)
+        spec = verified_spec(config)
+        policy = site_policy(site)
+    except (SandboxError, Refused) as err:
+        reason = "; ".join(err.lines()) if isinstance(err, SandboxError) else str(err)
+        logger.warning("site cannot take part: %s", reason)
+        return _refusal(msg, reason)
+    return _SiteTurn(site=site, data=data, config=config, spec=spec, policy=policy, run_id=context.run_id, settings=settings)
 
 
 def _standardised(turn: _SiteTurn) -> SiteData:
@@ -66,15 +74,32 @@ def _standardised(turn: _SiteTurn) -> SiteData:
 
 
 def _model_from_message(msg: Message, turn: _SiteTurn, data: SiteData) -> nn.Module:
-    model = build_model(
-        as_str(turn.config, "model-name"), num_features=data.num_features, hidden_units=as_int(turn.config, "hidden-units")
-    )
+    model = build_model(turn.spec.model.name, num_features=data.num_features, hidden_units=turn.spec.model.hidden_units)
     model.load_state_dict(msg.content.array_records["arrays"].to_torch_state_dict())
     return model
 
 
+def site_floor(spec: TrialSpec, policy: ComposedPolicy) -> tuple[int, DpSettings | None]:
+    """Local epochs and DP-SGD settings the site applies: the spec's, never weaker than its own policy.
+
+    Never more local epochs than the policy allows, never less noise, never a larger clipping
+    norm, whatever the message asks. A policy that sets a noise floor gets DP even if the spec
+    asks for none (the guard refuses such a spec first; this is the second line of defence).
+    """
+    privacy = spec.privacy
+    epochs = min(spec.local_training.epochs, policy.max_local_epochs)
+    if privacy.noise_multiplier is None or privacy.max_grad_norm is None:
+        if policy.min_noise_multiplier > 0:
+            return epochs, DpSettings(noise_multiplier=policy.min_noise_multiplier, max_grad_norm=policy.max_clipping_norm)
+        return epochs, None
+    return epochs, DpSettings(
+        noise_multiplier=max(privacy.noise_multiplier, policy.min_noise_multiplier),
+        max_grad_norm=min(privacy.max_grad_norm, policy.max_clipping_norm),
+    )
+
+
 def train_handler(msg: Message, context: Context, overrides: Mapping[str, object]) -> Message:
-    """Train the received global model for the asked local epochs on the site's train part."""
+    """Train the received global model on the site's train part, under the site's own floor."""
     turn = _open_turn(msg, context, overrides)
     if isinstance(turn, Message):
         return turn
@@ -82,16 +107,12 @@ def train_handler(msg: Message, context: Context, overrides: Mapping[str, object
     model = _model_from_message(msg, turn, data)
     server_round = as_int(turn.config, "server-round")
     partition = context.node_config.get("partition-id", 0)
+    epochs, dp = site_floor(turn.spec, turn.policy)
     settings = TrainSettings(
-        epochs=as_int(turn.config, "local-epochs"),
-        batch_size=as_int(turn.config, "batch-size"),
-        learning_rate=as_float(turn.config, "learning-rate"),
-        seed=as_int(turn.config, "seed") * 1_000_003 + server_round * 101 + (partition if isinstance(partition, int) else 0),
-    )
-    dp = (
-        DpSettings(noise_multiplier=as_float(turn.config, "noise-multiplier"), max_grad_norm=as_float(turn.config, "max-grad-norm"))
-        if "noise-multiplier" in turn.config
-        else None
+        epochs=epochs,
+        batch_size=turn.spec.local_training.batch_size,
+        learning_rate=turn.spec.local_training.learning_rate,
+        seed=turn.spec.seed * 1_000_003 + server_round * 101 + (partition if isinstance(partition, int) else 0),
     )
     trained = train_locally(model, data.x_train, data.y_train, settings, dp=dp)
     metrics = MetricRecord({"num-examples": data.num_train, "train-loss": trained.mean_loss})
@@ -101,6 +122,7 @@ def train_handler(msg: Message, context: Context, overrides: Mapping[str, object
             "round": server_round,
             "num_examples": data.num_train,
             "train_loss": trained.mean_loss,
+            "local_epochs": epochs,
             "dp_sgd": None if dp is None else {
                 "noise_multiplier": dp.noise_multiplier, "max_grad_norm": dp.max_grad_norm,
                 "sample_rate": trained.sample_rate, "steps": trained.steps,
@@ -162,7 +184,7 @@ def make_client_app(overrides: Mapping[str, object] | None = None) -> ClientApp:
     so it carries only these paths, never data.
     """
     fixed = dict(overrides or {})
-    client_app = ClientApp()
+    client_app = ClientApp(mods=[make_site_guard(fixed)])
 
     @client_app.train()
     def _train(msg: Message, context: Context) -> Message:

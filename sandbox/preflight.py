@@ -9,34 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from policies import PreflightResult, SiteFacts, TrialFacts, evaluate, load_policies
+from policies import PreflightResult, evaluate, load_policies
 from policies.clock import Clock, system_clock
 from policies.errors import Problem
 from sandbox.errors import SpecError
 from sandbox.federation import load_federation
+from sandbox.spec_facts import trial_facts
 from sandbox.spec_loading import LoadedSpec
-
-
-def trial_facts(loaded: LoadedSpec) -> TrialFacts:
-    """What the policies judge, taken from the validated trial spec."""
-    spec = loaded.spec
-    return TrialFacts(
-        trial_id=spec.trial_id,
-        purpose=spec.purpose,
-        ai_risk_tier=spec.ai_risk_tier,
-        data_categories=tuple(spec.data_categories),
-        rounds=spec.rounds,
-        local_epochs=spec.local_training.epochs,
-        aggregator_jurisdiction=spec.aggregator.jurisdiction,
-        sites=[SiteFacts(p.site_id, p.jurisdiction) for p in spec.participants],
-        noise_multiplier=spec.privacy.noise_multiplier,
-        max_grad_norm=spec.privacy.max_grad_norm,
-        epsilon_requested=None,
-        delta=spec.privacy.delta,
-        secure_aggregation=False,
-        ethics_approval_ref=spec.approvals.ethics_board_ref,
-        sandbox_plan_id=spec.approvals.sandbox_plan_id,
-    )
 
 
 def _as_shown(path: Path) -> str:
@@ -58,4 +37,4 @@ def preflight(loaded: LoadedSpec, *, clock: Clock = system_clock) -> PreflightRe
     if missing:
         raise SpecError("Sites without a policy cannot be checked", missing)
     files = {site_id: _as_shown(site.resolve(str(site.config.policy))) for site_id, site in sites.items()}
-    return evaluate(trial_facts(loaded), load_policies(files, clock=clock), clock=clock)
+    return evaluate(trial_facts(loaded.spec), load_policies(files, clock=clock), clock=clock)

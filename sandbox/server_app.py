@@ -21,6 +21,8 @@ from monitoring.exporter import serve
 from monitoring.metrics import SandboxMetrics
 from policies import PreflightResult
 from participants.model import build_model
+from participants.site_guard import SPEC_JSON_KEY
+from policies.audit_entry import canonical_json
 from sandbox.feature_scaling import pooled_feature_scaling
 from sandbox.governed_strategy import GovernedStrategy
 from sandbox.preflight import preflight
@@ -67,25 +69,16 @@ def new_metrics(loaded: LoadedSpec, registry: CollectorRegistry) -> SandboxMetri
 
 
 def train_config(loaded: LoadedSpec) -> ConfigRecord:
-    """What every site is asked to do each round (Flower adds ``server-round``)."""
-    spec = loaded.spec
-    privacy = spec.privacy
-    dp = (
-        {"noise-multiplier": privacy.noise_multiplier, "max-grad-norm": privacy.max_grad_norm}
-        if privacy.noise_multiplier is not None and privacy.max_grad_norm is not None
-        else {}
-    )
+    """What every site is sent each round: the trial spec itself and its hash (Flower adds ``server-round``).
+
+    Sites derive model, local training and DP settings from the spec, after checking it against
+    its hash and their own policy (:mod:`participants.site_guard`), never from loose keys.
+    """
     return ConfigRecord(
         {
-            **dp,
-            "trial-id": spec.trial_id,
+            "trial-id": loaded.spec.trial_id,
             "spec-hash": loaded.spec_hash,
-            "model-name": spec.model.name,
-            "hidden-units": spec.model.hidden_units,
-            "local-epochs": spec.local_training.epochs,
-            "batch-size": spec.local_training.batch_size,
-            "learning-rate": spec.local_training.learning_rate,
-            "seed": spec.seed,
+            SPEC_JSON_KEY: canonical_json(loaded.spec.model_dump(mode="json")).decode("utf-8"),
         }
     )
 
