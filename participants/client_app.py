@@ -47,6 +47,20 @@ class _SiteTurn:
         """Append ``event`` to the site's own chain first; return the reply's site record."""
         return append_site_entry(self.site, self.config, run_id=self.run_id, settings=self.settings, event=event, payload=payload)
 
+    @property
+    def min_cohort_size(self) -> int:
+        """The larger of the site's own minimum cohort and the one the message asks for."""
+        asked = self.config.get("min-cohort-size")
+        return max(self.policy.min_cohort_size, asked if isinstance(asked, int) else 0)
+
+    def small_cell_refusal(self, msg: Message, count: int, what: str) -> Message | None:
+        """An error reply (audited) if a statistic would describe fewer records than the minimum cohort."""
+        if count >= self.min_cohort_size:
+            return None
+        reason = f"small-cell: {what} holds fewer records than the minimum cohort of {self.min_cohort_size}; nothing released"
+        self.record("statistics-withheld", {"what": what, "min_cohort_size": self.min_cohort_size})
+        return _refusal(msg, reason)
+
 
 def _refusal(msg: Message, reason: str) -> Message:
     """The Flower error reply a site sends instead of raising."""
@@ -103,6 +117,9 @@ def train_handler(msg: Message, context: Context, overrides: Mapping[str, object
     turn = _open_turn(msg, context, overrides)
     if isinstance(turn, Message):
         return turn
+    withheld = turn.small_cell_refusal(msg, turn.data.num_train, "the train part")
+    if withheld is not None:
+        return withheld
     data = _standardised(turn)
     model = _model_from_message(msg, turn, data)
     server_round = as_int(turn.config, "server-round")
@@ -138,18 +155,24 @@ def evaluate_handler(msg: Message, context: Context, overrides: Mapping[str, obj
     turn = _open_turn(msg, context, overrides)
     if isinstance(turn, Message):
         return turn
+    withheld = turn.small_cell_refusal(msg, min(turn.data.num_test, turn.data.num_train), "the test or train part")
+    if withheld is not None:
+        return withheld
     data = _standardised(turn)
     model = _model_from_message(msg, turn, data)
     on_test = evaluate(model, data.x_test, data.y_test)
     on_train = evaluate(model, data.x_train, data.y_train)
+    # AUROC describes each class separately: release it only if every class cell reaches the minimum cohort.
+    smallest_class = int(min(data.y_test.sum(), data.y_test.size - data.y_test.sum()))
+    auroc = on_test.auroc if smallest_class >= turn.min_cohort_size else None
     metrics = MetricRecord(
         {
             "num-examples": on_test.num_examples,
             "num-train-examples": on_train.num_examples,
             "test-loss": on_test.loss,
             "test-accuracy": on_test.accuracy,
-            "test-auroc": on_test.auroc if on_test.auroc is not None else 0.0,
-            "test-auroc-defined": 1 if on_test.auroc is not None else 0,
+            "test-auroc": auroc if auroc is not None else 0.0,
+            "test-auroc-defined": 1 if auroc is not None else 0,
             "train-loss": on_train.loss,
             "train-accuracy": on_train.accuracy,
         }
@@ -167,9 +190,9 @@ def query_handler(msg: Message, context: Context, overrides: Mapping[str, object
     turn = _open_turn(msg, context, overrides)
     if isinstance(turn, Message):
         return turn
-    minimum = as_int(turn.config, "min-cohort-size")
-    if turn.data.num_train < minimum:
-        return _refusal(msg, f"train part has fewer than the minimum cohort of {minimum} records")
+    withheld = turn.small_cell_refusal(msg, turn.data.num_train, "the train part")
+    if withheld is not None:
+        return withheld
     count, sums, squares = turn.data.feature_sums()
     site_record = turn.record("feature-sums-sent", {"num_examples": count, "num_features": len(sums)})
     metrics = MetricRecord({"num-examples": count, "feature-sum": sums, "feature-sum-squares": squares})

@@ -1,0 +1,58 @@
+"""Everything the sites send during the demo: parameters and aggregate metrics only, no small cells."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from flwr.app import Message
+from flwr.superlink.grid.inmemory_grid import InMemoryGrid
+
+from sandbox.preflight import preflight
+from sandbox.spec_loading import load_spec
+from sandbox.trial_run import run_in_simulation
+
+pytestmark = pytest.mark.integration
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+SITE_RECORD_KEYS = {"site-id", "jurisdiction", "audit-hash", "audit-length"}
+COUNT_KEYS = {"num-examples", "num-train-examples"}
+
+
+def test_every_site_reply_holds_parameters_and_aggregates_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each reply of the demo carries the model's parameters, scalar aggregates or per-feature sums, and counts of at least the minimum cohort."""
+    replies: list[Message] = []
+    original = InMemoryGrid.send_and_receive
+
+    def capture(self: InMemoryGrid, messages: Any, *args: Any, **kwargs: Any) -> Any:
+        received = list(original(self, messages, *args, **kwargs))
+        replies.extend(received)
+        return received
+
+    monkeypatch.setattr(InMemoryGrid, "send_and_receive", capture)
+    loaded = load_spec(EXAMPLES / "demo.yaml")
+    verdict = preflight(loaded)
+    result = run_in_simulation(loaded, runs_root=tmp_path / "runs", metrics_port=0, preflight=verdict)
+    minimum = result.report["min_cohort_size"]
+    num_features = loaded.spec.model.input_features
+    parameter_shapes = {"0.weight": (1, num_features), "0.bias": (1,)}
+
+    assert len(replies) == 4 * (1 + 2 * loaded.spec.rounds), "one query, then train and evaluate each round, per site"
+    for reply in replies:
+        assert not reply.has_error(), reply.error.reason if reply.has_error() else ""
+        content = reply.content
+        assert set(content.config_records) == {"site"}
+        assert set(content.config_records["site"]) == SITE_RECORD_KEYS
+        for record in content.array_records.values():
+            assert {key: tuple(array.shape) for key, array in record.items()} == parameter_shapes
+        assert set(content.metric_records) == {"metrics"}
+        for key, value in content.metric_records["metrics"].items():
+            if isinstance(value, list):
+                assert key in {"feature-sum", "feature-sum-squares"} and len(value) == num_features
+                assert np.isfinite(value).all()
+            else:
+                assert isinstance(value, (int, float))
+            if key in COUNT_KEYS:
+                assert value >= minimum, f"a count below the minimum cohort left a site: {key}={value}"
