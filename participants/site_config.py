@@ -4,6 +4,10 @@ This file belongs to the institution, never to the trial. In a real pilot the Su
 started with ``--node-config "site-config=/etc/sandbox/site.yaml"``; in the demo's simulation
 each simulated site's file sits in the federation folder the trial names
 (``examples/demo-sites/<site_id>.yaml``).
+
+A site that sets ``trusted_keys`` (with ``approvals_dir``) serves a trial only under a signed
+approval of that exact spec by one of those keys (:mod:`participants.approvals`); a site that
+does not set it requires no signed approval.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from participants.errors import SiteConfigError
 from policies.yaml_file import problems_from_validation, read_yaml_mapping
@@ -57,6 +61,24 @@ class SiteConfig(_Frozen):
     state_dir: str | None = Field(
         default=None, description="Folder for the site's audit chain and privacy ledger, relative to this file."
     )
+    approvals_dir: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Folder of the site's signed approvals (<trial-id>/<site-id>.json), relative to this file.",
+    )
+    trusted_keys: str | None = Field(
+        default=None,
+        min_length=1,
+        description="PEM file of the Ed25519 public keys whose approvals the site accepts, relative to this file; "
+        "when set, the site serves a trial only under a valid signed approval (see participants.approvals).",
+    )
+
+    @field_validator("trusted_keys")
+    @classmethod
+    def _trusted_keys_need_approvals(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and not info.data.get("approvals_dir"):
+            raise ValueError("trusted_keys needs approvals_dir too (the folder where the site's signed approvals live)")
+        return value
 
 
 class LoadedSiteConfig(BaseModel):

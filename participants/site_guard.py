@@ -8,7 +8,11 @@ The site trusts nothing the coordinator says about the trial without checking it
    must permit that spec: purpose and redlines, risk tier, validity (expiry), rounds, local
    epochs, DP noise floor and clipping ceiling, transfers to the aggregator's jurisdiction,
    approvals;
-3. the round asked for must lie within the trial's rounds.
+3. the round asked for must lie within the trial's rounds;
+4. if the site's node config sets ``trusted_keys``, a signed approval must exist in its
+   ``approvals_dir`` for this trial, signed by one of those keys, covering the message's verified
+   spec hash and the site's current policy hash (:mod:`participants.approvals`). A site that sets
+   no ``trusted_keys`` skips this check: it requires no signed approval.
 
 A failing message gets a Flower error reply (``ErrorCode.MOD_FAILED_PRECONDITION``) with the
 reason, never an exception, and the refusal is written to the site's own audit chain first.
@@ -26,6 +30,7 @@ from flwr.clientapp.typing import ClientAppCallable, Mod
 from flwr.common.constant import ErrorCode
 from pydantic import ValidationError
 
+from participants.approvals import check_site_approval
 from participants.node_identity import resolve_site
 from participants.record_values import RecordValueError, as_int, as_str
 from participants.site_audit import append_site_entry
@@ -91,6 +96,9 @@ def check_message(msg: Message, site: LoadedSiteConfig, *, clock: Clock = system
         server_round = as_int(config, "server-round")
         if not 1 <= server_round <= spec.rounds:
             raise Refused(f"round {server_round} is outside the trial's {spec.rounds} rounds")
+    approval = check_site_approval(site, trial_id=spec.trial_id, spec_hash=as_str(config, "spec-hash"))
+    if not approval.ok:
+        raise Refused(f"approval: {approval.reason} ({approval.path})")
     return spec
 
 

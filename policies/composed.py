@@ -30,8 +30,9 @@ class ComposedPolicy:
 
     Units: ``epsilon_budget`` and ``delta`` are (epsilon, delta)-DP per dataset over the
     validity window; ``min_noise_multiplier`` is noise std / clipping norm;
-    ``max_clipping_norm`` is an L2 norm; ``min_cohort_size`` counts people; dates are UTC
-    days, inclusive at both ends, ``None`` meaning unbounded.
+    ``max_clipping_norm`` is an L2 norm; ``max_update_l2_norm`` is the L2 norm of a site's
+    update minus the global model, over all arrays (``None`` = unbounded); ``min_cohort_size``
+    counts people; dates are UTC days, inclusive at both ends, ``None`` meaning unbounded.
 
     Invariants: ``redline_purposes`` always contains the vocabulary redlines and never
     meets ``allowed_purposes``; ``allowed_risk_tiers`` never contains ``unacceptable``.
@@ -54,6 +55,7 @@ class ComposedPolicy:
     min_noise_multiplier: float
     max_clipping_norm: float
     secure_aggregation_required: bool
+    max_update_l2_norm: float | None
     allowed_aggregator_jurisdictions: frozenset[str]
     transfer_mechanisms: Mapping[str, str]
     max_rounds: int

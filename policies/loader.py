@@ -135,10 +135,18 @@ class _Loader:
         else:
             path = parent.path.parent / target
             shown = os.path.normpath(os.path.join(os.path.dirname(parent.shown), target))
-        if not path.is_file():
+        if not _is_file(path):
             refuse(f"no policy file at {shown!r}; give a path relative to this file or one of {presets}")
             return None
         return _Ref(shown, path, None)
+
+
+def _is_file(path: Path) -> bool:
+    """``Path.is_file``, reading an OS refusal (a name too long, no permission) as "no such file"."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 @contextmanager

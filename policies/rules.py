@@ -106,6 +106,7 @@ FIELD_RULES: tuple[FieldRule, ...] = (
     FieldRule("privacy.min_noise_multiplier", "min_noise_multiplier", Kind.FLOOR, required_at_root=True),
     FieldRule("privacy.max_clipping_norm", "max_clipping_norm", Kind.CEILING, required_at_root=True),
     FieldRule("privacy.secure_aggregation_required", "secure_aggregation_required", Kind.REQUIRE, default=False),
+    FieldRule("privacy.max_update_l2_norm", "max_update_l2_norm", Kind.CEILING),
     FieldRule(
         "transfers.allowed_aggregator_jurisdictions",
         "allowed_aggregator_jurisdictions",

@@ -9,7 +9,8 @@ field below is optional in a lower layer (omitted or ``null`` = inherit); a root
 Regulatory anchors of the fields (illustrative, not legal advice): purpose limitation,
 GDPR Art. 5(1)(b); special-category health data, GDPR Art. 9(2)(j) and Art. 89(1);
 AI risk tiers, AI Act Art. 5-6; transfers, GDPR Chapter V (Art. 44-49); sandbox plan,
-AI Act Art. 3(54) and Art. 57(5); differential privacy, Abadi et al. 2016 (DP-SGD).
+AI Act Art. 3(54) and Art. 57(5); differential privacy, Abadi et al. 2016 (DP-SGD); bounded
+model updates against poisoning, AI Act Art. 15(5) (cf. Sun et al. 2019, norm bounding).
 
 Invariants enforced here: terms come from :mod:`policies.vocabulary`; redlines are never
 allowed; ``unacceptable`` risk is never allowed; jurisdictions are ISO 3166-1 alpha-2;
@@ -117,6 +118,11 @@ class PrivacySection(_Strict):
     )
     secure_aggregation_required: StrictBool | None = Field(
         default=None, description="If true, model updates must be securely aggregated; default false."
+    )
+    max_update_l2_norm: PositiveFloat | None = Field(
+        default=None,
+        description="Largest L2 norm of a site's model update (its returned arrays minus the global model it "
+        "was sent, over all arrays); the coordinator rejects larger updates. None = unbounded (default).",
     )
 
 

@@ -61,11 +61,52 @@ def read_yaml_mapping(path: Path, *, shown_as: str | None = None, what: str = "f
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "unknown position"
         problem = str(getattr(err, "problem", None) or err).replace("\n", " ")
         raise fail(f"YAML syntax error at {where} ({problem})", "valid YAML") from err
+    except RecursionError as err:
+        raise fail("YAML nested too deeply to read", "valid YAML nested at most a few hundred levels") from err
+    except _SCALAR_ERRORS as err:
+        raise fail(f"a YAML value that cannot be read ({show_value(str(err))})", _SCALAR_HINT) from err
     if data is None:
         raise fail("no content (only comments)", f"a YAML mapping of {what} fields")
     if not isinstance(data, dict):
         raise fail(f"a top-level {type(data).__name__}", f"a YAML mapping of {what} fields (key: value)")
+    field = _nul_field(data)
+    if field is not None:
+        raise BadInputError(
+            f"Cannot read {what} '{name}'", [Problem(name, field, "a NUL character (\\0)", "text without NUL characters")]
+        )
     return data
+
+
+_SCALAR_ERRORS = (ValueError, TypeError, LookupError, AttributeError, ArithmeticError)
+"""What PyYAML's constructors raise, besides ``YAMLError``, for a scalar whose YAML 1.1 type it
+recognises but whose content it cannot convert: ``2020-13-01`` (ValueError), an integer of more than
+4300 digits (ValueError), ``!!bool x`` (KeyError), ``!!int ''`` (IndexError), ``!!timestamp x``
+(AttributeError)."""
+
+_SCALAR_HINT = "valid YAML; quote a value that only looks like a date or a number, e.g. '2020-13-01'"
+
+
+def _nul_field(data: Any) -> str | None:
+    """The dotted path of a key or value holding a NUL character, if any.
+
+    A NUL can only arrive escaped (``"\\0"``) or as ``!!binary``; no file name, term or reference
+    contains one, and the operating system refuses it in a path.
+    """
+    stack: list[tuple[Any, str]] = [(data, "")]
+    seen: set[int] = set()
+    while stack:
+        value, path = stack.pop()
+        if (isinstance(value, str) and "\x00" in value) or (isinstance(value, bytes) and b"\x00" in value):
+            return path
+        if id(value) in seen or not isinstance(value, (dict, list)):
+            continue
+        seen.add(id(value))  # anchors and aliases may make a document refer to itself
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, child in items:
+            child_path = f"{path}.{key}" if path else str(key)
+            stack.append((child, child_path))
+            stack.append((key, path))  # popped first: a NUL in a key is named by its parent's path
+    return None
 
 
 def problems_from_validation(error: ValidationError, *, source: str, model: type[BaseModel]) -> list[Problem]:

@@ -18,11 +18,12 @@ from rich.table import Table
 from policies.audit_entry import ChainHead
 from policies.audit_verify import verify_chain
 from policies.errors import ExitCode
+from sandbox.cli_approvals import approve, certs_app
+from sandbox.cli_control import resume, suspend, terminate
 from sandbox.cli_policies import check, policies_app, show_preflight
-from sandbox.preflight import preflight
+from sandbox.consent import preflight_with_approvals
 from sandbox.cli_output import OutputFormat, configure_logging, emit_json, guarded
 from sandbox.federation import load_federation
-from sandbox.run_view import RoundProgress, print_run_summary, run_summary
 from sandbox.spec_loading import LoadedSpec, load_spec
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -38,6 +39,10 @@ audit_app = typer.Typer(help="Verify tamper-evident audit chains.", context_sett
 app.add_typer(audit_app, name="audit")
 app.add_typer(policies_app, name="policies")
 app.command("check")(check)
+app.command("approve")(approve)
+app.add_typer(certs_app, name="certs")
+for _command in (suspend, resume, terminate):
+    app.command()(_command)
 
 FormatOption = typer.Option(OutputFormat.text, "--format", help="text for people, json for machines (one document on stdout).")
 stderr = Console(stderr=True)
@@ -102,12 +107,14 @@ def run(
     output: OutputFormat = FormatOption,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Flower's and Ray's logs."),
 ) -> None:
-    """Pre-flight a trial against every site's policy (exit 3 if refused), then run it in Flower's simulation engine, serving metrics."""
+    """Pre-flight a trial against every site's policy and signed approval (exit 3 if refused, 5 if an approval fails its check), then run it in Flower's simulation engine, serving metrics."""
+    # Imported here: the simulation stack (Flower, Ray, torch, Opacus) takes seconds to load.
+    from sandbox.run_view import RoundProgress, print_run_summary, run_summary
     from sandbox.trial_run import run_in_simulation
 
     configure_logging(verbose)
     loaded = guarded(output, lambda: load_spec(spec))
-    verdict = guarded(output, lambda: preflight(loaded))
+    verdict = guarded(output, lambda: preflight_with_approvals(loaded))
     if verdict.refused:
         stderr.print("[bold red]Refused by policy before round 1; nothing ran.[/bold red] Why not:")
         show_preflight(verdict, output, permits=False)
@@ -126,10 +133,14 @@ def run(
             ),
         )
     summary = run_summary(result)
+    terminated = summary["state"] == "terminated"
     if output is OutputFormat.json:
-        emit_json({"ok": True, **summary})
+        emit_json({"ok": not terminated, **summary})
     else:
         print_run_summary(Console(), summary)
+    if terminated:
+        stderr.print("[bold red]The trial was terminated on request before it finished[/bold red] (see the audit chain for the reason).")
+        raise typer.Exit(int(ExitCode.REFUSED_BY_POLICY))
 
 
 @audit_app.command("verify")

@@ -9,7 +9,7 @@ from rich.table import Table
 from policies import ROW_COLUMNS, PreflightResult, list_presets, load_preset, preset_names, preset_text
 from policies.errors import BadInputError, ExitCode, Problem, show_value
 from sandbox.cli_output import OutputFormat, emit_json, guarded
-from sandbox.preflight import preflight
+from sandbox.consent import preflight_with_approvals
 from sandbox.spec_loading import load_spec
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -22,8 +22,8 @@ def check(
     permits: bool = typer.Option(True, "--permits/--denials-only", help="Show permitted clauses too."),
     output: OutputFormat = FormatOption,
 ) -> None:
-    """Pre-flight a trial against every participant's policy: a permit/deny table per site and clause (exit 3 if refused)."""
-    result = guarded(output, lambda: preflight(load_spec(spec)))
+    """Pre-flight a trial against every participant's policy and signed approval: a permit/deny table per site and clause (exit 3 if refused, 5 if an approval fails its integrity check)."""
+    result = guarded(output, lambda: preflight_with_approvals(load_spec(spec)))
     show_preflight(result, output, permits=permits)
     if result.refused:
         raise typer.Exit(int(ExitCode.REFUSED_BY_POLICY))

@@ -3,7 +3,12 @@
 ``GovernedStrategy(FedAvg(...), observer=...)`` delegates every step of a round to the wrapped
 strategy and adds one concern: it watches each round (who trained, who refused, each site's
 aggregate metrics) and tells an observer, which keeps the audit chain, metrics and report.
-Later slices add consent-matrix sampling and update screening here, around the same calls.
+
+Before the wrapped strategy aggregates, each update is screened against the global arrays sent
+that round (:mod:`sandbox.update_screening`): a rejected update, like a site's refusal, is
+reported to the observer and never reaches ``inner.aggregate_train``, so it cannot move the
+global model. With fewer accepted updates than ``min_participants`` the round is skipped and
+the previous global model is kept. Later slices add consent-matrix sampling here.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from flwr.serverapp.strategy import Strategy
 
 from participants.record_values import as_float, as_int, as_str
 from participants.site_audit import SITE_RECORD_KEY
+from sandbox.trial_control import TrialControl
 from sandbox.round_outcome import RoundOutcome, SiteRoundMetrics, pool
+from sandbox.update_screening import SITE_REFUSED, Rejection, screen_reply
 
 logger = logging.getLogger(__name__)
 
@@ -30,18 +37,60 @@ class RoundObserver(Protocol):
         """Record the round's start; return the hash of the audit entry sites will cross-reference."""
         ...
 
+    def update_rejected(self, server_round: int, site_id: str, reason: str, detail: str) -> None:
+        """Record that ``site_id``'s update stays out of this round's aggregate (``reason`` is a metric label)."""
+        ...
+
+    def round_skipped(self, server_round: int, *, accepted: int, required: int) -> None:
+        """Record that too few updates were accepted to aggregate; the previous global model stays."""
+        ...
+
     def round_finished(self, outcome: RoundOutcome) -> None: ...
 
 
 class GovernedStrategy(Strategy):
-    """Wrap ``inner`` and report every round to ``observer``."""
+    """Wrap ``inner``, screen every update before it aggregates, and report every round to ``observer``.
 
-    def __init__(self, inner: Strategy, *, observer: RoundObserver) -> None:
+    Parameters
+    ----------
+    inner:
+        The Flower strategy that samples and aggregates (FedAvg, FedProx, ...).
+    observer:
+        Receives what happened; never changes the trial.
+    max_update_l2_norm:
+        Largest L2 norm of an update minus the global model (the composed policy's
+        ``privacy.max_update_l2_norm``); None = unbounded.
+    min_participants:
+        Fewest accepted updates a round needs to aggregate (the trial spec's ``min_participants``).
+    control:
+        A regulator's suspend/resume/terminate requests, honoured before each round.
+    """
+
+    def __init__(
+        self,
+        inner: Strategy,
+        *,
+        observer: RoundObserver,
+        max_update_l2_norm: float | None = None,
+        min_participants: int = 1,
+        control: TrialControl | None = None,
+    ) -> None:
         self.inner = inner
         self.observer = observer
+        self.max_update_l2_norm = max_update_l2_norm
+        self.min_participants = min_participants
+        self.control = control
+        self._latest_arrays: ArrayRecord | None = None
         self._round_started_at: dict[int, float] = {}
         self._outcomes: dict[int, RoundOutcome] = {}
+        self._global_arrays: dict[int, ArrayRecord] = {}
+        self._site_by_node: dict[int, str] = {}
         self._round_entry = ""
+
+    @property
+    def latest_arrays(self) -> ArrayRecord | None:
+        """The latest global model the strategy was handed (None before round 1)."""
+        return self._latest_arrays
 
     def summary(self) -> None:
         logger.info("GovernedStrategy wrapping %s", type(self.inner).__name__)
@@ -50,9 +99,13 @@ class GovernedStrategy(Strategy):
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
+        self._latest_arrays = arrays  # the global model so far, kept if the trial is terminated now
+        if self.control is not None:
+            self.control.before_round()  # may wait (suspended) or raise TrialTerminated
         self._round_started_at[server_round] = time.perf_counter()
         self._outcomes[server_round] = RoundOutcome(server_round=server_round)
         self._round_entry = self.observer.round_started(server_round)
+        self._global_arrays[server_round] = arrays
         config["coordinator-entry"] = self._round_entry
         return self.inner.configure_train(server_round, arrays, config, grid)
 
@@ -61,13 +114,34 @@ class GovernedStrategy(Strategy):
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         replies = list(replies)
         outcome = self._outcomes[server_round]
+        global_arrays = self._global_arrays.pop(server_round)
+        accepted: list[Message] = []
         for reply in replies:
+            site_id = self._site_of(reply)
             if reply.has_error():
-                outcome.refusals.append((self._site_of(reply), reply.error.reason or "no reason given"))
+                reason = reply.error.reason or "no reason given"
+                outcome.refusals.append((site_id, reason))
+                self._reject(server_round, Rejection(site_id, SITE_REFUSED, reason))
+                continue
+            outcome.trained_sites.append(site_id)
+            self._note_site_audit(outcome, reply)
+            rejection = screen_reply(site_id, reply.content, global_arrays, max_update_l2_norm=self.max_update_l2_norm)
+            if rejection is not None:
+                self._reject(server_round, rejection)
             else:
-                outcome.trained_sites.append(self._site_of(reply))
-                self._note_site_audit(outcome, reply)
-        return self.inner.aggregate_train(server_round, replies)
+                accepted.append(reply)
+        if len(accepted) < self.min_participants:
+            logger.warning(
+                "round %s: %s accepted update(s), %s needed: keeping the previous global model",
+                server_round, len(accepted), self.min_participants,
+            )
+            self.observer.round_skipped(server_round, accepted=len(accepted), required=self.min_participants)
+            return None, None
+        return self.inner.aggregate_train(server_round, accepted)
+
+    def _reject(self, server_round: int, rejection: Rejection) -> None:
+        logger.warning("round %s: update from %s rejected (%s): %s", server_round, rejection.site_id, rejection.reason, rejection.detail)
+        self.observer.update_rejected(server_round, rejection.site_id, rejection.reason, rejection.detail)
 
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
@@ -106,9 +180,12 @@ class GovernedStrategy(Strategy):
         if record is not None and "audit-hash" in record:
             outcome.site_audit_heads[as_str(record, "site-id")] = (as_str(record, "audit-hash"), as_int(record, "audit-length"))
 
-    @staticmethod
-    def _site_of(reply: Message) -> str:
-        """The site id a reply names, or the Flower node id when it names none (e.g. an error)."""
+    def _site_of(self, reply: Message) -> str:
+        """The site id a reply names; for one that names none (an error), the site its node named before.
+
+        A node that never named its site (e.g. one refusing from round 1 on) is ``node-<Flower node id>``.
+        """
+        node = reply.metadata.src_node_id
         if not reply.has_error() and SITE_RECORD_KEY in reply.content.config_records:
-            return str(reply.content.config_records[SITE_RECORD_KEY]["site-id"])
-        return f"node-{reply.metadata.src_node_id}"
+            self._site_by_node[node] = str(reply.content.config_records[SITE_RECORD_KEY]["site-id"])
+        return self._site_by_node.get(node, f"node-{node}")

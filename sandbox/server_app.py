@@ -25,10 +25,11 @@ from participants.site_guard import SPEC_JSON_KEY
 from policies.audit_entry import canonical_json
 from sandbox.feature_scaling import pooled_feature_scaling
 from sandbox.governed_strategy import GovernedStrategy
-from sandbox.preflight import preflight
+from sandbox.consent import consent_matrix, preflight_with_approvals
 from sandbox.round_outcome import RoundOutcome
 from sandbox.spec_loading import LoadedSpec, load_spec
 from sandbox.strategy_choice import build_inner_strategy
+from sandbox.trial_control import TrialControl, TrialTerminated
 from sandbox.trial_recorder import DEFAULT_MIN_COHORT_SIZE, TrialRecorder
 
 logger = logging.getLogger(__name__)
@@ -90,6 +91,14 @@ def min_cohort_size(verdict: PreflightResult | None) -> int:
     return int(verdict.combined.value("data.min_cohort_size"))
 
 
+def max_update_l2_norm(verdict: PreflightResult | None) -> float | None:
+    """The update-norm bound of the participants' composed policy (the smallest any sets); None = unbounded."""
+    if verdict is None or verdict.combined is None:
+        return None
+    bound = verdict.combined.value("privacy.max_update_l2_norm")
+    return None if bound is None else float(bound)
+
+
 def round_config(grid: Grid, loaded: LoadedSpec, *, min_cohort_size: int) -> ConfigRecord:
     """The trial's config record completed with the federation-wide feature scaling (asks every site once)."""
     config = train_config(loaded)
@@ -109,22 +118,32 @@ def run_trial(grid: Grid, loaded: LoadedSpec, run_dir: Path, hooks: TrialHooks) 
         loaded, run_dir, run_id=run_dir.name, metrics=hooks.metrics, registry=hooks.registry, on_round=hooks.on_round,
         min_cohort_size=min_cohort_size(hooks.preflight),
     )
-    strategy = GovernedStrategy(build_inner_strategy(spec), observer=recorder)
+    strategy = GovernedStrategy(
+        build_inner_strategy(spec), observer=recorder, max_update_l2_norm=max_update_l2_norm(hooks.preflight),
+        min_participants=spec.min_participants,
+        control=TrialControl(run_dir, on_change=recorder.control_changed),
+    )
     model = build_model(spec.model.name, num_features=spec.model.input_features, hidden_units=spec.model.hidden_units, seed=spec.seed)
     recorder.trial_started()
     if hooks.preflight is not None:
         summary = hooks.preflight.as_json()["summary"]
         recorder.record("preflight-passed", {"sites": summary["sites"], "denials": summary["denials"], "findings": summary["findings"]})
+    recorder.consent = consent_matrix(loaded)
+    recorder.record("consent-matrix", recorder.consent)
     config = round_config(grid, loaded, min_cohort_size=recorder.min_cohort_size)
     recorder.record("features-standardised", {"num_features": spec.model.input_features})
-    result = strategy.start(
-        grid=grid,
-        initial_arrays=ArrayRecord(model.state_dict()),
-        num_rounds=spec.rounds,
-        train_config=config,
-        evaluate_config=ConfigRecord(dict(config)),
-    )
-    report = recorder.trial_finished(result.arrays)
+    try:
+        result = strategy.start(
+            grid=grid,
+            initial_arrays=ArrayRecord(model.state_dict()),
+            num_rounds=spec.rounds,
+            train_config=config,
+            evaluate_config=ConfigRecord(dict(config)),
+        )
+        report = recorder.trial_finished(result.arrays)
+    except TrialTerminated:
+        logger.warning("trial terminated by request before round %d", len(recorder.rounds) + 1)
+        report = recorder.trial_finished(strategy.latest_arrays, state="terminated")
     hooks.report = report
     return report
 
@@ -143,7 +162,7 @@ def make_server_app(settings: Mapping[str, str], hooks: TrialHooks | None = None
         if hooks is not None:
             run_trial(grid, loaded, run_dir, hooks)
             return
-        verdict = preflight(loaded)
+        verdict = preflight_with_approvals(loaded)
         if verdict.refused:
             raise verdict.refusal()
         registry = CollectorRegistry()

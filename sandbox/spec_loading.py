@@ -8,6 +8,7 @@ approve this hash, and audit entries carry it.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,10 @@ def load_spec(path: str | Path) -> LoadedSpec:
         spec = TrialSpec.model_validate(data)
     except ValidationError as err:
         problems = problems_from_validation(err, source=shown_as, model=TrialSpec) + problems
+    reported = [problem.field for problem in problems]
+    problems += [p for p in _non_finite_problems(data, shown_as) if not any(_nested(p.field, f) for f in reported)]
+    if spec is not None and not problems:
+        problems = _federation_problems(spec, file_path, shown_as)
     if problems or spec is None:
         raise SpecError(f"Invalid trial spec '{shown_as}'", problems)
     return LoadedSpec(spec=spec, path=file_path.resolve(), shown_as=shown_as, spec_hash=spec_hash(spec))
@@ -105,3 +110,40 @@ def _cross_field_problems(data: dict[str, Any], source: str) -> list[Problem]:
             Problem(source, "min_participants", show_value(minimum), f"at most the {len(participants)} participants listed")
         )
     return problems
+
+
+def _federation_problems(spec: TrialSpec, spec_path: Path, source: str) -> list[Problem]:
+    """A federation folder the operating system refuses to look at (name too long, no permission).
+
+    A folder that does not exist is not a problem here: the federation check names it.
+    """
+    try:
+        (spec_path.resolve().parent / spec.federation).stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as err:
+        allowed = f"a folder of site configs the system can open ({err.strerror})"
+        return [Problem(source, "federation", show_value(spec.federation), allowed)]
+    return []
+
+
+def _nested(one: str, other: str) -> bool:
+    """Whether two dotted field paths are the same field or one lies inside the other."""
+    return one == other or one.startswith(other + ".") or other.startswith(one + ".")
+
+
+def _non_finite_problems(data: Any, source: str) -> list[Problem]:
+    """Every ``.inf``, ``-.inf`` and ``.nan`` in the spec: pydantic's float fields accept them, but no
+    trial setting is infinite and the spec hash (canonical JSON) cannot represent them."""
+    problems: list[Problem] = []
+    stack: list[tuple[Any, str]] = [(data, "")]
+    seen: set[int] = set()
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            problems.append(Problem(source, path, show_value(value), "a finite number"))
+        elif isinstance(value, (dict, list)) and id(value) not in seen:
+            seen.add(id(value))  # YAML aliases may make a document refer to itself
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            stack.extend((child, f"{path}.{key}" if path else str(key)) for key, child in items)
+    return sorted(problems, key=lambda problem: problem.field)

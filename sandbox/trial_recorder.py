@@ -22,6 +22,7 @@ from monitoring.exporter import write_textfile
 from monitoring.metrics import SandboxMetrics
 from policies.atomic_file import write_bytes_atomic, write_json_atomic
 from policies.audit_chain import AuditChain
+from sandbox.trial_control import ControlRequest
 from sandbox.round_outcome import RoundOutcome, SiteRoundMetrics
 from sandbox.spec_loading import LoadedSpec
 
@@ -87,8 +88,12 @@ class TrialRecorder:
         self.site_counts: dict[str, dict[str, int]] = {}
         self.suppressed_sites: set[str] = set()
         self.site_heads: dict[str, tuple[str, int]] = {}
+        self.rejections: dict[int, list[dict[str, str]]] = {}
+        self.skipped_rounds: set[int] = set()
         self.started_at = clock()
         self.state = "planned"
+        self.consent: dict[str, Any] | None = None
+        """The consent matrix (:func:`sandbox.consent.consent_matrix`), reported under ``consent``."""
         for participant in spec.participants:
             metrics.set_privacy(
                 participant.site_id, epsilon_spent=0.0, epsilon_budget=spec.privacy.epsilon_budget, delta=spec.privacy.delta
@@ -126,6 +131,21 @@ class TrialRecorder:
         self.metrics.start_round(server_round)
         return self.record("round-configured", {"round": server_round})
 
+    def update_rejected(self, server_round: int, site_id: str, reason: str, detail: str) -> None:
+        """Count, audit and report one update kept out of the aggregate (a refusal or a failed screening)."""
+        if site_id in self.metrics.sites:
+            self.metrics.reject_update(site_id, reason)
+        else:  # an error reply from a node that never named its site: no label value to count it under
+            logger.warning("round %s: rejection from unnamed %s (%s) is audited but not counted", server_round, site_id, reason)
+        rejection = {"site_id": site_id, "reason": reason, "detail": detail}
+        self.rejections.setdefault(server_round, []).append(rejection)
+        self.record("update-rejected", {"round": server_round, **rejection})
+
+    def round_skipped(self, server_round: int, *, accepted: int, required: int) -> None:
+        """Audit a round that aggregated nothing: the previous global model stays."""
+        self.skipped_rounds.add(server_round)
+        self.record("round-skipped", {"round": server_round, "accepted_updates": accepted, "min_participants": required})
+
     def round_finished(self, outcome: RoundOutcome) -> None:
         for site_id, metrics in outcome.sites.items():
             self.site_counts[site_id] = {"num_train": metrics.num_train, "num_test": metrics.num_test}
@@ -149,6 +169,8 @@ class TrialRecorder:
             "duration_seconds": round(outcome.duration_seconds, 4),
             "trained_sites": sorted(outcome.trained_sites),
             "refusals": [{"site_id": s, "reason": r} for s, r in outcome.refusals],
+            "rejections": self.rejections.pop(outcome.server_round, []),
+            "aggregated": outcome.server_round not in self.skipped_rounds,
             "sites": {s: _site_stats(m) for s, m in sorted(released.items())},
             "suppressed_sites": sorted(outcome.sites.keys() - released.keys()),
             "global": asdict(g) if g is not None else None,
@@ -161,15 +183,26 @@ class TrialRecorder:
         if self.on_round is not None:
             self.on_round(outcome)
 
-    def trial_finished(self, arrays: ArrayRecord | None) -> dict[str, Any]:
-        """Write ``model.pt``, the final audit entry, ``report.json`` and ``metrics.prom``; return the report."""
-        self.state = "finished"
+    def control_changed(self, request: ControlRequest) -> None:
+        """A regulator's suspend, resume or terminate request, honoured before the next round."""
+        state = {"suspend": "suspended", "resume": "running", "terminate": "terminated"}[request.action.value]
+        self.state = state
+        self.metrics.set_state(state)
+        event = {"suspend": "trial-suspended", "resume": "trial-resumed", "terminate": "trial-terminated"}[request.action.value]
+        self.record(event, {"reason": request.reason, "requested_at": request.requested_at, "before_round": len(self.rounds) + 1})
+
+    def trial_finished(self, arrays: ArrayRecord | None, *, state: str = "finished") -> dict[str, Any]:
+        """Write ``model.pt``, the final audit entry, ``report.json`` and ``metrics.prom``; return the report.
+
+        ``state`` is ``finished``, or ``terminated`` when a regulator stopped the trial.
+        """
+        self.state = state
         if arrays is not None:
             buffer = io.BytesIO()
             torch.save(arrays.to_torch_state_dict(), buffer)
             write_bytes_atomic(self.run_dir / "model.pt", buffer.getvalue())
-        self.metrics.set_state("finished")
-        self.record("trial-finished", {"rounds_completed": len(self.rounds), "model_saved": arrays is not None})
+        self.metrics.set_state(state)
+        self.record("trial-finished", {"state": state, "rounds_completed": len(self.rounds), "model_saved": arrays is not None})
         report = self.report()
         write_json_atomic(self.run_dir / "report.json", report)
         write_textfile(self.registry, self.run_dir / "metrics.prom")
@@ -220,6 +253,7 @@ class TrialRecorder:
                 "fairness_accuracy_gap": last["fairness_accuracy_gap"] if last is not None else None,
             },
             "rounds": self.rounds,
+            "consent": self.consent,
             "audit": {
                 "coordinator": {"path": "audit.jsonl", "hash": head.hash, "length": head.length},
                 "sites": {

@@ -2,7 +2,8 @@
 
 The trial runs as a user runs it (``sandbox run examples/demo.yaml``, in a subprocess) on a free
 metrics port, while a real Prometheus server configured from ``monitoring/prometheus/`` scrapes
-it every second. Both are stopped before the session ends.
+it every second. Both are stopped before the session ends. It runs on a private copy of
+``examples/`` whose four sites have signed their approvals, as ``make demo`` prepares them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from tests.approved_demo import approved_demo_at
 from tests.prometheus_server import PrometheusServer, free_port, start_prometheus
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,10 +46,11 @@ def sandbox_env() -> dict[str, str]:
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
     """Run the demo once, scraped by a real Prometheus (session-scoped)."""
     workdir = tmp_path_factory.mktemp("demo")
+    demo = approved_demo_at(workdir)
     port = free_port()
     with start_prometheus(workdir / "prometheus", scrape_targets=[f"127.0.0.1:{port}"], scrape_interval="1s") as prometheus:
         completed = subprocess.run(
-            [str(SANDBOX), "run", str(REPO / "examples" / "demo.yaml"), "--runs-root", str(workdir / "runs"),
+            [str(SANDBOX), "run", str(demo.spec), "--runs-root", str(workdir / "runs"),
              "--metrics-port", str(port), "--linger-seconds", "3", "--format", "json"],
             cwd=workdir, env=sandbox_env(), capture_output=True, text=True, timeout=600,
         )

@@ -55,7 +55,7 @@ def test_run_folder_holds_model_audit_and_metrics(demo_run: DemoRun) -> None:
     head = demo_run.report["audit"]["coordinator"]
     result = verify_chain(demo_run.run_dir / "audit.jsonl", expected_head=ChainHead(hash=head["hash"], length=head["length"]))
     assert result.ok, result.message()
-    assert result.length == 1 + 1 + 1 + 2 * 10 + 1  # started, pre-flight, features, 10 x (configured, aggregated), finished
+    assert result.length == 1 + 1 + 1 + 1 + 2 * 10 + 1  # started, pre-flight, consent, features, 10 x (configured, aggregated), finished
     assert (demo_run.run_dir / "metrics.prom").read_text().count("sandbox_global_accuracy") > 0
 
 
@@ -107,3 +107,20 @@ def test_each_site_keeps_an_intact_chain_cross_referenced_with_the_coordinator(d
         last = entries[-1]
         assert aggregated[10]["payload"]["site_audit_entries"][site_id] == last["hash"]
     assert set(demo_run.report["audit"]["sites"]) == {"de-berlin", "fr-lyon", "gb-leeds", "ch-zurich"}
+
+
+def test_consent_matrix_is_reported_and_audited(demo_run: DemoRun) -> None:
+    """report.json and the audit chain hold the consent matrix: every site approved this exact spec hash, and by which key."""
+    import json
+
+    consent = demo_run.report["consent"]
+    assert consent["spec_hash"] == demo_run.report["spec_hash"] and consent["all_consent"] is True
+    assert list(consent["sites"]) == ["de-berlin", "fr-lyon", "gb-leeds", "ch-zurich"]
+    for site in consent["sites"].values():
+        assert site["approved"] is True and site["required"] is True and site["spec_hash"] == consent["spec_hash"]
+        assert len(site["approver_key_fingerprint"]) == 64
+    assert len({site["approver_key_fingerprint"] for site in consent["sites"].values()}) == 4, "each site has its own approver"
+    entries = [json.loads(line) for line in (demo_run.run_dir / "audit.jsonl").read_text().splitlines()]
+    (audited,) = [e for e in entries if e["event"] == "consent-matrix"]
+    assert audited["payload"] == consent
+    assert [e["event"] for e in entries].index("consent-matrix") < [e["event"] for e in entries].index("round-configured")

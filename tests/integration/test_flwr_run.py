@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.approved_demo import approved_demo_at
 from tests.integration.conftest import REPO, sandbox_env
 from tests.prometheus_server import require_promtool
 
@@ -30,9 +31,10 @@ def test_flwr_run_runs_the_demo(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     env = sandbox_env()
     env.update({"FLWR_HOME": str(flwr_home), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"})
+    demo = approved_demo_at(tmp_path / "demo")
     run_config = (
-        f"trial-spec='{REPO / 'examples' / 'demo.yaml'}' runs-root='{runs}' metrics-port=0 "
-        f"federation-dir='{REPO / 'examples' / 'demo-sites'}' federation-sites='de-berlin,fr-lyon,gb-leeds,ch-zurich'"
+        f"trial-spec='{demo.spec}' runs-root='{runs}' metrics-port=0 "
+        f"federation-dir='{demo.sites_dir}' federation-sites='de-berlin,fr-lyon,gb-leeds,ch-zurich'"
     )
     try:
         completed = subprocess.run(
@@ -53,6 +55,7 @@ def test_flwr_run_runs_the_demo(tmp_path: Path) -> None:
     report = json.loads(reports[0].read_text())
     assert report["state"] == "finished"
     assert report["rounds_completed"] == 10
+    assert report["consent"]["all_consent"] is True, "the coordinator found every site's approval through the federation"
     assert report["final"]["global"]["test_accuracy"] >= 0.93
     for head in report["audit"]["sites"].values():
         assert (reports[0].parent / head["path"]).is_file(), "each site's chain sits in the same run folder"

@@ -13,15 +13,17 @@ from flwr.superlink.grid.inmemory_grid import InMemoryGrid
 from sandbox.preflight import preflight
 from sandbox.spec_loading import load_spec
 from sandbox.trial_run import run_in_simulation
+from tests.approved_demo import DemoCopy
 
 pytestmark = pytest.mark.integration
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SITE_RECORD_KEYS = {"site-id", "jurisdiction", "audit-hash", "audit-length"}
 COUNT_KEYS = {"num-examples", "num-train-examples"}
 
 
-def test_every_site_reply_holds_parameters_and_aggregates_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_site_reply_holds_parameters_and_aggregates_only(
+    approved_demo: DemoCopy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Each reply of the demo carries the model's parameters, scalar aggregates or per-feature sums, and counts of at least the minimum cohort."""
     replies: list[Message] = []
     original = InMemoryGrid.send_and_receive
@@ -32,9 +34,9 @@ def test_every_site_reply_holds_parameters_and_aggregates_only(tmp_path: Path, m
         return received
 
     monkeypatch.setattr(InMemoryGrid, "send_and_receive", capture)
-    loaded = load_spec(EXAMPLES / "demo.yaml")
+    loaded = load_spec(approved_demo.spec)
     verdict = preflight(loaded)
-    result = run_in_simulation(loaded, runs_root=tmp_path / "runs", metrics_port=0, preflight=verdict)
+    result = run_in_simulation(loaded, runs_root=tmp_path / "runs-out", metrics_port=0, preflight=verdict)
     minimum = result.report["min_cohort_size"]
     num_features = loaded.spec.model.input_features
     parameter_shapes = {"0.weight": (1, num_features), "0.bias": (1,)}

@@ -28,6 +28,8 @@ CASES: list[tuple[str, dict[str, Any], Any, Any, Any]] = [
     ("privacy.delta", {}, 1e-6, 1e-6, 1e-3),
     ("privacy.min_noise_multiplier", {}, 1.0, 1.0, 0.1),
     ("privacy.max_clipping_norm", {}, 0.5, 0.5, 2.0),
+    ("privacy.max_update_l2_norm", {}, 5.0, 5.0, None),
+    ("privacy.max_update_l2_norm", {"privacy": {"max_update_l2_norm": 10.0}}, 5.0, 5.0, 20.0),
     ("privacy.secure_aggregation_required", {}, True, True, None),
     ("privacy.secure_aggregation_required", {"privacy": {"secure_aggregation_required": True}}, True, True, False),
     ("transfers.allowed_aggregator_jurisdictions", {}, ["DE"], frozenset({"DE"}), ["DE", "US"]),

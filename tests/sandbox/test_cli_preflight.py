@@ -8,14 +8,14 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from sandbox.cli import app
+from tests.approved_demo import DemoCopy
 
-DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.yaml"
 
-
-def test_check_refuses_a_trial_without_dp_naming_rule_file_and_value(tmp_path: Path) -> None:
+def test_check_refuses_a_trial_without_dp_naming_rule_file_and_value(unapproved_demo: DemoCopy, tmp_path: Path) -> None:
     """A trial that adds no DP noise is refused (exit 3) at every site, each denial naming clause, file and value."""
-    lines = [line for line in DEMO.read_text().splitlines(keepends=True) if not line.lstrip().startswith(("noise_multiplier", "max_grad_norm"))]
-    text = "".join(lines).replace("federation: demo-sites", f"federation: {DEMO.parent / 'demo-sites'}")
+    demo = unapproved_demo.spec
+    lines = [line for line in demo.read_text().splitlines(keepends=True) if not line.lstrip().startswith(("noise_multiplier", "max_grad_norm"))]
+    text = "".join(lines).replace("federation: demo-sites", f"federation: {demo.parent / 'demo-sites'}")
     spec = tmp_path / "no-dp.yaml"
     spec.write_text(text)
     result = CliRunner().invoke(app, ["check", str(spec), "--format", "json"])
@@ -29,17 +29,18 @@ def test_check_refuses_a_trial_without_dp_naming_rule_file_and_value(tmp_path: P
     assert noise["source_file"].endswith("uk-gdpr.yaml") and noise["value_found"] == "none"
 
 
-def test_check_permits_the_demo() -> None:
-    """The demo (DP-SGD within every site's floor) passes pre-flight at all four sites (exit 0)."""
-    result = CliRunner().invoke(app, ["check", str(DEMO), "--format", "json"])
+def test_check_permits_the_demo(approved_demo: DemoCopy) -> None:
+    """The approved demo (DP-SGD within every site's floor) passes pre-flight at all four sites (exit 0)."""
+    result = CliRunner().invoke(app, ["check", str(approved_demo.spec), "--format", "json"])
     assert result.exit_code == 0, result.stdout
     assert json.loads(result.stdout)["refused"] is False
 
 
-def test_redline_purpose_is_valid_but_refused_everywhere(tmp_path: Path) -> None:
+def test_redline_purpose_is_valid_but_refused_everywhere(unapproved_demo: DemoCopy, tmp_path: Path) -> None:
     """A redline purpose validates (exit 0) but every site's pre-flight refuses it (exit 3)."""
-    text = DEMO.read_text().replace("purpose: treatment-research", "purpose: insurance-pricing")
-    text = text.replace("federation: demo-sites", f"federation: {DEMO.parent / 'demo-sites'}")
+    demo = unapproved_demo.spec
+    text = demo.read_text().replace("purpose: treatment-research", "purpose: insurance-pricing")
+    text = text.replace("federation: demo-sites", f"federation: {demo.parent / 'demo-sites'}")
     spec = tmp_path / "redline.yaml"
     spec.write_text(text)
     assert CliRunner().invoke(app, ["validate", str(spec)]).exit_code == 0

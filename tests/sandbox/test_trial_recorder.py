@@ -51,3 +51,33 @@ def test_site_below_min_cohort_gets_no_series_and_is_counted(tmp_path: Path) -> 
     head = verify_chain(tmp_path / "run" / "audit.jsonl")
     assert head.ok and head.length == report["audit"]["coordinator"]["length"]
     assert sample("sandbox_audit_entries_total") == head.length
+
+
+def test_rejections_and_skipped_rounds_are_counted_audited_and_reported(tmp_path: Path) -> None:
+    """A rejected update is counted per site and reason, audited with its detail and listed in its round; a skip is audited."""
+    registry = CollectorRegistry()
+    recorder = TrialRecorder(load_spec(DEMO), tmp_path / "run", run_id="run", metrics=new_metrics(load_spec(DEMO), registry), registry=registry)
+    recorder.trial_started()
+    recorder.round_started(1)
+    recorder.update_rejected(1, "gb-leeds", "norm-too-large", "L2 norm of the update 1e+06 exceeds the policy bound 10")
+    recorder.update_rejected(1, "node-7", "site-refused", "no consent")
+    recorder.round_skipped(1, accepted=2, required=3)
+    recorder.round_finished(RoundOutcome(server_round=1, trained_sites=["de-berlin", "fr-lyon", "gb-leeds"]))
+    recorder.round_started(2)
+    recorder.round_finished(RoundOutcome(server_round=2))
+    report = recorder.trial_finished(None)
+
+    labels = {"trial": "cancer-risk-demo", "site": "gb-leeds", "jurisdiction": "GB"}
+    assert registry.get_sample_value("sandbox_updates_rejected_total", {**labels, "reason": "norm-too-large"}) == 1.0
+    assert registry.get_sample_value("sandbox_updates_rejected_total", {**labels, "reason": "non-finite"}) == 0.0
+    first, second = report["rounds"]
+    assert first["rejections"] == [
+        {"site_id": "gb-leeds", "reason": "norm-too-large", "detail": "L2 norm of the update 1e+06 exceeds the policy bound 10"},
+        {"site_id": "node-7", "reason": "site-refused", "detail": "no consent"},
+    ]
+    assert first["aggregated"] is False and second["aggregated"] is True and second["rejections"] == []
+    events = [json.loads(line) for line in (tmp_path / "run" / "audit.jsonl").read_text().splitlines()]
+    assert [(e["event"], e["payload"].get("site_id")) for e in events if e["event"] in ("update-rejected", "round-skipped")] == [
+        ("update-rejected", "gb-leeds"), ("update-rejected", "node-7"), ("round-skipped", None)
+    ]
+    assert verify_chain(tmp_path / "run" / "audit.jsonl").ok

@@ -1,0 +1,117 @@
+"""The coordinator's view of the sites' signed approvals: pre-flight rows and the consent matrix.
+
+The coordinator finds each site's approval where the site itself reads it: through the federation
+(the site's node config → ``approvals_dir``, checked with the site's own ``trusted_keys``); in a
+real pilot, what each site publishes. The rules are :func:`participants.approvals.check_site_approval`,
+the very check the site's guard applies to every message.
+
+* An approval that exists but is malformed, tampered, signed by a key the site does not trust, or
+  covers another spec hash (the spec was edited after approval) is an integrity failure: ``sandbox
+  check`` and ``sandbox run`` exit 5 naming the site and the file, before any policy table.
+* A missing approval, a site that trusts no key yet, or an approval that predates the site's current
+  policy is a denial row with clause ``approval`` (exit 3; ``sandbox run`` runs nothing).
+* A site without ``trusted_keys`` requires no approval; its row permits and says so.
+
+The consent matrix (site → approved, spec hash, key fingerprint) goes into the coordinator's
+audit chain (``consent-matrix``) and ``report.json`` (``consent``). Since the run is refused
+before round 1 unless every site that requires an approval has one for this exact spec hash, and
+each site's guard refuses every message otherwise, only consenting sites ever train.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from participants.approvals import ApprovalState, ApprovalStatus, check_site_approval
+from policies import PreflightResult
+from policies.clock import Clock, system_clock
+from policies.decision import Decision
+from policies.errors import IntegrityError, Problem
+from sandbox.federation import load_federation
+from sandbox.preflight import preflight
+from sandbox.spec_loading import LoadedSpec
+
+APPROVAL_CLAUSE = "approval"
+
+
+def shown_path(path: Path | None) -> str:
+    """A path relative to the working folder when it lies below it (shorter lines)."""
+    if path is None:
+        return ""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def approval_status(loaded: LoadedSpec) -> list[ApprovalStatus]:
+    """Every participant's approval of ``loaded`` (its exact spec hash), in the trial's order.
+
+    Raises
+    ------
+    BadInputError
+        When the federation, a site's trusted-keys file or its policy chain cannot be read.
+    """
+    sites = load_federation(loaded)
+    return [check_site_approval(site, trial_id=loaded.spec.trial_id, spec_hash=loaded.spec_hash) for site in sites.values()]
+
+
+def integrity_error(loaded: LoadedSpec, statuses: list[ApprovalStatus]) -> IntegrityError | None:
+    """An exit-5 error naming each site and file whose approval fails its integrity check, if any."""
+    failed = [status for status in statuses if status.integrity_failure]
+    if not failed:
+        return None
+    problems = [Problem(shown_path(s.path), f"{s.site_id}.approval", s.state.value, s.reason) for s in failed]
+    return IntegrityError(f"Approvals of trial {loaded.spec.trial_id!r} fail their integrity check", problems)
+
+
+def approval_decisions(loaded: LoadedSpec, statuses: list[ApprovalStatus]) -> list[Decision]:
+    """One ``approval`` row per site for the pre-flight table (integrity failures included, as denials)."""
+    rows = []
+    for status in statuses:
+        required = status.state is not ApprovalState.NOT_REQUIRED
+        found = f"spec {status.approval.spec_hash[:12]}" if status.approval is not None else ("none" if required else "")
+        allowed = f"approval of spec {loaded.spec_hash[:12]} by a trusted key" if required else "no approval required"
+        rows.append(Decision(status.site_id, APPROVAL_CLAUSE, status.ok, status.reason, shown_path(status.path), found, allowed))
+    return rows
+
+
+def preflight_with_approvals(loaded: LoadedSpec, *, clock: Clock = system_clock) -> PreflightResult:
+    """The policy pre-flight of ``loaded`` plus one ``approval`` row per site.
+
+    Raises
+    ------
+    BadInputError
+        Bad policy files, federation or trusted-keys files (exit 2), first.
+    IntegrityError
+        When any site's approval exists but is malformed, tampered, untrusted or for another spec (exit 5).
+    """
+    verdict = preflight(loaded, clock=clock)
+    statuses = approval_status(loaded)
+    error = integrity_error(loaded, statuses)
+    if error is not None:
+        raise error
+    return dataclasses.replace(verdict, decisions=verdict.decisions + tuple(approval_decisions(loaded, statuses)))
+
+
+def consent_matrix(loaded: LoadedSpec, statuses: list[ApprovalStatus] | None = None) -> dict[str, Any]:
+    """Site → whether its approval covers this exact spec hash, with the approval's spec hash and key fingerprint."""
+    statuses = approval_status(loaded) if statuses is None else statuses
+    sites = {}
+    for status in statuses:
+        approval = status.approval
+        sites[status.site_id] = {
+            "approved": status.state is ApprovalState.APPROVED,
+            "required": status.state is not ApprovalState.NOT_REQUIRED,
+            "state": status.state.value,
+            "spec_hash": approval.spec_hash if approval is not None else None,
+            "approver_key_fingerprint": approval.approver_key_fingerprint if approval is not None else None,
+            "approved_at": approval.approved_at if approval is not None else None,
+        }
+    return {
+        "spec_hash": loaded.spec_hash,
+        "all_consent": all(status.ok for status in statuses),
+        "sites": sites,
+    }

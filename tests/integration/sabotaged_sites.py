@@ -1,0 +1,77 @@
+"""A ClientApp in which one site misbehaves in training, round by round, for the bad-site tests.
+
+Not a test module (no ``test_`` prefix). The app is the real one (:mod:`participants.client_app`)
+except that the chosen site's train reply is tampered with after honest training, as a faulty or
+malicious site would: its arrays become NaN, +/-Inf, the wrong shape or scaled by 1e6, or the
+site refuses with an error reply. The app travels to Flower's simulated sites (Ray workers), which
+import this module by name: the repo root must be on their ``PYTHONPATH``.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, Context, Error, Message, RecordDict
+from flwr.clientapp import ClientApp
+from flwr.common.constant import ErrorCode
+
+from participants.client_app import evaluate_handler, query_handler, train_handler
+from participants.record_values import as_int
+from participants.site_audit import SITE_RECORD_KEY
+
+REFUSE = "refuse"
+SABOTAGE_KINDS = ("nan", "inf", "wrong-shape", "scale-1e6")
+"""What the bad site can do to its update; plus ``refuse`` (an error reply instead of an update)."""
+
+
+def tampered(arrays: ArrayRecord, kind: str) -> ArrayRecord:
+    """``arrays`` after the sabotage ``kind``."""
+    values = {key: array.numpy().copy() for key, array in arrays.items()}
+    first = next(iter(values))
+    if kind == "nan":
+        values[first].flat[0] = np.nan
+    elif kind == "inf":
+        values[first].flat[0], values[first].flat[1] = np.inf, -np.inf
+    elif kind == "wrong-shape":
+        values[first] = np.zeros((values[first].size + 1,), dtype=values[first].dtype)
+    elif kind == "scale-1e6":
+        values = {key: value * value.dtype.type(1e6) for key, value in values.items()}
+    else:
+        raise ValueError(f"unknown sabotage {kind!r}")
+    return ArrayRecord({key: Array(value) for key, value in values.items()})
+
+
+def make_sabotaged_client_app(overrides: Mapping[str, object], *, site_id: str, plan: Mapping[int, str]) -> ClientApp:
+    """The real ClientApp, except that ``site_id`` does ``plan[server round]`` to its train reply.
+
+    Rounds missing from ``plan`` are honest.
+    """
+    fixed = dict(overrides)
+    client_app = ClientApp()
+
+    @client_app.train()
+    def _train(msg: Message, context: Context) -> Message:
+        reply = train_handler(msg, context, fixed)
+        if reply.has_error() or str(reply.content.config_records[SITE_RECORD_KEY]["site-id"]) != site_id:
+            return reply
+        kind = plan.get(as_int(msg.content.config_records["config"], "server-round"))
+        if kind is None:
+            return reply
+        if kind == REFUSE:
+            return Message(Error(code=ErrorCode.MOD_FAILED_PRECONDITION, reason="test: this site refuses to train"), reply_to=msg)
+        content = RecordDict(
+            {"arrays": tampered(reply.content.array_records["arrays"], kind), "metrics": reply.content.metric_records["metrics"],
+             SITE_RECORD_KEY: reply.content.config_records[SITE_RECORD_KEY]}
+        )
+        return Message(content=content, reply_to=msg)
+
+    @client_app.evaluate()
+    def _evaluate(msg: Message, context: Context) -> Message:
+        return evaluate_handler(msg, context, fixed)
+
+    @client_app.query()
+    def _query(msg: Message, context: Context) -> Message:
+        return query_handler(msg, context, fixed)
+
+    return client_app

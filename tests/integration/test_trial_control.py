@@ -1,0 +1,84 @@
+"""A regulator suspends, resumes and terminates a running trial from outside; the coordinator honours each before the next round."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from policies.audit_verify import verify_chain
+from tests.approved_demo import DemoCopy
+from tests.integration.conftest import sandbox_env
+
+pytestmark = pytest.mark.integration
+
+SANDBOX = Path(sys.executable).parent / "sandbox"
+
+
+def events(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "audit.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]
+
+
+def wait_for(predicate: Any, timeout: float = 120.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting for the trial")
+
+
+def control(action: str, run_dir: Path, reason: str) -> None:
+    done = subprocess.run([str(SANDBOX), action, str(run_dir), "--reason", reason], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def test_suspend_resume_terminate_a_running_trial(unapproved_demo: DemoCopy) -> None:
+    """Suspend holds the trial before its next round, resume lets it go on, terminate stops it: audited, state reported, exit 3."""
+    spec = unapproved_demo.examples / "long-demo.yaml"
+    spec.write_text(unapproved_demo.spec.read_text().replace("trial_id: cancer-risk-demo", "trial_id: long-demo").replace("rounds: 10", "rounds: 40"))
+    unapproved_demo.approve(spec)
+    runs = unapproved_demo.root / "runs-out"
+    process = subprocess.Popen(
+        [str(SANDBOX), "run", str(spec), "--runs-root", str(runs), "--metrics-port", "0", "--format", "json"],
+        env=sandbox_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        run_dir = wait_for(lambda: next(iter(runs.glob("long-demo/*")), None))
+        wait_for(lambda: any(e["event"] == "round-aggregated" for e in events(run_dir)))
+        control("suspend", run_dir, "regulator review of round metrics")
+        wait_for(lambda: any(e["event"] == "trial-suspended" for e in events(run_dir)))
+        held = sum(e["event"] == "round-aggregated" for e in events(run_dir))
+        time.sleep(3)
+        assert sum(e["event"] == "round-aggregated" for e in events(run_dir)) == held, "no round runs while suspended"
+        control("resume", run_dir, "review done")
+        wait_for(lambda: sum(e["event"] == "round-aggregated" for e in events(run_dir)) > held)
+        control("terminate", run_dir, "fairness gap above the sandbox plan's limit")
+        stdout, stderr = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 3, stderr[-3000:]
+    summary = json.loads(stdout)
+    assert summary["state"] == "terminated" and summary["rounds_completed"] < 40
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["state"] == "terminated"
+    kinds = [e["event"] for e in events(run_dir)]
+    assert kinds.index("trial-suspended") < kinds.index("trial-resumed") < kinds.index("trial-terminated") < kinds.index("trial-finished")
+    terminated = next(e for e in events(run_dir) if e["event"] == "trial-terminated")
+    assert terminated["payload"]["reason"] == "fairness gap above the sandbox plan's limit"
+    assert verify_chain(run_dir / "audit.jsonl").ok
+    assert 'sandbox_trial_state{sandbox_trial_state="terminated",trial="long-demo"} 1.0' in (run_dir / "metrics.prom").read_text()
+    # a finished trial takes no more requests
+    late = subprocess.run([str(SANDBOX), "suspend", str(run_dir), "--reason", "too late"], capture_output=True, text=True, timeout=60)
+    assert late.returncode == 2 and "already ended" in late.stderr

@@ -1,0 +1,73 @@
+"""Drive a site's guard mod directly: build the coordinator's message, run the guard, read the site's chain."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from flwr.app import ConfigRecord, Context, Message, MessageType, RecordDict
+from flwr.app.message.message import make_message
+from flwr.app.metadata import Metadata
+from flwr.common.constant import ErrorCode
+
+from participants.site_audit import RUN_DIR_KEY
+from participants.site_guard import SPEC_JSON_KEY, make_site_guard
+from policies import fixed_clock
+from policies.audit_entry import canonical_json
+from sandbox.spec_loading import load_spec
+
+PINNED = fixed_clock(datetime(2027, 3, 1, 12, 0, tzinfo=timezone.utc))
+
+
+def spec_document(spec: Path) -> dict[str, Any]:
+    """A trial spec as the JSON document the coordinator sends."""
+    return load_spec(spec).spec.model_dump(mode="json")
+
+
+def message(document: dict[str, Any], *, server_round: int = 1, spec_hash: str | None = None,
+            message_type: str = MessageType.TRAIN) -> Message:
+    """The coordinator's message carrying ``document`` and its hash (or ``spec_hash`` if given)."""
+    spec_json = canonical_json(document).decode()
+    config = ConfigRecord({
+        "trial-id": document["trial_id"],
+        "spec-hash": spec_hash or hashlib.sha256(spec_json.encode()).hexdigest(),
+        SPEC_JSON_KEY: spec_json,
+        "server-round": server_round,
+    })
+    metadata = Metadata(run_id=1, message_id="m1", src_node_id=0, dst_node_id=5, reply_to_message_id="",
+                        group_id="1", created_at=time.time(), ttl=3600, message_type=message_type)
+    return make_message(metadata=metadata, content=RecordDict({"config": config}))
+
+
+def guard_reply(msg: Message, site_config: Path, run_dir: Path) -> tuple[Message, list[str]]:
+    """Run the guard of the site whose node config is ``site_config``; return its reply and what reached the handler."""
+    reached: list[str] = []
+
+    def handler(m: Message, c: Context) -> Message:
+        reached.append(site_config.stem)
+        return Message(RecordDict(), reply_to=m)
+
+    context = Context(run_id=1, node_id=5, node_config={"site-config": str(site_config)}, state=RecordDict(), run_config={})
+    guard = make_site_guard({RUN_DIR_KEY: str(run_dir)}, clock=PINNED)
+    return guard(msg, context, handler), reached
+
+
+def site_chain(run_dir: Path, site: str) -> list[dict[str, Any]]:
+    """The site's own audit chain in ``run_dir`` (empty if it wrote none)."""
+    path = run_dir / "sites" / site / "audit.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def assert_refused(reply: Message, reached: list[str], run_dir: Path, site: str, *fragments: str) -> None:
+    """The guard replied with a precondition error naming every fragment, and audited it in the site's chain."""
+    assert reply.has_error() and reply.error.code == ErrorCode.MOD_FAILED_PRECONDITION
+    assert reached == [], "a refused message never reaches training"
+    for fragment in fragments:
+        assert fragment in reply.error.reason, reply.error.reason
+    chain = site_chain(run_dir, site)
+    assert chain and chain[-1]["event"] == "refusal"
+    assert chain[-1]["payload"]["reason"] in reply.error.reason

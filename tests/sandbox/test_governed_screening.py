@@ -1,0 +1,104 @@
+"""The governed strategy screens updates before FedAvg sees them, and skips a round left too thin."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from flwr.app import Array, ArrayRecord, ConfigRecord, Error, Message, MetricRecord, RecordDict
+from flwr.common.constant import ErrorCode
+from flwr.serverapp.strategy import FedAvg
+from flwr.supercore.task_identity import TaskIdentity
+
+from participants.site_audit import SITE_RECORD_KEY
+from sandbox.governed_strategy import GovernedStrategy
+from sandbox.round_outcome import RoundOutcome
+
+NODES = {11: "de-berlin", 12: "fr-lyon", 13: "gb-leeds"}
+GLOBAL = ArrayRecord({"w": Array(np.zeros(2, dtype=np.float32))})
+
+
+@dataclass
+class Observer:
+    rejected: list[tuple[int, str, str]] = field(default_factory=list)
+    skipped: list[tuple[int, int, int]] = field(default_factory=list)
+
+    def round_started(self, server_round: int) -> str:
+        return "0" * 64
+
+    def update_rejected(self, server_round: int, site_id: str, reason: str, detail: str) -> None:
+        self.rejected.append((server_round, site_id, reason))
+
+    def round_skipped(self, server_round: int, *, accepted: int, required: int) -> None:
+        self.skipped.append((server_round, accepted, required))
+
+    def round_finished(self, outcome: RoundOutcome) -> None: ...
+
+
+class Grid:
+    def get_node_ids(self) -> list[int]:
+        return list(NODES)
+
+
+@pytest.fixture(autouse=True)
+def task_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Flower messages need the task's identity, which the ServerApp process normally sets."""
+    for name in ("_run_id", "_node_id", "_task_id"):
+        monkeypatch.setattr(TaskIdentity, name, 1)
+
+
+def update(msg: Message, values: list[float]) -> Message:
+    content = RecordDict({
+        "arrays": ArrayRecord({"w": Array(np.array(values, dtype=np.float32))}),
+        "metrics": MetricRecord({"num-examples": 10}),
+        SITE_RECORD_KEY: ConfigRecord({"site-id": NODES[msg.metadata.dst_node_id]}),
+    })
+    return Message(content=content, reply_to=msg)
+
+
+def refusal(msg: Message) -> Message:
+    return Message(Error(code=ErrorCode.MOD_FAILED_PRECONDITION, reason="no consent"), reply_to=msg)
+
+
+def sent(strategy: GovernedStrategy, server_round: int) -> dict[str, Message]:
+    messages = strategy.configure_train(server_round, GLOBAL, ConfigRecord({}), Grid())  # type: ignore[arg-type]
+    return {NODES[m.metadata.dst_node_id]: m for m in messages}
+
+
+def governed(min_participants: int) -> tuple[GovernedStrategy, Observer]:
+    observer = Observer()
+    inner = FedAvg(min_train_nodes=3, min_available_nodes=3)
+    return GovernedStrategy(inner, observer=observer, max_update_l2_norm=10.0, min_participants=min_participants), observer
+
+
+def test_rejected_updates_never_reach_the_average() -> None:
+    """FedAvg averages only accepted updates; each rejection and refusal is reported with its reason."""
+    strategy, observer = governed(min_participants=1)
+    out = sent(strategy, 1)
+    replies = [update(out["de-berlin"], [1.0, 1.0]), update(out["fr-lyon"], [float("nan"), 0.0]), refusal(out["gb-leeds"])]
+    arrays, _ = strategy.aggregate_train(1, replies)
+    assert arrays is not None
+    np.testing.assert_array_equal(arrays["w"].numpy(), [1.0, 1.0])
+    assert observer.rejected == [(1, "fr-lyon", "non-finite"), (1, "node-13", "site-refused")]
+    assert observer.skipped == []
+
+
+def test_a_refusal_is_attributed_to_the_site_its_node_named_before() -> None:
+    """An error reply names no site; a node that replied as gb-leeds before is counted as gb-leeds."""
+    strategy, observer = governed(min_participants=1)
+    out = sent(strategy, 1)
+    strategy.aggregate_train(1, [update(out[site], [0.5, 0.5]) for site in NODES.values()])
+    out = sent(strategy, 2)
+    strategy.aggregate_train(2, [update(out["de-berlin"], [0.5, 0.5]), refusal(out["gb-leeds"])])
+    assert observer.rejected == [(2, "gb-leeds", "site-refused")]
+
+
+def test_too_few_accepted_updates_skip_the_round() -> None:
+    """With fewer accepted updates than min_participants the round keeps the previous model and is reported."""
+    strategy, observer = governed(min_participants=3)
+    out = sent(strategy, 1)
+    replies = [update(out["de-berlin"], [1.0, 1.0]), update(out["fr-lyon"], [1.0, 1.0]), update(out["gb-leeds"], [1e6, 0.0])]
+    assert strategy.aggregate_train(1, replies) == (None, None)
+    assert observer.rejected == [(1, "gb-leeds", "norm-too-large")]
+    assert observer.skipped == [(1, 2, 3)]
