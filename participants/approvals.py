@@ -239,13 +239,13 @@ def check_site_approval(site: LoadedSiteConfig, *, trial_id: str, spec_hash: str
     if not config.trusted_keys or not config.approvals_dir:
         return status(ApprovalState.NOT_REQUIRED, "the site sets no trusted_keys in its node config, so it requires no signed approval")
     keys_path = site.resolve(config.trusted_keys)
-    if not keys_path.is_file():
+    if not _is_file(keys_path):
         return status(ApprovalState.NO_TRUSTED_KEYS, "the site trusts no approval key yet (no trusted-keys file)", keys_path)
     trusted = load_trusted_keys(keys_path)
     if not trusted:
         return status(ApprovalState.NO_TRUSTED_KEYS, "the site's trusted-keys file holds no key", keys_path)
     path = approval_path(site.resolve(config.approvals_dir), trial_id, config.site_id)
-    if not path.is_file():
+    if not _is_file(path):
         return status(ApprovalState.MISSING, f"no signed approval of trial {trial_id!r} by site {config.site_id} (sandbox approve)", path)
     try:
         approval = read_approval(path)
@@ -278,3 +278,11 @@ class _Status:
 
     def __call__(self, state: ApprovalState, reason: str, path: Path | None = None, approval: Approval | None = None) -> ApprovalStatus:
         return ApprovalStatus(self.site_id, state, reason, path, approval)
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, but a path the system cannot even look up (too long, ...) is no file."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False

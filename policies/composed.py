@@ -68,6 +68,11 @@ class ComposedPolicy:
     sandbox_plan_id: str | None
     sandbox_plan_start: date | None
     sandbox_plan_end: date | None
+    exclude_after_violations: int
+    exclusion_rounds: int
+    suspend_after_violations: int
+    terminate_after_violations: int
+    reporting_deadline_hours: int
     provenance: Mapping[str, str]
     term_sources: Mapping[str, Mapping[str, str]]
 

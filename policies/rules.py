@@ -124,6 +124,11 @@ FIELD_RULES: tuple[FieldRule, ...] = (
     FieldRule("approvals.sandbox_plan_id", "sandbox_plan_id", Kind.PINNED),
     FieldRule("approvals.sandbox_plan_start", "sandbox_plan_start", Kind.START),
     FieldRule("approvals.sandbox_plan_end", "sandbox_plan_end", Kind.END),
+    FieldRule("enforcement.exclude_after_violations", "exclude_after_violations", Kind.CEILING, default=4),
+    FieldRule("enforcement.exclusion_rounds", "exclusion_rounds", Kind.FLOOR, default=2),
+    FieldRule("enforcement.suspend_after_violations", "suspend_after_violations", Kind.CEILING, default=6),
+    FieldRule("enforcement.terminate_after_violations", "terminate_after_violations", Kind.CEILING, default=8),
+    FieldRule("enforcement.reporting_deadline_hours", "reporting_deadline_hours", Kind.CEILING, default=72),
 )
 
 RULES_BY_PATH: dict[str, FieldRule] = {rule.path: rule for rule in FIELD_RULES}

@@ -150,6 +150,31 @@ class TrainingSection(_Strict):
     )
 
 
+class EnforcementSection(_Strict):
+    """Graduated enforcement: how violations at aggregation escalate (AI Act Art. 57(11)-(12), Art. 73).
+
+    Counts are of violations recorded by the coordinator (rejected updates: non-finite, wrong shape,
+    norm above the bound). A site is excluded after ``exclude_after_violations`` of its own; the
+    trial is suspended, then terminated, after the trial-wide counts. Smaller numbers are stricter.
+    """
+
+    exclude_after_violations: StrictInt | None = Field(
+        default=None, ge=1, description="A site's violations that exclude it for the next rounds; default 4."
+    )
+    exclusion_rounds: StrictInt | None = Field(
+        default=None, ge=1, description="Rounds an excluded site sits out; default 2 (a larger number is stricter)."
+    )
+    suspend_after_violations: StrictInt | None = Field(
+        default=None, ge=1, description="Trial-wide violations that suspend the trial until a regulator resumes it; default 6."
+    )
+    terminate_after_violations: StrictInt | None = Field(
+        default=None, ge=1, description="Trial-wide violations that terminate the trial; default 8."
+    )
+    reporting_deadline_hours: StrictInt | None = Field(
+        default=None, ge=1, description="Hours within which an incident must be reported to the regulator; default 72."
+    )
+
+
 class ValiditySection(_Strict):
     """When the policy applies; after ``valid_until`` (the sunset) it refuses everything."""
 
@@ -223,6 +248,7 @@ class PolicyLayer(_Strict):
     training: TrainingSection = Field(default=TrainingSection(), description=TrainingSection.__doc__)
     validity: ValiditySection = Field(default=ValiditySection(), description=ValiditySection.__doc__)
     approvals: ApprovalsSection = Field(default=ApprovalsSection(), description=ApprovalsSection.__doc__)
+    enforcement: EnforcementSection = Field(default=EnforcementSection(), description=EnforcementSection.__doc__)
 
     @model_validator(mode="before")
     @classmethod

@@ -73,8 +73,8 @@ def load_spec(path: str | Path) -> LoadedSpec:
         spec = TrialSpec.model_validate(data)
     except ValidationError as err:
         problems = problems_from_validation(err, source=shown_as, model=TrialSpec) + problems
-    reported = [problem.field for problem in problems]
-    problems += [p for p in _non_finite_problems(data, shown_as) if not any(_nested(p.field, f) for f in reported)]
+    if spec is not None:
+        problems += _non_finite_problems(spec.model_dump(), shown_as)
     if spec is not None and not problems:
         problems = _federation_problems(spec, file_path, shown_as)
     if problems or spec is None:
@@ -127,23 +127,19 @@ def _federation_problems(spec: TrialSpec, spec_path: Path, source: str) -> list[
     return []
 
 
-def _nested(one: str, other: str) -> bool:
-    """Whether two dotted field paths are the same field or one lies inside the other."""
-    return one == other or one.startswith(other + ".") or other.startswith(one + ".")
+def _non_finite_problems(values: Any, source: str) -> list[Problem]:
+    """Every infinite or NaN number of a validated spec (``values`` is its ``model_dump()``).
 
-
-def _non_finite_problems(data: Any, source: str) -> list[Problem]:
-    """Every ``.inf``, ``-.inf`` and ``.nan`` in the spec: pydantic's float fields accept them, but no
-    trial setting is infinite and the spec hash (canonical JSON) cannot represent them."""
+    Pydantic's float fields accept ``.inf``, ``.nan`` and numbers too large for a float (``1e400``),
+    but no trial setting is infinite, and the spec hash (canonical JSON) cannot represent them.
+    """
     problems: list[Problem] = []
-    stack: list[tuple[Any, str]] = [(data, "")]
-    seen: set[int] = set()
+    stack: list[tuple[Any, str]] = [(values, "")]
     while stack:
         value, path = stack.pop()
         if isinstance(value, float) and not math.isfinite(value):
             problems.append(Problem(source, path, show_value(value), "a finite number"))
-        elif isinstance(value, (dict, list)) and id(value) not in seen:
-            seen.add(id(value))  # YAML aliases may make a document refer to itself
+        elif isinstance(value, (dict, list, tuple)):
             items = value.items() if isinstance(value, dict) else enumerate(value)
             stack.extend((child, f"{path}.{key}" if path else str(key)) for key, child in items)
     return sorted(problems, key=lambda problem: problem.field)

@@ -41,7 +41,15 @@ from typing import Any  # noqa: E402
 
 import yaml  # noqa: E402
 
-from policies import ComposedPolicy, SiteFacts, TrialFacts, compose_sites, evaluate, fixed_clock, load_policies  # noqa: E402
+from policies import (  # noqa: E402
+    ComposedPolicy,
+    SiteFacts,
+    TrialFacts,
+    compose_sites,
+    evaluate,
+    fixed_clock,
+    load_policies,
+)
 from policies.clock import Clock  # noqa: E402
 
 EXAMPLES = REPO / "examples"

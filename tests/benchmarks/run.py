@@ -1,4 +1,4 @@
-"""``make bench``: speed of the governed trial against plain Flower, printed as one JSON document.
+"""``make bench``: speed of the governed trial against plain Flower, and of policy pre-flight, as one JSON document.
 
 Each measurement is the wall time of one in-process simulation (Ray start-up included) of the
 demo trial: the governed ServerApp (audit chain, metrics, report) against a plain ServerApp that
@@ -33,6 +33,10 @@ from sandbox.trial_recorder import DEFAULT_MIN_COHORT_SIZE
 from sandbox.trial_run import FLOWER_ENVIRONMENT, _run_simulation
 
 REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # `python tests/benchmarks/run.py` puts only this folder on the path
+    sys.path.insert(0, str(REPO))
+
+from tests.benchmarks.policy_bench import policy_timings  # noqa: E402
 if str(REPO) not in sys.path:  # run as a script (make bench): make tests.approved_demo importable
     sys.path.insert(0, str(REPO))
 
@@ -106,6 +110,7 @@ def main() -> None:
                 "plain_median_seconds": round(plain, 3),
                 "overhead_ratio": round(governed / plain, 4),
                 "overhead_ratio_target": 1.05,
+                **policy_timings(),
             },
             indent=2,
         )
