@@ -23,7 +23,8 @@ from flwr.serverapp.strategy import Strategy
 
 from participants.record_values import as_float, as_int, as_str
 from participants.site_audit import SITE_RECORD_KEY
-from sandbox.trial_control import TrialControl
+from sandbox.enforcement import Enforcer, Incident
+from sandbox.trial_control import Action, TrialControl
 from sandbox.round_outcome import RoundOutcome, SiteRoundMetrics, pool
 from sandbox.update_screening import SITE_REFUSED, Rejection, screen_reply
 
@@ -45,6 +46,10 @@ class RoundObserver(Protocol):
         """Record that too few updates were accepted to aggregate; the previous global model stays."""
         ...
 
+    def incident_recorded(self, incident: Incident) -> None:
+        """Record a policy violation and the enforcement action taken."""
+        ...
+
     def round_finished(self, outcome: RoundOutcome) -> None: ...
 
 
@@ -64,6 +69,8 @@ class GovernedStrategy(Strategy):
         Fewest accepted updates a round needs to aggregate (the trial spec's ``min_participants``).
     control:
         A regulator's suspend/resume/terminate requests, honoured before each round.
+    enforcer:
+        Graduated enforcement of violations (warn, exclude, suspend, terminate); None = record nothing.
     """
 
     def __init__(
@@ -74,12 +81,14 @@ class GovernedStrategy(Strategy):
         max_update_l2_norm: float | None = None,
         min_participants: int = 1,
         control: TrialControl | None = None,
+        enforcer: Enforcer | None = None,
     ) -> None:
         self.inner = inner
         self.observer = observer
         self.max_update_l2_norm = max_update_l2_norm
         self.min_participants = min_participants
         self.control = control
+        self.enforcer = enforcer
         self._latest_arrays: ArrayRecord | None = None
         self._round_started_at: dict[int, float] = {}
         self._outcomes: dict[int, RoundOutcome] = {}
@@ -107,7 +116,7 @@ class GovernedStrategy(Strategy):
         self._round_entry = self.observer.round_started(server_round)
         self._global_arrays[server_round] = arrays
         config["coordinator-entry"] = self._round_entry
-        return self.inner.configure_train(server_round, arrays, config, grid)
+        return self._without_excluded(server_round, self.inner.configure_train(server_round, arrays, config, grid))
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
@@ -142,12 +151,31 @@ class GovernedStrategy(Strategy):
     def _reject(self, server_round: int, rejection: Rejection) -> None:
         logger.warning("round %s: update from %s rejected (%s): %s", server_round, rejection.site_id, rejection.reason, rejection.detail)
         self.observer.update_rejected(server_round, rejection.site_id, rejection.reason, rejection.detail)
+        if self.enforcer is None:
+            return
+        incident = self.enforcer.violation(server_round, rejection.site_id, rejection.reason, rejection.detail)
+        if incident is None:
+            return
+        self.observer.incident_recorded(incident)
+        if incident.action in ("suspend", "terminate") and self.control is not None:
+            self.control.escalate(Action(incident.action), f"{incident.rule} violations reached the policy's {incident.action} threshold")
 
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         config["coordinator-entry"] = self._round_entry
-        return self.inner.configure_evaluate(server_round, arrays, config, grid)
+        return self._without_excluded(server_round, self.inner.configure_evaluate(server_round, arrays, config, grid))
+
+    def _without_excluded(self, server_round: int, messages: Iterable[Message]) -> list[Message]:
+        """Drop messages to sites the enforcer excluded for this round (they are sent nothing)."""
+        kept = []
+        for message in messages:
+            site = self._site_by_node.get(message.metadata.dst_node_id)
+            if self.enforcer is not None and site is not None and self.enforcer.excluded(site, server_round):
+                logger.warning("round %s: %s is excluded and is sent nothing", server_round, site)
+                continue
+            kept.append(message)
+        return kept
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         replies = list(replies)

@@ -24,6 +24,7 @@ from participants.model import build_model
 from participants.site_guard import SPEC_JSON_KEY
 from policies.audit_entry import canonical_json
 from sandbox.feature_scaling import pooled_feature_scaling
+from sandbox.enforcement import ENFORCEMENT_RULES, Enforcer, Ladder
 from sandbox.governed_strategy import GovernedStrategy
 from sandbox.consent import consent_matrix, preflight_with_approvals
 from sandbox.round_outcome import RoundOutcome
@@ -36,7 +37,10 @@ logger = logging.getLogger(__name__)
 
 REJECTION_REASONS = ("site-refused", "non-finite", "wrong-shape", "norm-too-large")
 """Reasons an update can be rejected (label ``reason``); each starts at 0 for every site."""
-POLICY_RULES = ("purpose", "redline", "expiry", "max-rounds", "noise-floor", "approval", "privacy-budget", "min-cohort")
+POLICY_RULES = (
+    "purpose", "redline", "expiry", "max-rounds", "noise-floor", "approval", "privacy-budget", "min-cohort",
+    *ENFORCEMENT_RULES,
+)
 """Policy rules that can be violated (label ``rule``); each starts at 0 for every site."""
 
 
@@ -99,6 +103,20 @@ def max_update_l2_norm(verdict: PreflightResult | None) -> float | None:
     return None if bound is None else float(bound)
 
 
+def enforcement_ladder(verdict: PreflightResult | None) -> Ladder:
+    """The composed policy's escalation thresholds; the defaults without policies."""
+    if verdict is None or verdict.combined is None:
+        return Ladder()
+    policy = verdict.combined
+    return Ladder(
+        exclude_after_violations=policy.exclude_after_violations,
+        exclusion_rounds=policy.exclusion_rounds,
+        suspend_after_violations=policy.suspend_after_violations,
+        terminate_after_violations=policy.terminate_after_violations,
+        reporting_deadline_hours=policy.reporting_deadline_hours,
+    )
+
+
 def round_config(grid: Grid, loaded: LoadedSpec, *, min_cohort_size: int) -> ConfigRecord:
     """The trial's config record completed with the federation-wide feature scaling (asks every site once)."""
     config = train_config(loaded)
@@ -122,6 +140,7 @@ def run_trial(grid: Grid, loaded: LoadedSpec, run_dir: Path, hooks: TrialHooks) 
         build_inner_strategy(spec), observer=recorder, max_update_l2_norm=max_update_l2_norm(hooks.preflight),
         min_participants=spec.min_participants,
         control=TrialControl(run_dir, on_change=recorder.control_changed),
+        enforcer=Enforcer(run_dir, enforcement_ladder(hooks.preflight)),
     )
     model = build_model(spec.model.name, num_features=spec.model.input_features, hidden_units=spec.model.hidden_units, seed=spec.seed)
     recorder.trial_started()

@@ -90,7 +90,12 @@ class TrialControl:
         self.on_change = on_change
         self.poll_seconds = poll_seconds
         self._offset = 0
+        self._escalations: list[ControlRequest] = []
         self.suspended = False
+
+    def escalate(self, action: Action, reason: str) -> None:
+        """Graduated enforcement's own suspend or terminate, honoured before the next round like a regulator's."""
+        self._escalations.append(ControlRequest(action, reason, datetime.now(timezone.utc).isoformat()))
 
     def _new_requests(self) -> list[ControlRequest]:
         if not self.path.exists():
@@ -112,7 +117,8 @@ class TrialControl:
     def before_round(self) -> None:
         """Honour pending requests; block while suspended; raise :class:`TrialTerminated` on terminate."""
         while True:
-            for request in self._new_requests():
+            pending, self._escalations = self._escalations, []
+            for request in pending + self._new_requests():
                 if request.action is Action.terminate:
                     self.on_change(request)
                     raise TrialTerminated(request)

@@ -22,6 +22,7 @@ from monitoring.exporter import write_textfile
 from monitoring.metrics import SandboxMetrics
 from policies.atomic_file import write_bytes_atomic, write_json_atomic
 from policies.audit_chain import AuditChain
+from sandbox.enforcement import Incident
 from sandbox.trial_control import ControlRequest
 from sandbox.round_outcome import RoundOutcome, SiteRoundMetrics
 from sandbox.spec_loading import LoadedSpec
@@ -89,6 +90,7 @@ class TrialRecorder:
         self.suppressed_sites: set[str] = set()
         self.site_heads: dict[str, tuple[str, int]] = {}
         self.rejections: dict[int, list[dict[str, str]]] = {}
+        self.incidents: list[dict[str, Any]] = []
         self.skipped_rounds: set[int] = set()
         self.started_at = clock()
         self.state = "planned"
@@ -140,6 +142,13 @@ class TrialRecorder:
         rejection = {"site_id": site_id, "reason": reason, "detail": detail}
         self.rejections.setdefault(server_round, []).append(rejection)
         self.record("update-rejected", {"round": server_round, **rejection})
+
+    def incident_recorded(self, incident: Incident) -> None:
+        """Count, audit and report one policy violation and the action taken."""
+        if incident.site_id in self.metrics.sites:
+            self.metrics.record_violation(incident.site_id, incident.rule)
+        self.incidents.append(asdict(incident))
+        self.record("policy-violation", asdict(incident))
 
     def round_skipped(self, server_round: int, *, accepted: int, required: int) -> None:
         """Audit a round that aggregated nothing: the previous global model stays."""
@@ -254,6 +263,7 @@ class TrialRecorder:
             },
             "rounds": self.rounds,
             "consent": self.consent,
+            "incidents": self.incidents,
             "audit": {
                 "coordinator": {"path": "audit.jsonl", "hash": head.hash, "length": head.length},
                 "sites": {

@@ -124,7 +124,7 @@ def test_rejections_are_audited_in_the_intact_chain(runs: tuple[Run, Run]) -> No
     assert not sabotaged.audit_entries("round-skipped")
     result = verify_chain(sabotaged.run_dir / "audit.jsonl")
     assert result.ok, result.message()
-    assert result.length == 4 + ROUNDS * 3 + 1  # started, pre-flight, consent, features; per round configured, rejected, aggregated; finished
+    assert result.length == 4 + ROUNDS * 4 + 1  # started, pre-flight, consent, features; per round configured, rejected, policy-violation, aggregated; finished
 
 
 def test_global_model_is_as_if_the_bad_site_had_stayed_out(runs: tuple[Run, Run]) -> None:
@@ -156,3 +156,25 @@ def test_a_refusing_site_is_counted_as_site_refused(runs: tuple[Run, Run]) -> No
     assert sites[0].startswith("node-") and sites[1:] == [BAD_SITE] * (ROUNDS - 1)
     assert {key: value for key, value in refused.rejected.items() if value} == {(BAD_SITE, "site-refused"): ROUNDS - 1.0}
     assert len(refused.audit_entries("update-rejected")) == ROUNDS
+
+
+def test_violations_escalate_to_exclusion_with_incident_records(runs: tuple[Run, Run]) -> None:
+    """Each bad update is an incident (rule, severity, action, deadline); the site's 4th violation excludes it, per policy."""
+    sabotaged, refused = runs
+    lines = (sabotaged.run_dir / "incidents.jsonl").read_text(encoding="utf-8").splitlines()
+    incidents = [json.loads(line) for line in lines]
+    assert [(i["round"], i["site_id"], i["action"]) for i in incidents] == [
+        (1, BAD_SITE, "warn"), (2, BAD_SITE, "warn"), (3, BAD_SITE, "warn"), (4, BAD_SITE, "exclude")
+    ]
+    assert [i["rule"] for i in incidents] == ["update-integrity", "update-integrity", "update-integrity", "update-norm"]
+    assert all(i["reporting_deadline"] > i["time"] for i in incidents)
+    assert sabotaged.report["incidents"] == incidents
+    assert [e["payload"]["action"] for e in sabotaged.audit_entries("policy-violation")] == ["warn", "warn", "warn", "exclude"]
+    violations = {
+        (s.labels["site"], s.labels["rule"]): s.value
+        for family in text_string_to_metric_families((sabotaged.run_dir / "metrics.prom").read_text())
+        for s in family.samples if s.name == "sandbox_policy_violations_total"
+    }
+    assert violations[(BAD_SITE, "update-integrity")] == 3 and violations[(BAD_SITE, "update-norm")] == 1
+    assert violations[("de-berlin", "update-integrity")] == 0
+    assert not (refused.run_dir / "incidents.jsonl").exists(), "a site refusing to train is no violation"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from flwr.serverapp.strategy import FedAvg
 from flwr.supercore.task_identity import TaskIdentity
 
 from participants.site_audit import SITE_RECORD_KEY
+from sandbox.enforcement import Enforcer, Ladder
 from sandbox.governed_strategy import GovernedStrategy
 from sandbox.round_outcome import RoundOutcome
 
@@ -102,3 +104,24 @@ def test_too_few_accepted_updates_skip_the_round() -> None:
     assert strategy.aggregate_train(1, replies) == (None, None)
     assert observer.rejected == [(1, "gb-leeds", "norm-too-large")]
     assert observer.skipped == [(1, 2, 3)]
+
+
+def test_excluded_site_is_sent_nothing_for_the_policys_rounds(tmp_path: Path) -> None:
+    """After its violations reach the exclusion threshold, a site gets no train message for the next rounds, then is asked again."""
+
+    class Recording(Observer):
+        incidents: list[str] = []
+
+        def incident_recorded(self, incident: object) -> None:
+            self.incidents.append(getattr(incident, "action"))
+
+    observer = Recording()
+    enforcer = Enforcer(tmp_path, Ladder(exclude_after_violations=1, exclusion_rounds=2))
+    strategy = GovernedStrategy(FedAvg(min_train_nodes=3, min_available_nodes=3), observer=observer,
+                                max_update_l2_norm=10.0, min_participants=1, enforcer=enforcer)
+    out = sent(strategy, 1)
+    strategy.aggregate_train(1, [update(out["de-berlin"], [1.0, 1.0]), update(out["fr-lyon"], [1.0, 1.0]),
+                                 update(out["gb-leeds"], [float("inf"), 0.0])])
+    assert observer.incidents == ["exclude"]
+    assert set(sent(strategy, 2)) == set(sent(strategy, 3)) == {"de-berlin", "fr-lyon"}
+    assert set(sent(strategy, 4)) == {"de-berlin", "fr-lyon", "gb-leeds"}

@@ -1,0 +1,122 @@
+"""Graduated enforcement at aggregation: warn, exclude the site, suspend the trial, terminate it.
+
+Every update the governed strategy rejects for its content (``non-finite``, ``wrong-shape``,
+``norm-too-large``) is a violation of the site's obligations under the composed policy. The
+policy's ``enforcement`` section sets the ladder (smaller numbers are stricter):
+
+* a site's ``exclude_after_violations``-th violation excludes it for the next ``exclusion_rounds``
+  rounds (it is sent no messages), earlier ones are warnings;
+* the trial's ``suspend_after_violations``-th violation suspends the trial until a regulator
+  resumes it (``sandbox resume``); its ``terminate_after_violations``-th terminates it.
+
+Each violation is an incident record (one JSON line in ``incidents.jsonl`` of the run folder:
+time, round, site, rule, severity, action taken and the reporting deadline the policy sets),
+written append + fsync before the action takes effect. Reporting obligations: AI Act Art. 73
+(serious incidents); the deadline is the policy's ``reporting_deadline_hours``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable
+
+INCIDENTS_FILE = "incidents.jsonl"
+
+RULE_OF_REASON = {"non-finite": "update-integrity", "wrong-shape": "update-integrity", "norm-too-large": "update-norm"}
+"""Which policy rule a rejected update breaks, by rejection reason (refusals by a site are not violations)."""
+ENFORCEMENT_RULES = tuple(sorted(set(RULE_OF_REASON.values())))
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """The escalation thresholds of the composed policy (counts of violations, rounds, hours)."""
+
+    exclude_after_violations: int = 4
+    exclusion_rounds: int = 2
+    suspend_after_violations: int = 6
+    terminate_after_violations: int = 8
+    reporting_deadline_hours: int = 72
+
+
+@dataclass(frozen=True)
+class Incident:
+    """One violation and what was done about it."""
+
+    time: str
+    round: int
+    site_id: str
+    rule: str
+    severity: str
+    action: str
+    detail: str
+    reporting_deadline: str
+
+
+class Enforcer:
+    """Counts violations per site and per trial, decides the action, and keeps the incident log.
+
+    Parameters
+    ----------
+    run_dir:
+        Where ``incidents.jsonl`` is appended.
+    ladder:
+        Thresholds from the composed policy.
+    clock:
+        Returns an aware UTC datetime (injectable for tests).
+    """
+
+    def __init__(self, run_dir: Path, ladder: Ladder, *, clock: Callable[[], datetime] | None = None) -> None:
+        self.path = run_dir / INCIDENTS_FILE
+        self.ladder = ladder
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.site_violations: dict[str, int] = {}
+        self.trial_violations = 0
+        self._exclusions: dict[str, tuple[int, int]] = {}
+        """Site -> (round of the excluding violation, last round it sits out)."""
+
+    def violation(self, server_round: int, site_id: str, reason: str, detail: str) -> Incident | None:
+        """Record a rejected update; return its incident, or None if the reason is not a violation."""
+        rule = RULE_OF_REASON.get(reason)
+        if rule is None:
+            return None
+        self.site_violations[site_id] = self.site_violations.get(site_id, 0) + 1
+        self.trial_violations += 1
+        ladder = self.ladder
+        if self.trial_violations >= ladder.terminate_after_violations:
+            action, severity = "terminate", "critical"
+        elif self.trial_violations >= ladder.suspend_after_violations:
+            action, severity = "suspend", "major"
+        elif self.site_violations[site_id] >= ladder.exclude_after_violations:
+            action, severity = "exclude", "major"
+            self._exclusions[site_id] = (server_round, server_round + ladder.exclusion_rounds)
+        else:
+            action, severity = "warn", "minor"
+        now = self.clock()
+        incident = Incident(
+            time=now.isoformat(),
+            round=server_round,
+            site_id=site_id,
+            rule=rule,
+            severity=severity,
+            action=action,
+            detail=detail,
+            reporting_deadline=(now + timedelta(hours=ladder.reporting_deadline_hours)).isoformat(),
+        )
+        self._append(incident)
+        return incident
+
+    def excluded(self, site_id: str, server_round: int) -> bool:
+        """True while ``site_id`` sits out ``server_round``: the rounds after the excluding violation's."""
+        since, until = self._exclusions.get(site_id, (0, 0))
+        return since < server_round <= until
+
+    def _append(self, incident: Incident) -> None:
+        line = json.dumps(asdict(incident), sort_keys=True, ensure_ascii=False) + "\n"
+        with open(self.path, "ab") as handle:
+            handle.write(line.encode("utf-8"))
+            handle.flush()
+            os.fsync(handle.fileno())
