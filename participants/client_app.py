@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
@@ -199,8 +199,15 @@ def query_handler(msg: Message, context: Context, overrides: Mapping[str, object
     return Message(content=RecordDict({"metrics": metrics, SITE_RECORD_KEY: site_record}), reply_to=msg)
 
 
-def make_client_app(overrides: Mapping[str, object] | None = None) -> ClientApp:
+Handler = Callable[[Message, Context, Mapping[str, object]], Message]
+"""A message handler given the run settings fixed in the app (``train_handler`` and the others)."""
+
+
+def make_client_app(overrides: Mapping[str, object] | None = None, *, train: Handler = train_handler) -> ClientApp:
     """A ClientApp whose run settings (e.g. ``federation-dir``) may be fixed in advance.
+
+    ``train`` replaces the train handler (tests use it to simulate a misbehaving site behind the
+    same guard).
 
     ``flwr.simulation.run_simulation`` passes no run config, so ``sandbox run`` bakes the few
     paths the simulated sites need into the app; the app object travels to every simulated site,
@@ -211,7 +218,7 @@ def make_client_app(overrides: Mapping[str, object] | None = None) -> ClientApp:
 
     @client_app.train()
     def _train(msg: Message, context: Context) -> Message:
-        return train_handler(msg, context, fixed)
+        return train(msg, context, fixed)
 
     @client_app.evaluate()
     def _evaluate(msg: Message, context: Context) -> Message:

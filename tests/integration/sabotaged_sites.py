@@ -9,6 +9,7 @@ import this module by name: the repo root must be on their ``PYTHONPATH``.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Mapping
 
 import numpy as np
@@ -16,7 +17,7 @@ from flwr.app import Array, ArrayRecord, Context, Error, Message, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.common.constant import ErrorCode
 
-from participants.client_app import evaluate_handler, query_handler, train_handler
+from participants.client_app import make_client_app, train_handler
 from participants.record_values import as_int
 from participants.site_audit import SITE_RECORD_KEY
 
@@ -42,36 +43,28 @@ def tampered(arrays: ArrayRecord, kind: str) -> ArrayRecord:
     return ArrayRecord({key: Array(value) for key, value in values.items()})
 
 
+def sabotaged_train(
+    msg: Message, context: Context, overrides: Mapping[str, object], *, site_id: str, plan: Mapping[int, str]
+) -> Message:
+    """The real train handler, except that ``site_id`` does ``plan[server round]`` to its reply."""
+    reply = train_handler(msg, context, overrides)
+    if reply.has_error() or str(reply.content.config_records[SITE_RECORD_KEY]["site-id"]) != site_id:
+        return reply
+    kind = plan.get(as_int(msg.content.config_records["config"], "server-round"))
+    if kind is None:
+        return reply
+    if kind == REFUSE:
+        return Message(Error(code=ErrorCode.MOD_FAILED_PRECONDITION, reason="test: this site refuses to train"), reply_to=msg)
+    content = RecordDict(
+        {"arrays": tampered(reply.content.array_records["arrays"], kind), "metrics": reply.content.metric_records["metrics"],
+         SITE_RECORD_KEY: reply.content.config_records[SITE_RECORD_KEY]}
+    )
+    return Message(content=content, reply_to=msg)
+
+
 def make_sabotaged_client_app(overrides: Mapping[str, object], *, site_id: str, plan: Mapping[int, str]) -> ClientApp:
-    """The real ClientApp, except that ``site_id`` does ``plan[server round]`` to its train reply.
+    """The real ClientApp (guard included), except that ``site_id`` does ``plan[server round]`` to its train reply.
 
     Rounds missing from ``plan`` are honest.
     """
-    fixed = dict(overrides)
-    client_app = ClientApp()
-
-    @client_app.train()
-    def _train(msg: Message, context: Context) -> Message:
-        reply = train_handler(msg, context, fixed)
-        if reply.has_error() or str(reply.content.config_records[SITE_RECORD_KEY]["site-id"]) != site_id:
-            return reply
-        kind = plan.get(as_int(msg.content.config_records["config"], "server-round"))
-        if kind is None:
-            return reply
-        if kind == REFUSE:
-            return Message(Error(code=ErrorCode.MOD_FAILED_PRECONDITION, reason="test: this site refuses to train"), reply_to=msg)
-        content = RecordDict(
-            {"arrays": tampered(reply.content.array_records["arrays"], kind), "metrics": reply.content.metric_records["metrics"],
-             SITE_RECORD_KEY: reply.content.config_records[SITE_RECORD_KEY]}
-        )
-        return Message(content=content, reply_to=msg)
-
-    @client_app.evaluate()
-    def _evaluate(msg: Message, context: Context) -> Message:
-        return evaluate_handler(msg, context, fixed)
-
-    @client_app.query()
-    def _query(msg: Message, context: Context) -> Message:
-        return query_handler(msg, context, fixed)
-
-    return client_app
+    return make_client_app(overrides, train=partial(sabotaged_train, site_id=site_id, plan=dict(plan)))
