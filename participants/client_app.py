@@ -31,6 +31,10 @@ from sandbox.spec import TrialSpec
 
 logger = logging.getLogger(__name__)
 
+SMALL_CELL_PREFIX = "small-cell:"
+"""How a site's reason starts when it withholds statistics below the minimum cohort."""
+
+
 @dataclass(frozen=True)
 class _SiteTurn:
     """One message handled at this site: who the site is, its data, the verified trial spec, its own policy."""
@@ -57,7 +61,7 @@ class _SiteTurn:
         """An error reply (audited) if a statistic would describe fewer records than the minimum cohort."""
         if count >= self.min_cohort_size:
             return None
-        reason = f"small-cell: {what} holds fewer records than the minimum cohort of {self.min_cohort_size}; nothing released"
+        reason = f"{SMALL_CELL_PREFIX} {what} holds fewer records than the minimum cohort of {self.min_cohort_size}; nothing released"
         self.record("statistics-withheld", {"what": what, "min_cohort_size": self.min_cohort_size})
         return _refusal(msg, reason)
 

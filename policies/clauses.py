@@ -135,6 +135,14 @@ def _ceiling(clause: Clause, path: str, what: str, found: Callable[[TrialFacts],
     return check
 
 
+def _strategy(t: TrialFacts, s: SiteContext) -> Decision:
+    p, path = s.policy, "training.allowed_strategies"
+    if t.strategy is None or t.strategy in p.allowed_strategies:
+        return s.decide(Clause.STRATEGY, True, "aggregation strategy allowed", p.source_of(path), t.strategy or "", p.allowed_strategies)
+    return s.decide(Clause.STRATEGY, False, f"aggregation strategy {t.strategy} is not allowed at this site (a robust one is required)",
+                    p.term_source(path, t.strategy), t.strategy, p.allowed_strategies)
+
+
 def _noise_floor(t: TrialFacts, s: SiteContext) -> Decision:
     floor, src = s.policy.min_noise_multiplier, s.policy.source_of("privacy.min_noise_multiplier")
     noise = t.noise_multiplier
@@ -244,7 +252,7 @@ CHECKS: tuple[Callable[[TrialFacts, SiteContext], Decision], ...] = (
     _jurisdiction, _validity, _purpose_allowed, _purpose_redline, _risk_tier, _data_category, _legal_basis,
     _ceiling(Clause.MAX_ROUNDS, "training.max_rounds", "rounds", lambda t: t.rounds),
     _ceiling(Clause.MAX_LOCAL_EPOCHS, "training.max_local_epochs", "local epochs", lambda t: t.local_epochs),
-    _noise_floor, _clipping, _budget,
+    _strategy, _noise_floor, _clipping, _budget,
     _ceiling(Clause.PRIVACY_DELTA, "privacy.delta", "delta", lambda t: t.delta),
     _secure_aggregation, _transfer, _approvals, _sandbox_plan, _min_cohort,
 )

@@ -60,6 +60,7 @@ class ComposedPolicy:
     transfer_mechanisms: Mapping[str, str]
     max_rounds: int
     max_local_epochs: int
+    allowed_strategies: frozenset[str]
     valid_from: date | None
     valid_until: date | None
     ethics_approval_required: bool

@@ -36,6 +36,7 @@ _EMPTY_INTERSECTIONS = {
     "purposes.allowed": ("no-common-purpose", "no purpose is allowed by every site"),
     "ai.allowed_risk_tiers": ("no-common-risk-tier", "no AI risk tier is allowed by every site"),
     "data.allowed_categories": ("no-common-data-category", "no data category is allowed by every site"),
+    "training.allowed_strategies": ("no-common-strategy", "no aggregation strategy is allowed by every site"),
     _AGGREGATORS: ("no-common-aggregator-jurisdiction", "no aggregator jurisdiction is reachable from every site"),
 }
 

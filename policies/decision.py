@@ -33,6 +33,7 @@ class Clause(enum.StrEnum):
     LEGAL_BASIS = "legal-basis"
     MAX_ROUNDS = "max-rounds"
     MAX_LOCAL_EPOCHS = "max-local-epochs"
+    STRATEGY = "strategy"
     NOISE_FLOOR = "noise-floor"
     CLIPPING_CEILING = "clipping-ceiling"
     PRIVACY_BUDGET = "privacy-budget"

@@ -56,6 +56,8 @@ class TrialFacts:
         Reference of the ethics board approval, if any.
     sandbox_plan_id:
         Id of the regulator's sandbox plan, if any.
+    strategy:
+        Name of the Flower aggregation strategy (``FedAvg``, ``FedMedian``, ...); None = not stated.
     """
 
     trial_id: str
@@ -73,6 +75,7 @@ class TrialFacts:
     secure_aggregation: bool = False
     ethics_approval_ref: str | None = None
     sandbox_plan_id: str | None = None
+    strategy: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_categories", tuple(self.data_categories))

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from policies.schema import PolicyLayer
+from policies.schema import STRATEGY_NAMES, PolicyLayer
 
 __all__ = ["DEFAULT_SOURCE", "FIELD_RULES", "RULES_BY_PATH", "FieldRule", "Kind", "render"]
 
@@ -116,6 +116,7 @@ FIELD_RULES: tuple[FieldRule, ...] = (
     FieldRule("transfers.transfer_mechanisms", "transfer_mechanisms", Kind.SUBMAP, default={}),
     FieldRule("training.max_rounds", "max_rounds", Kind.CEILING, required_at_root=True),
     FieldRule("training.max_local_epochs", "max_local_epochs", Kind.CEILING, required_at_root=True),
+    FieldRule("training.allowed_strategies", "allowed_strategies", Kind.SUBSET, default=frozenset(STRATEGY_NAMES)),
     FieldRule("validity.valid_from", "valid_from", Kind.START),
     FieldRule("validity.valid_until", "valid_until", Kind.END),
     FieldRule("approvals.ethics_approval_required", "ethics_approval_required", Kind.REQUIRE, default=False),

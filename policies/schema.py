@@ -19,7 +19,7 @@ numbers are finite and never booleans; within one file a window starts on or bef
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
@@ -50,6 +50,11 @@ __all__ = [
     "TransfersSection",
     "ValiditySection",
 ]
+
+
+STRATEGY_NAMES = ("FedAvg", "FedProx", "FedAdam", "FedYogi", "FedTrimmedAvg", "FedMedian")
+"""Flower strategies a trial spec can name (``sandbox.spec.StrategySpec``)."""
+StrategyName = Literal["FedAvg", "FedProx", "FedAdam", "FedYogi", "FedTrimmedAvg", "FedMedian"]
 
 
 class _Strict(BaseModel):
@@ -147,6 +152,11 @@ class TrainingSection(_Strict):
     )
     max_local_epochs: StrictInt | None = Field(
         default=None, ge=1, description="Largest number of local epochs per round. Required at root."
+    )
+    allowed_strategies: Annotated[tuple[StrategyName, ...], AfterValidator(unique)] | None = Field(
+        default=None,
+        description="Flower aggregation strategies a trial may use, e.g. the robust [FedMedian, FedTrimmedAvg] "
+        "(AI Act Art. 15(4)-(5) robustness); default: any of " + ", ".join(STRATEGY_NAMES) + ".",
     )
 
 

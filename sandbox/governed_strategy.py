@@ -22,6 +22,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
 from participants.record_values import as_float, as_int, as_str
+from participants.client_app import SMALL_CELL_PREFIX
 from participants.site_audit import SITE_RECORD_KEY
 from sandbox.enforcement import Enforcer, Incident
 from sandbox.trial_control import Action, TrialControl
@@ -182,6 +183,8 @@ class GovernedStrategy(Strategy):
         outcome = self._outcomes[server_round]
         for reply in replies:
             if reply.has_error():
+                if (reply.error.reason or "").startswith(SMALL_CELL_PREFIX):
+                    outcome.withheld_sites.append(self._site_of(reply))
                 continue
             metrics = reply.content.metric_records["metrics"]
             site_id = self._site_of(reply)

@@ -45,6 +45,8 @@ class RoundOutcome:
     refusals: list[tuple[str, str]] = field(default_factory=list)
     sites: dict[str, SiteRoundMetrics] = field(default_factory=dict)
     global_metrics: GlobalRoundMetrics | None = None
+    withheld_sites: list[str] = field(default_factory=list)
+    """Sites that withheld their statistics because a part was below the minimum cohort."""
     site_audit_heads: dict[str, tuple[str, int]] = field(default_factory=dict)
     """Each site's newest audit entry (hash, chain length), as the site named it in its replies."""
 

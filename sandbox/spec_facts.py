@@ -24,4 +24,5 @@ def trial_facts(spec: TrialSpec) -> TrialFacts:
         secure_aggregation=False,
         ethics_approval_ref=spec.approvals.ethics_board_ref,
         sandbox_plan_id=spec.approvals.sandbox_plan_id,
+        strategy=spec.strategy.name,
     )

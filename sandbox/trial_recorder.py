@@ -159,7 +159,8 @@ class TrialRecorder:
         for site_id, metrics in outcome.sites.items():
             self.site_counts[site_id] = {"num_train": metrics.num_train, "num_test": metrics.num_test}
         released = {s: m for s, m in outcome.sites.items() if m.num_test >= self.min_cohort_size}
-        for site_id in outcome.sites.keys() - released.keys():
+        withheld = (outcome.sites.keys() - released.keys()) | {s for s in outcome.withheld_sites if s in self.metrics.sites}
+        for site_id in withheld:
             if site_id not in self.suppressed_sites:
                 self.suppressed_sites.add(site_id)
                 self.metrics.suppress_small_cell(site_id)
@@ -181,7 +182,7 @@ class TrialRecorder:
             "rejections": self.rejections.pop(outcome.server_round, []),
             "aggregated": outcome.server_round not in self.skipped_rounds,
             "sites": {s: _site_stats(m) for s, m in sorted(released.items())},
-            "suppressed_sites": sorted(outcome.sites.keys() - released.keys()),
+            "suppressed_sites": sorted(withheld),
             "global": asdict(g) if g is not None else None,
             "fairness_accuracy_gap": gap,
             "site_audit_entries": {s: h for s, (h, _) in sorted(outcome.site_audit_heads.items())},

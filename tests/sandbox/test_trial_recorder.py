@@ -81,3 +81,24 @@ def test_rejections_and_skipped_rounds_are_counted_audited_and_reported(tmp_path
         ("update-rejected", "gb-leeds"), ("update-rejected", "node-7"), ("round-skipped", None)
     ]
     assert verify_chain(tmp_path / "run" / "audit.jsonl").ok
+
+
+def test_site_that_withholds_its_statistics_is_counted_as_suppressed(tmp_path: Path) -> None:
+    """A site that withholds its evaluation (small cell) gets no per-site series; the coordinator counts the suppression once."""
+    registry = CollectorRegistry()
+    loaded = load_spec(DEMO)
+    recorder = TrialRecorder(loaded, tmp_path / "run", run_id="run", metrics=new_metrics(loaded, registry), registry=registry)
+    recorder.trial_started()
+    for server_round in (1, 2):
+        outcome = RoundOutcome(server_round=server_round, trained_sites=["de-berlin", "fr-lyon", "gb-leeds"])
+        outcome.sites = {s.site_id: s for s in (site("de-berlin", 31, 0.9), site("fr-lyon", 34, 1.0), site("gb-leeds", 38, 0.95))}
+        outcome.withheld_sites = ["ch-zurich"]
+        outcome.global_metrics = pool(list(outcome.sites.values()))
+        recorder.round_started(server_round)
+        recorder.round_finished(outcome)
+    report = recorder.trial_finished(None)
+    labels = {"trial": "cancer-risk-demo", "site": "ch-zurich", "jurisdiction": "CH"}
+    assert registry.get_sample_value("sandbox_small_cell_suppressed_total", labels) == 1.0
+    assert registry.get_sample_value("sandbox_site_accuracy", {**labels, "split": "test"}) is None
+    assert report["rounds"][-1]["suppressed_sites"] == ["ch-zurich"]
+    assert next(s for s in report["sites"] if s["site_id"] == "ch-zurich")["suppressed"] is True
