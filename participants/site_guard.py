@@ -95,7 +95,7 @@ def check_message(msg: Message, site: LoadedSiteConfig, *, clock: Clock = system
     if msg.metadata.message_type != MessageType.QUERY:
         server_round = as_int(config, "server-round")
         if not 1 <= server_round <= spec.rounds:
-            raise Refused(f"round {server_round} is outside the trial's {spec.rounds} rounds")
+            raise Refused(f"max-rounds: round {server_round} is outside the trial's {spec.rounds} rounds")
     approval = check_site_approval(site, trial_id=spec.trial_id, spec_hash=as_str(config, "spec-hash"))
     if not approval.ok:
         raise Refused(f"approval: {approval.reason} ({approval.path})")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -27,8 +28,24 @@ from typing import Callable
 INCIDENTS_FILE = "incidents.jsonl"
 
 RULE_OF_REASON = {"non-finite": "update-integrity", "wrong-shape": "update-integrity", "norm-too-large": "update-norm"}
-"""Which policy rule a rejected update breaks, by rejection reason (refusals by a site are not violations)."""
+"""Which policy rule a rejected update breaks, by rejection reason."""
 ENFORCEMENT_RULES = tuple(sorted(set(RULE_OF_REASON.values())))
+SITE_REFUSED = "site-refused"
+_GUARD_REFUSAL = re.compile(r"^refused by site [a-z0-9-]+: ([a-z-]+):")
+"""A site guard's refusal names the policy clause the message broke (``participants.site_guard``)."""
+
+
+def rule_of(reason: str, detail: str) -> str | None:
+    """The policy rule a rejection breaks, or None when it is no violation.
+
+    A site's guard refusing a message for a policy clause is a violation of that clause by the
+    trial; a site declining for other reasons (unreadable data, no approval key yet, a small cell)
+    is the site's own business, not a violation.
+    """
+    if reason == SITE_REFUSED:
+        match = _GUARD_REFUSAL.match(detail)
+        return match.group(1) if match else None
+    return RULE_OF_REASON.get(reason)
 
 
 @dataclass(frozen=True)
@@ -80,7 +97,7 @@ class Enforcer:
 
     def violation(self, server_round: int, site_id: str, reason: str, detail: str) -> Incident | None:
         """Record a rejected update; return its incident, or None if the reason is not a violation."""
-        rule = RULE_OF_REASON.get(reason)
+        rule = rule_of(reason, detail)
         if rule is None:
             return None
         self.site_violations[site_id] = self.site_violations.get(site_id, 0) + 1

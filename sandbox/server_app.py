@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from monitoring.exporter import serve
 from monitoring.metrics import SandboxMetrics
-from policies import PreflightResult
+from policies import Clause, PreflightResult
 from participants.model import build_model
 from participants.site_guard import SPEC_JSON_KEY
 from policies.audit_entry import canonical_json
@@ -37,10 +37,7 @@ logger = logging.getLogger(__name__)
 
 REJECTION_REASONS = ("site-refused", "non-finite", "wrong-shape", "norm-too-large")
 """Reasons an update can be rejected (label ``reason``); each starts at 0 for every site."""
-POLICY_RULES = (
-    "purpose", "redline", "expiry", "max-rounds", "noise-floor", "approval", "privacy-budget", "min-cohort",
-    *ENFORCEMENT_RULES,
-)
+POLICY_RULES = (*(clause.value for clause in Clause), "approval", *ENFORCEMENT_RULES)
 """Policy rules that can be violated (label ``rule``); each starts at 0 for every site."""
 
 

@@ -66,3 +66,16 @@ def test_escalated_suspend_waits_and_terminate_stops(tmp_path: Path) -> None:
     else:
         raise AssertionError("the trial was not terminated")
     assert [r.action for r in seen] == [Action.suspend, Action.terminate]
+
+
+def test_guard_refusals_are_violations_of_their_clause(tmp_path: Path) -> None:
+    """A site's guard refusing a message for a policy clause is a violation of that clause; other refusals are not."""
+    from sandbox.enforcement import rule_of
+
+    redline = "refused by site de-berlin: purpose-redline: insurance-pricing is a redline (found ...)"
+    assert rule_of("site-refused", redline) == "purpose-redline"
+    assert rule_of("site-refused", "refused by site gb-leeds: max-rounds: round 11 is outside the trial's 10 rounds") == "max-rounds"
+    assert rule_of("site-refused", "small-cell: the train part holds fewer records than the minimum cohort of 11") is None
+    assert rule_of("site-refused", "Cannot read site config 'x.yaml'") is None
+    incident = enforcer(tmp_path).violation(2, "de-berlin", "site-refused", redline)
+    assert incident is not None and incident.rule == "purpose-redline" and incident.action == "warn"
