@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from policies.atomic_file import fsync_dir
 from policies.audit_entry import (
     GENESIS_HASH,
     AuditEntry,
@@ -226,7 +227,7 @@ class AuditChain:
         finally:
             os.close(fd)
         if creating:
-            _fsync_directory(self._path.parent)
+            fsync_dir(self._path.parent)
 
 
 def _make_directories(directory: Path) -> None:
@@ -238,15 +239,4 @@ def _make_directories(directory: Path) -> None:
         current = current.parent
     for new in reversed(missing):
         new.mkdir(exist_ok=True)
-        _fsync_directory(new.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make a new directory entry durable (POSIX only; a no-op elsewhere)."""
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fsync_dir(new.parent)

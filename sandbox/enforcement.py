@@ -25,12 +25,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
+from sandbox.update_screening import NON_FINITE, NORM_TOO_LARGE, SITE_REFUSED, WRONG_SHAPE
+
 INCIDENTS_FILE = "incidents.jsonl"
 
-RULE_OF_REASON = {"non-finite": "update-integrity", "wrong-shape": "update-integrity", "norm-too-large": "update-norm"}
+RULE_OF_REASON = {NON_FINITE: "update-integrity", WRONG_SHAPE: "update-integrity", NORM_TOO_LARGE: "update-norm"}
 """Which policy rule a rejected update breaks, by rejection reason."""
 ENFORCEMENT_RULES = tuple(sorted(set(RULE_OF_REASON.values())))
-SITE_REFUSED = "site-refused"
 _GUARD_REFUSAL = re.compile(r"^refused by site [a-z0-9-]+: ([a-z-]+):")
 """A site guard's refusal names the policy clause the message broke (``participants.site_guard``)."""
 

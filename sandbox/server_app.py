@@ -30,12 +30,13 @@ from sandbox.consent import consent_matrix, preflight_with_approvals
 from sandbox.round_outcome import RoundOutcome
 from sandbox.spec_loading import LoadedSpec, load_spec
 from sandbox.strategy_choice import build_inner_strategy
+from sandbox.update_screening import SCREENING_REASONS, SITE_REFUSED
 from sandbox.trial_control import TrialControl, TrialTerminated
 from sandbox.trial_recorder import DEFAULT_MIN_COHORT_SIZE, TrialRecorder
 
 logger = logging.getLogger(__name__)
 
-REJECTION_REASONS = ("site-refused", "non-finite", "wrong-shape", "norm-too-large")
+REJECTION_REASONS = (SITE_REFUSED, *SCREENING_REASONS)
 """Reasons an update can be rejected (label ``reason``); each starts at 0 for every site."""
 POLICY_RULES = (*(clause.value for clause in Clause), "approval", *ENFORCEMENT_RULES)
 """Policy rules that can be violated (label ``rule``); each starts at 0 for every site."""
