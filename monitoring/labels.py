@@ -11,7 +11,7 @@ import math
 import re
 from typing import Sequence
 
-TRIAL_STATES: tuple[str, ...] = ("planned", "running", "suspended", "terminated", "finished")
+TRIAL_STATES: tuple[str, ...] = ("planned", "running", "suspended", "terminated", "budget-exhausted", "finished")
 """States of ``sandbox_trial_state``; the first is the initial state."""
 
 SPLITS: tuple[str, ...] = ("train", "test")

@@ -100,10 +100,19 @@ class SandboxMetrics:
         r = registry
 
         self.epsilon_spent = Gauge(
-            "sandbox_privacy_epsilon_spent", "Epsilon spent so far by a site (dimensionless).", _SITE, registry=r
+            "sandbox_privacy_epsilon_spent",
+            "Epsilon spent on a site's dataset so far, across trials, as its privacy ledger records (dimensionless).",
+            _SITE, registry=r,
         )
         self.epsilon_budget = Gauge(
-            "sandbox_privacy_epsilon_budget", "Epsilon budget granted to a site (dimensionless).", _SITE, registry=r
+            "sandbox_privacy_epsilon_budget",
+            "Epsilon budget of a site's dataset under the site's own policy, across trials (dimensionless).",
+            _SITE, registry=r,
+        )
+        self.budget_exhausted = Gauge(
+            "sandbox_privacy_budget_exhausted",
+            "1 once a site has refused a round because its privacy budget cannot pay for it, else 0.",
+            _SITE, registry=r,
         )
         self.delta = Gauge(
             "sandbox_privacy_delta", "Delta of a site's (epsilon, delta) guarantee (probability).", _SITE, registry=r
@@ -169,6 +178,7 @@ class SandboxMetrics:
             for rule in self.rules:
                 self.policy_violations.labels(t, site, jurisdiction, rule)
             self.small_cell_suppressed.labels(t, site, jurisdiction)
+            self.budget_exhausted.labels(t, site, jurisdiction).set(0)
         self.rounds_completed.labels(t)
         self.round.labels(t).set(0)
         self.round_duration.labels(t)
@@ -208,6 +218,10 @@ class SandboxMetrics:
         self.epsilon_spent.labels(*labels).set(spent)
         self.epsilon_budget.labels(*labels).set(budget)
         self.delta.labels(*labels).set(probability)
+
+    def set_budget_exhausted(self, site: str) -> None:
+        """Mark that ``site`` refused a round for lack of privacy budget (it trains no more in this trial)."""
+        self.budget_exhausted.labels(*self._site(site)).set(1)
 
     def start_round(self, round: int) -> None:
         """Mark federated round ``round`` (1-based) as in progress."""

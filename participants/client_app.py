@@ -19,20 +19,25 @@ from torch import nn
 
 from participants.model import build_model
 from participants.node_identity import resolve_site
-from participants.record_values import as_floats, as_int
+from participants.privacy_ledger import Charge, PrivacyLedger
+from participants.privacy_plan import ledger_path, planned_charge, round_mechanism
+from participants.record_values import as_floats, as_int, as_str
 from participants.site_guard import Refused, make_site_guard, site_policy, verified_spec
 from participants.site_audit import SITE_RECORD_KEY, append_site_entry
 from participants.site_config import LoadedSiteConfig
 from participants.site_data import SiteData, load_site_data
-from participants.training import DpSettings, TrainSettings, evaluate, train_locally
+from participants.site_floor import DpSettings, site_floor
+from participants.training import TrainSettings, evaluate, train_locally
 from policies import ComposedPolicy
-from policies.errors import SandboxError
+from policies.errors import BudgetExhausted, SandboxError
 from sandbox.spec import TrialSpec
 
 logger = logging.getLogger(__name__)
 
 SMALL_CELL_PREFIX = "small-cell:"
 """How a site's reason starts when it withholds statistics below the minimum cohort."""
+BUDGET_EXHAUSTED_PREFIX = "privacy-budget-exhausted:"
+"""How a site's reason starts when it refuses a round its privacy budget cannot pay for."""
 
 
 @dataclass(frozen=True)
@@ -97,27 +102,12 @@ def _model_from_message(msg: Message, turn: _SiteTurn, data: SiteData) -> nn.Mod
     return model
 
 
-def site_floor(spec: TrialSpec, policy: ComposedPolicy) -> tuple[int, DpSettings | None]:
-    """Local epochs and DP-SGD settings the site applies: the spec's, never weaker than its own policy.
-
-    Never more local epochs than the policy allows, never less noise, never a larger clipping
-    norm, whatever the message asks. A policy that sets a noise floor gets DP even if the spec
-    asks for none (the guard refuses such a spec first; this is the second line of defence).
-    """
-    privacy = spec.privacy
-    epochs = min(spec.local_training.epochs, policy.max_local_epochs)
-    if privacy.noise_multiplier is None or privacy.max_grad_norm is None:
-        if policy.min_noise_multiplier > 0:
-            return epochs, DpSettings(noise_multiplier=policy.min_noise_multiplier, max_grad_norm=policy.max_clipping_norm)
-        return epochs, None
-    return epochs, DpSettings(
-        noise_multiplier=max(privacy.noise_multiplier, policy.min_noise_multiplier),
-        max_grad_norm=min(privacy.max_grad_norm, policy.max_clipping_norm),
-    )
-
-
 def train_handler(msg: Message, context: Context, overrides: Mapping[str, object]) -> Message:
-    """Train the received global model on the site's train part, under the site's own floor."""
+    """Train the received global model on the site's train part, under the site's own floor.
+
+    With DP-SGD the round is charged to the site's privacy ledger first (durably): a round whose
+    epsilon would pass the site's or the trial's budget is refused, and no update leaves.
+    """
     turn = _open_turn(msg, context, overrides)
     if isinstance(turn, Message):
         return turn
@@ -135,8 +125,16 @@ def train_handler(msg: Message, context: Context, overrides: Mapping[str, object
         learning_rate=turn.spec.local_training.learning_rate,
         seed=turn.spec.seed * 1_000_003 + server_round * 101 + (partition if isinstance(partition, int) else 0),
     )
+    charge: Charge | None = None
+    if dp is not None:
+        charged = _charge_round(msg, turn, context, data.num_train, server_round, epochs, dp)
+        if isinstance(charged, Message):
+            return charged
+        charge = charged
     trained = train_locally(model, data.x_train, data.y_train, settings, dp=dp)
-    metrics = MetricRecord({"num-examples": data.num_train, "train-loss": trained.mean_loss})
+    if charge is not None and trained.steps != charge.steps:
+        raise RuntimeError(f"DP-SGD ran {trained.steps} steps but the ledger charged {charge.steps}")
+    metrics = MetricRecord({"num-examples": data.num_train, "train-loss": trained.mean_loss, **_privacy_metrics(charge)})
     site_record = turn.record(
         "update-sent",
         {
@@ -144,14 +142,48 @@ def train_handler(msg: Message, context: Context, overrides: Mapping[str, object
             "num_examples": data.num_train,
             "train_loss": trained.mean_loss,
             "local_epochs": epochs,
-            "dp_sgd": None if dp is None else {
+            "dp_sgd": None if dp is None or charge is None else {
                 "noise_multiplier": dp.noise_multiplier, "max_grad_norm": dp.max_grad_norm,
-                "sample_rate": trained.sample_rate, "steps": trained.steps,
+                "sample_rate": charge.sample_rate, "steps": charge.steps, "accountant": charge.accountant.value,
+                "delta": charge.delta, "trial_epsilon": charge.trial_epsilon,
+                "cumulative_epsilon": charge.cumulative_epsilon, "epsilon_budget": charge.epsilon_budget,
             },
         },
     )
     content = RecordDict({"arrays": ArrayRecord(model.state_dict()), "metrics": metrics, SITE_RECORD_KEY: site_record})
     return Message(content=content, reply_to=msg)
+
+
+def _charge_round(
+    msg: Message, turn: _SiteTurn, context: Context, num_train: int, server_round: int, epochs: int, dp: DpSettings
+) -> Charge | Message:
+    """Charge this round to the site's ledger (durably), or the audited refusal if a budget would be passed."""
+    mechanism = round_mechanism(num_train, epochs=epochs, batch_size=turn.spec.local_training.batch_size, dp=dp)
+    planned = planned_charge(
+        turn.site, turn.spec, turn.policy, spec_hash=as_str(turn.config, "spec-hash"), server_round=server_round,
+        mechanism=mechanism,
+    )
+    ledger = PrivacyLedger(ledger_path(turn.site, trial_id=turn.spec.trial_id, run_id=turn.run_id, settings=turn.settings))
+    try:
+        return ledger.charge(planned)
+    except BudgetExhausted as err:
+        reason = f"{BUDGET_EXHAUSTED_PREFIX} site {turn.site.config.site_id}: " + "; ".join(p.allowed for p in err.problems)
+        turn.record("privacy-budget-exhausted", {"round": server_round, "reason": reason, "ledger_charges": len(ledger.charges())})
+        logger.warning("%s", reason)
+        return _refusal(msg, reason)
+
+
+def _privacy_metrics(charge: Charge | None) -> dict[str, float]:
+    """The ledger's figures after this round's charge, for the coordinator to publish (none without DP)."""
+    if charge is None:
+        return {}
+    return {
+        "epsilon-spent": charge.cumulative_epsilon,
+        "epsilon-budget": charge.epsilon_budget,
+        "trial-epsilon": charge.trial_epsilon,
+        "trial-epsilon-budget": charge.trial_epsilon_budget,
+        "privacy-delta": charge.delta,
+    }
 
 
 def evaluate_handler(msg: Message, context: Context, overrides: Mapping[str, object]) -> Message:

@@ -15,22 +15,20 @@ from typing import Any, Mapping
 from flwr.app import ConfigRecord
 
 from participants.site_config import LoadedSiteConfig
+from participants.site_paths import RUN_DIR_KEY, RUNS_ROOT_KEY, simulated_site_dir
 from policies.audit_chain import AuditChain
+
+__all__ = ["RUN_DIR_KEY", "RUNS_ROOT_KEY", "SITE_RECORD_KEY", "append_site_entry", "site_state_dir"]
 
 SITE_RECORD_KEY = "site"
 """Key of the ConfigRecord in every reply naming the site (id, jurisdiction, newest audit entry)."""
-RUN_DIR_KEY = "run-dir"
-RUNS_ROOT_KEY = "runs-root"
 
 
 def site_state_dir(site: LoadedSiteConfig, *, trial_id: str, run_id: int, settings: Mapping[str, object]) -> Path:
     """Where this site keeps its evidence for ``trial_id``."""
     if site.config.state_dir:
         return site.resolve(site.config.state_dir) / trial_id
-    run_dir = settings.get(RUN_DIR_KEY)
-    if not isinstance(run_dir, str) or not run_dir:
-        run_dir = str(Path(str(settings.get(RUNS_ROOT_KEY) or "runs")) / trial_id / f"flwr-{run_id}")
-    return Path(run_dir) / "sites" / site.config.site_id
+    return simulated_site_dir(site, trial_id=trial_id, run_id=run_id, settings=settings)
 
 
 def append_site_entry(

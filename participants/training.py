@@ -2,8 +2,8 @@
 
 DP-SGD (Abadi et al. 2016) as Opacus implements it: Poisson sampling of records, per-sample
 gradient clipping to ``max_grad_norm`` and Gaussian noise of standard deviation
-``noise_multiplier * max_grad_norm``. Accounting across rounds (the privacy ledger) is not kept
-here; this module only trains.
+``noise_multiplier * max_grad_norm``. This module only trains: each round is charged to the
+site's privacy ledger (:mod:`participants.privacy_ledger`) before its update leaves the site.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from participants.site_data import FloatArray
+from participants.site_floor import DpSettings
 
 
 @dataclass(frozen=True)
@@ -30,14 +31,6 @@ class TrainSettings:
     batch_size: int
     learning_rate: float
     seed: int
-
-
-@dataclass(frozen=True)
-class DpSettings:
-    """Record-level DP-SGD parameters (dimensionless noise multiplier, clipping norm in gradient L2 units)."""
-
-    noise_multiplier: float
-    max_grad_norm: float
 
 
 @dataclass(frozen=True)

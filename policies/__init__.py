@@ -18,7 +18,7 @@ from policies.composed import ComposedPolicy
 from policies.composition import Composition, compose_sites
 from policies.decision import ROW_COLUMNS, Clause, Decision, Finding, PreflightResult
 from policies.errors import LooseningError, PolicyFileError
-from policies.facts import SiteFacts, TrialFacts
+from policies.facts import PrivacyCost, SiteFacts, TrialFacts
 from policies.layering import LoadedLayer, compose_chain
 from policies.loader import load_layers, load_policies, load_policy, load_preset
 from policies.preflight import evaluate
@@ -27,6 +27,7 @@ from policies.schema import PolicyLayer
 from policies.vocabulary import Vocabulary, vocabulary
 
 __all__ = [
+    "PrivacyCost",
     "ROW_COLUMNS",
     "Clause",
     "Clock",

@@ -170,17 +170,25 @@ def _clipping(t: TrialFacts, s: SiteContext) -> Decision:
 
 def _budget(t: TrialFacts, s: SiteContext) -> Decision:
     budget, src = s.policy.epsilon_budget, s.policy.source_of("privacy.epsilon_budget")
-    eps, allowed = t.epsilon_requested, f"<= {render(budget)} per dataset"
-    if eps is None and t.noise_multiplier is None:
+    cost = t.privacy_costs.get(s.site_id)
+    if cost is None and t.noise_multiplier is None:
         return s.decide(Clause.PRIVACY_BUDGET, False, "no differential privacy: epsilon is unbounded", src,
-                        "unbounded", allowed)
-    if eps is None:
-        return s.decide(Clause.PRIVACY_BUDGET, True, "epsilon not yet computed; the accountant must stay within budget",
-                        src, "not yet computed", allowed)
-    if eps > budget:
-        return s.decide(Clause.PRIVACY_BUDGET, False, f"epsilon {render(eps)} exceeds the budget {render(budget)}",
-                        src, eps, allowed)
-    return s.decide(Clause.PRIVACY_BUDGET, True, "epsilon within the budget", src, eps, allowed)
+                        "unbounded", f"<= {render(budget)} per dataset")
+    if cost is None:
+        return s.decide(Clause.PRIVACY_BUDGET, True, "epsilon not yet computed; the site charges its ledger each round",
+                        src, "not yet computed", f"<= {render(budget)} per dataset")
+    found = (f"trial {cost.trial_epsilon:.3g}; dataset {cost.spent_before:.3g} spent -> {cost.cumulative_after:.3g} after "
+             f"({cost.accountant})")
+    allowed = (f"<= {render(budget)} per dataset ({max(budget - cost.spent_before, 0.0):.3g} left), "
+               f"<= {render(cost.trial_epsilon_budget)} this trial")
+    if cost.rounds_affordable == 0:
+        return s.decide(Clause.PRIVACY_BUDGET, False, "the remaining budget cannot pay for even round 1", src, found,
+                        allowed)
+    if cost.rounds_affordable < cost.rounds:
+        reason = (f"only rounds 1-{cost.rounds_affordable} of {cost.rounds} fit: the site will refuse the rest "
+                  "(the trial stops, exit 4, if too few sites remain)")
+        return s.decide(Clause.PRIVACY_BUDGET, True, reason, src, found, allowed)
+    return s.decide(Clause.PRIVACY_BUDGET, True, "the whole trial fits within the budget", src, found, allowed)
 
 
 def _secure_aggregation(t: TrialFacts, s: SiteContext) -> Decision:

@@ -10,12 +10,13 @@ refused if any decision denies or any finding exists.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Mapping
 
 from policies.composed import ComposedPolicy
 from policies.errors import PolicyRefusal, Problem
+from policies.facts import PrivacyCost
 
 __all__ = ["ROW_COLUMNS", "Clause", "Decision", "Finding", "PreflightResult"]
 
@@ -137,6 +138,8 @@ class PreflightResult:
     decisions: tuple[Decision, ...]
     findings: tuple[Finding, ...]
     combined: ComposedPolicy | None
+    privacy_costs: Mapping[str, PrivacyCost] = field(default_factory=dict)
+    """The privacy dry run per site (empty when not computed)."""
 
     @property
     def refused(self) -> bool:
@@ -173,6 +176,7 @@ class PreflightResult:
             "decisions": [d.as_dict() for d in self.decisions],
             "findings": [f.as_dict() for f in self.findings],
             "combined_policy": None if self.combined is None else self.combined.as_json(),
+            "privacy_dry_run": {site: cost.as_dict() for site, cost in sorted(self.privacy_costs.items())},
         }
 
     def refusal(self) -> PolicyRefusal:

@@ -6,11 +6,11 @@ never imports the spec, so the policy language stays usable (and testable) on it
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import NamedTuple
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
-__all__ = ["SiteFacts", "TrialFacts"]
+__all__ = ["PrivacyCost", "SiteFacts", "TrialFacts"]
 
 
 class SiteFacts(NamedTuple):
@@ -18,6 +18,41 @@ class SiteFacts(NamedTuple):
 
     site_id: str
     jurisdiction: str
+
+
+@dataclass(frozen=True)
+class PrivacyCost:
+    """A dry run of what a trial would cost one site's dataset in epsilon, before anything runs.
+
+    All epsilons are at the trial's delta, from the site's privacy ledger as it is now:
+    ``spent_before`` is what the dataset has already paid (every earlier trial), ``trial_epsilon``
+    what this trial's rounds cost on their own, ``cumulative_after`` the dataset's epsilon after
+    them (accountants compose sub-additively, so this is not a sum). ``rounds_affordable`` of the
+    trial's ``rounds`` fit within both the site policy's budget for the dataset (``epsilon_budget``)
+    and the trial's own
+    (``trial_epsilon_budget``); the site refuses the others.
+    """
+
+    accountant: str
+    spent_before: float
+    trial_epsilon: float
+    cumulative_after: float
+    epsilon_budget: float
+    trial_epsilon_budget: float
+    rounds_affordable: int
+    rounds: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "accountant": self.accountant,
+            "epsilon_spent_before": self.spent_before,
+            "trial_epsilon": self.trial_epsilon,
+            "epsilon_after": self.cumulative_after,
+            "epsilon_budget": self.epsilon_budget,
+            "trial_epsilon_budget": self.trial_epsilon_budget,
+            "rounds_affordable": self.rounds_affordable,
+            "rounds": self.rounds,
+        }
 
 
 @dataclass(frozen=True)
@@ -47,7 +82,10 @@ class TrialFacts:
     max_grad_norm:
         Per-sample L2 clipping norm; ``None`` means no clipping.
     epsilon_requested:
-        Epsilon the trial would spend per site; ``None`` until the privacy accountant fills it in.
+        Unused by the clauses since the privacy ledger: see ``privacy_costs``.
+    privacy_costs:
+        Site id -> dry run of the trial's privacy cost at that site (:class:`PrivacyCost`);
+        a site without one is judged "not yet computed" (its own guard charges its ledger).
     delta:
         Delta of the trial's (epsilon, delta)-DP guarantee; ``None`` = use the policy's delta.
     secure_aggregation:
@@ -76,6 +114,7 @@ class TrialFacts:
     ethics_approval_ref: str | None = None
     sandbox_plan_id: str | None = None
     strategy: str | None = None
+    privacy_costs: Mapping[str, PrivacyCost] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_categories", tuple(self.data_categories))

@@ -64,7 +64,7 @@ def evaluate(
     findings = list(composition.findings) if composition else []
     findings += _unreachable_aggregator(trial, decisions, present)
     return PreflightResult(trial.trial_id, now, tuple(decisions), tuple(findings),
-                           composition.policy if composition else None)
+                           composition.policy if composition else None, dict(trial.privacy_costs))
 
 
 def _unreachable_aggregator(

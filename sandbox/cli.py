@@ -110,6 +110,7 @@ def run(
     """Pre-flight a trial against every site's policy and signed approval (exit 3 if refused, 5 if an approval fails its check), then run it in Flower's simulation engine, serving metrics."""
     # Imported here: the simulation stack (Flower, Ray, torch, Opacus) takes seconds to load.
     from sandbox.run_view import RoundProgress, print_run_summary, run_summary
+    from sandbox.trial_recorder import BUDGET_EXHAUSTED_STATE
     from sandbox.trial_run import run_in_simulation
 
     configure_logging(verbose)
@@ -135,12 +136,20 @@ def run(
     summary = run_summary(result)
     terminated = summary["state"] == "terminated"
     if output is OutputFormat.json:
-        emit_json({"ok": not terminated, **summary})
+        emit_json({"ok": summary["state"] == "finished", **summary})
     else:
         print_run_summary(Console(), summary)
     if terminated:
         stderr.print("[bold red]The trial was terminated on request before it finished[/bold red] (see the audit chain for the reason).")
         raise typer.Exit(int(ExitCode.REFUSED_BY_POLICY))
+    if summary["state"] == BUDGET_EXHAUSTED_STATE:
+        exhausted = ", ".join(f"{site} (round {r})" for site, r in summary.get("budget_exhausted_sites", {}).items())
+        stderr.print(
+            "[bold red]The trial stopped early: too few sites have privacy budget left[/bold red] "
+            f"(refused for budget: {exhausted}). Each site's ledger and report.json show its spend; "
+            "lower the rounds, raise the noise multiplier, or wait for a new budget period."
+        )
+        raise typer.Exit(int(ExitCode.BUDGET_EXHAUSTED))
 
 
 @audit_app.command("verify")

@@ -22,7 +22,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
 from participants.record_values import as_float, as_int, as_str
-from participants.client_app import SMALL_CELL_PREFIX
+from participants.client_app import BUDGET_EXHAUSTED_PREFIX, SMALL_CELL_PREFIX
 from participants.site_audit import SITE_RECORD_KEY
 from sandbox.enforcement import Enforcer, Incident
 from sandbox.trial_control import Action, TrialControl
@@ -53,6 +53,18 @@ class RoundObserver(Protocol):
 
     def round_finished(self, outcome: RoundOutcome) -> None: ...
 
+    def privacy_reported(self, server_round: int, site_id: str, figures: MetricRecord) -> None:
+        """Record a site's privacy ledger figures after its charge for this round."""
+        ...
+
+    def budget_exhausted(self, server_round: int, site_id: str, reason: str) -> None:
+        """Record that ``site_id`` refused this round because its privacy budget cannot pay for it."""
+        ...
+
+
+class PrivacyBudgetStop(Exception):
+    """Too few sites have privacy budget left to reach ``min_participants``: the trial stops (exit 4)."""
+
 
 class GovernedStrategy(Strategy):
     """Wrap ``inner``, screen every update before it aggregates, and report every round to ``observer``.
@@ -72,6 +84,10 @@ class GovernedStrategy(Strategy):
         A regulator's suspend/resume/terminate requests, honoured before each round.
     enforcer:
         Graduated enforcement of violations (warn, exclude, suspend, terminate); None = record nothing.
+    num_sites:
+        Participants of the trial. A site that refuses a round for its privacy budget is sent no
+        more training; once fewer than ``min_participants`` sites have budget left the trial
+        stops with :class:`PrivacyBudgetStop`.
     """
 
     def __init__(
@@ -83,8 +99,11 @@ class GovernedStrategy(Strategy):
         min_participants: int = 1,
         control: TrialControl | None = None,
         enforcer: Enforcer | None = None,
+        num_sites: int | None = None,
     ) -> None:
         self.inner = inner
+        self.num_sites = num_sites
+        self.budget_exhausted: set[str] = set()
         self.observer = observer
         self.max_update_l2_norm = max_update_l2_norm
         self.min_participants = min_participants
@@ -117,7 +136,9 @@ class GovernedStrategy(Strategy):
         self._round_entry = self.observer.round_started(server_round)
         self._global_arrays[server_round] = arrays
         config["coordinator-entry"] = self._round_entry
-        return self._without_excluded(server_round, self.inner.configure_train(server_round, arrays, config, grid))
+        return self._without_excluded(
+            server_round, self.inner.configure_train(server_round, arrays, config, grid), training=True
+        )
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
@@ -131,10 +152,16 @@ class GovernedStrategy(Strategy):
             if reply.has_error():
                 reason = reply.error.reason or "no reason given"
                 outcome.refusals.append((site_id, reason))
+                if reason.startswith(BUDGET_EXHAUSTED_PREFIX):
+                    self.budget_exhausted.add(site_id)
+                    self.observer.budget_exhausted(server_round, site_id, reason)
                 self._reject(server_round, Rejection(site_id, SITE_REFUSED, reason))
                 continue
             outcome.trained_sites.append(site_id)
             self._note_site_audit(outcome, reply)
+            metrics = reply.content.metric_records.get("metrics")
+            if metrics is not None and "epsilon-spent" in metrics:
+                self.observer.privacy_reported(server_round, site_id, metrics)
             rejection = screen_reply(site_id, reply.content, global_arrays, max_update_l2_norm=self.max_update_l2_norm)
             if rejection is not None:
                 self._reject(server_round, rejection)
@@ -146,8 +173,20 @@ class GovernedStrategy(Strategy):
                 server_round, len(accepted), self.min_participants,
             )
             self.observer.round_skipped(server_round, accepted=len(accepted), required=self.min_participants)
+            self._stop_if_budget_exhausted(server_round)
             return None, None
         return self.inner.aggregate_train(server_round, accepted)
+
+    def _stop_if_budget_exhausted(self, server_round: int) -> None:
+        """Raise :class:`PrivacyBudgetStop` when the sites with budget left cannot reach ``min_participants``."""
+        if self.num_sites is None or not self.budget_exhausted:
+            return
+        left = self.num_sites - len(self.budget_exhausted)
+        if left < self.min_participants:
+            raise PrivacyBudgetStop(
+                f"round {server_round}: {len(self.budget_exhausted)} site(s) have spent their privacy budget "
+                f"({', '.join(sorted(self.budget_exhausted))}); {left} left, {self.min_participants} needed"
+            )
 
     def _reject(self, server_round: int, rejection: Rejection) -> None:
         logger.warning("round %s: update from %s rejected (%s): %s", server_round, rejection.site_id, rejection.reason, rejection.detail)
@@ -167,13 +206,16 @@ class GovernedStrategy(Strategy):
         config["coordinator-entry"] = self._round_entry
         return self._without_excluded(server_round, self.inner.configure_evaluate(server_round, arrays, config, grid))
 
-    def _without_excluded(self, server_round: int, messages: Iterable[Message]) -> list[Message]:
-        """Drop messages to sites the enforcer excluded for this round (they are sent nothing)."""
+    def _without_excluded(self, server_round: int, messages: Iterable[Message], *, training: bool = False) -> list[Message]:
+        """Drop messages to sites the enforcer excluded for this round, and training to sites out of budget."""
         kept = []
         for message in messages:
             site = self._site_by_node.get(message.metadata.dst_node_id)
             if self.enforcer is not None and site is not None and self.enforcer.excluded(site, server_round):
                 logger.warning("round %s: %s is excluded and is sent nothing", server_round, site)
+                continue
+            if training and site in self.budget_exhausted:
+                logger.warning("round %s: %s has no privacy budget left and is sent no training", server_round, site)
                 continue
             kept.append(message)
         return kept

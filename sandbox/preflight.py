@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from policies import PreflightResult, evaluate, load_policies
+from dataclasses import replace
+
+from participants.privacy_ledger import PrivacyLedger
+from participants.privacy_plan import ledger_path, trial_cost
+from participants.site_config import LoadedSiteConfig
+from participants.site_data import load_site_data
+from participants.site_floor import site_floor
+from policies import ComposedPolicy, PreflightResult, PrivacyCost, evaluate, load_policies
 from policies.clock import Clock, system_clock
 from policies.errors import Problem
 from sandbox.errors import SpecError
@@ -37,4 +44,34 @@ def preflight(loaded: LoadedSpec, *, clock: Clock = system_clock) -> PreflightRe
     if missing:
         raise SpecError("Sites without a policy cannot be checked", missing)
     files = {site_id: _as_shown(site.resolve(str(site.config.policy))) for site_id, site in sites.items()}
-    return evaluate(trial_facts(loaded.spec), load_policies(files, clock=clock), clock=clock)
+    policies = load_policies(files, clock=clock)
+    facts = replace(trial_facts(loaded.spec), privacy_costs=privacy_dry_run(loaded, sites, policies))
+    return evaluate(facts, policies, clock=clock)
+
+
+def privacy_dry_run(
+    loaded: LoadedSpec, sites: dict[str, LoadedSiteConfig], policies: dict[str, ComposedPolicy]
+) -> dict[str, PrivacyCost]:
+    """What the whole trial would cost each site in epsilon, from the site's ledger as the coordinator can see it.
+
+    A site with a ``state_dir`` is read at its ledger there; a simulated site without one starts
+    each run with a fresh ledger under the run folder, so nothing is spent before. Sites whose
+    policy and the spec ask for no DP get no row (the privacy-budget clause denies them).
+    """
+    costs: dict[str, PrivacyCost] = {}
+    for site_id, site in sites.items():
+        policy = policies.get(site_id)
+        if policy is None:
+            continue
+        epochs, dp = site_floor(loaded.spec, policy)
+        if dp is None:
+            continue
+        ledger = (
+            PrivacyLedger(ledger_path(site, trial_id=loaded.spec.trial_id, run_id=0, settings={}))
+            if site.config.state_dir else None
+        )
+        costs[site_id] = trial_cost(
+            site, loaded.spec, policy, spec_hash=loaded.spec_hash, num_train=load_site_data(site).num_train,
+            epochs=epochs, dp=dp, ledger=ledger,
+        )
+    return costs

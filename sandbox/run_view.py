@@ -69,9 +69,15 @@ def run_summary(result: RunResult) -> dict[str, Any]:
                 "num_test": s["num_test"],
                 "test_accuracy": (s["final"] or {}).get("test_accuracy"),
                 "suppressed": s["suppressed"],
+                "epsilon_spent": s["privacy"]["epsilon_spent"],
+                "epsilon_budget": s["privacy"]["epsilon_budget"],
             }
             for s in report["sites"]
         ],
+        "budget_exhausted_sites": {
+            s["site_id"]: s["privacy"]["budget_exhausted_at_round"]
+            for s in report["sites"] if s["privacy"]["budget_exhausted_at_round"] is not None
+        },
         "metrics_url": result.metrics_url,
         "files": {name: str(result.run_dir / name) for name in ("report.json", "audit.jsonl", "model.pt", "metrics.prom")},
     }
@@ -80,12 +86,13 @@ def run_summary(result: RunResult) -> dict[str, Any]:
 def print_run_summary(console: Console, summary: dict[str, Any]) -> None:
     """A table per site and the global result, then where the evidence is."""
     table = Table(title=f"Trial {summary['trial_id']}: {summary['state']} after {summary['rounds_completed']} rounds", title_justify="left")
-    for column in ("site", "jurisdiction", "train records", "test records", "test accuracy"):
+    for column in ("site", "jurisdiction", "train records", "test records", "test accuracy", "epsilon spent / budget"):
         table.add_column(column)
     for site in summary["sites"]:
         accuracy = "suppressed (small cohort)" if site["suppressed"] else _fmt(site["test_accuracy"])
-        table.add_row(site["site_id"], site["jurisdiction"], str(site["num_train"]), str(site["num_test"]), accuracy)
-    table.add_row("[bold]global (pooled)", "", "", "", f"[bold]{_fmt(summary['global_test_accuracy'])}")
+        privacy = f"{_fmt(site['epsilon_spent'])} / {_fmt(site['epsilon_budget'])}"
+        table.add_row(site["site_id"], site["jurisdiction"], str(site["num_train"]), str(site["num_test"]), accuracy, privacy)
+    table.add_row("[bold]global (pooled)", "", "", "", f"[bold]{_fmt(summary['global_test_accuracy'])}", "")
     console.print(table)
     console.print(f"AUROC {_fmt(summary['global_test_auroc'])}, fairness gap (max - min site accuracy) {_fmt(summary['fairness_accuracy_gap'])}")
     console.print(f"Run folder: [bold]{summary['run_dir']}[/bold]")

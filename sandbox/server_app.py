@@ -25,14 +25,14 @@ from participants.site_guard import SPEC_JSON_KEY
 from policies.audit_entry import canonical_json
 from sandbox.feature_scaling import pooled_feature_scaling
 from sandbox.enforcement import ENFORCEMENT_RULES, Enforcer, Ladder
-from sandbox.governed_strategy import GovernedStrategy
+from sandbox.governed_strategy import GovernedStrategy, PrivacyBudgetStop
 from sandbox.consent import consent_matrix, preflight_with_approvals
 from sandbox.round_outcome import RoundOutcome
 from sandbox.spec_loading import LoadedSpec, load_spec
 from sandbox.strategy_choice import build_inner_strategy
 from sandbox.update_screening import SCREENING_REASONS, SITE_REFUSED
 from sandbox.trial_control import TrialControl, TrialTerminated
-from sandbox.trial_recorder import DEFAULT_MIN_COHORT_SIZE, TrialRecorder
+from sandbox.trial_recorder import BUDGET_EXHAUSTED_STATE, DEFAULT_MIN_COHORT_SIZE, TrialRecorder
 
 logger = logging.getLogger(__name__)
 
@@ -133,12 +133,14 @@ def run_trial(grid: Grid, loaded: LoadedSpec, run_dir: Path, hooks: TrialHooks) 
     recorder = TrialRecorder(
         loaded, run_dir, run_id=run_dir.name, metrics=hooks.metrics, registry=hooks.registry, on_round=hooks.on_round,
         min_cohort_size=min_cohort_size(hooks.preflight),
+        privacy_costs=hooks.preflight.privacy_costs if hooks.preflight is not None else {},
     )
     strategy = GovernedStrategy(
         build_inner_strategy(spec), observer=recorder, max_update_l2_norm=max_update_l2_norm(hooks.preflight),
         min_participants=spec.min_participants,
         control=TrialControl(run_dir, on_change=recorder.control_changed),
         enforcer=Enforcer(run_dir, enforcement_ladder(hooks.preflight)),
+        num_sites=len(spec.participants),
     )
     model = build_model(spec.model.name, num_features=spec.model.input_features, hidden_units=spec.model.hidden_units, seed=spec.seed)
     recorder.trial_started()
@@ -161,6 +163,10 @@ def run_trial(grid: Grid, loaded: LoadedSpec, run_dir: Path, hooks: TrialHooks) 
     except TrialTerminated:
         logger.warning("trial terminated by request before round %d", len(recorder.rounds) + 1)
         report = recorder.trial_finished(strategy.latest_arrays, state="terminated")
+    except PrivacyBudgetStop as stop:
+        logger.warning("trial stopped: %s", stop)
+        recorder.record("trial-stopped-privacy-budget", {"reason": str(stop)})
+        report = recorder.trial_finished(strategy.latest_arrays, state=BUDGET_EXHAUSTED_STATE)
     hooks.report = report
     return report
 

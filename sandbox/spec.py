@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from participants.privacy_accountant import ACCOUNTANT_CHOICES, REFUSED_ACCOUNTANTS, Accountant
+
 KEBAB_ID = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 COUNTRY_CODE = r"^[A-Z]{2}$"
 
@@ -63,6 +65,21 @@ class Privacy(_Frozen):
     delta: float = Field(gt=0, lt=1, description="Delta of the (epsilon, delta) guarantee.")
     noise_multiplier: float | None = Field(default=None, gt=0, description="DP-SGD noise multiplier; null = no DP.")
     max_grad_norm: float | None = Field(default=None, gt=0, description="DP-SGD per-sample clipping norm.")
+    accountant: str = Field(
+        default="rdp",
+        description="Privacy accountant: rdp (Renyi DP, default) or prv (privacy random variables); "
+        "the Gaussian (CLT) accountant is refused because it can under-report epsilon.",
+    )
+
+    @field_validator("accountant")
+    @classmethod
+    def _known_accountant(cls, value: str) -> str:
+        lowered = value.strip().lower()
+        if lowered in REFUSED_ACCOUNTANTS:
+            raise ValueError(f"accountant {value!r} is refused ({REFUSED_ACCOUNTANTS[lowered]}); use one of: {ACCOUNTANT_CHOICES}")
+        if lowered not in {a.value for a in Accountant}:
+            raise ValueError(f"unknown accountant {value!r}; use one of: {ACCOUNTANT_CHOICES}")
+        return lowered
 
     @model_validator(mode="after")
     def _both_or_neither(self) -> Privacy:

@@ -12,14 +12,16 @@ import logging
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
-from flwr.app import ArrayRecord
+from flwr.app import ArrayRecord, MetricRecord
 from prometheus_client import CollectorRegistry
 
 from monitoring.exporter import write_textfile
 from monitoring.metrics import SandboxMetrics
+from participants.record_values import as_float
+from policies import PrivacyCost
 from policies.atomic_file import write_bytes_atomic, write_json_atomic
 from policies.audit_chain import AuditChain
 from sandbox.enforcement import Incident
@@ -33,6 +35,26 @@ DEFAULT_MIN_COHORT_SIZE = 11
 """Smallest cohort any released per-site statistic may describe, until policies set it."""
 
 REPORT_SCHEMA = "sandbox-report/1"
+
+BUDGET_EXHAUSTED_STATE = "budget-exhausted"
+"""The trial's end state when too few sites had privacy budget left to go on (``sandbox run`` exits 4)."""
+
+PRIVACY_SCOPE = {
+    "covers": (
+        "Record-level (epsilon, delta)-differential privacy of the model updates each site sent in this trial: "
+        "DP-SGD with Poisson sampling, per-sample clipping and Gaussian noise at the site, accounted by the "
+        "site over every round it trained (and, for epsilon_spent, over every earlier trial on the same dataset)."
+    ),
+    "does_not_cover": [
+        "Client sampling is not amplified: Flower picks a fixed number of sites each round, so no "
+        "site-level subsampling is credited.",
+        "Released evaluation metrics (accuracy, loss, AUROC, counts) are not differentially private; they are "
+        "protected by small-cell suppression (minimum cohort size) only.",
+        "The federation-wide feature means and standard deviations sent before round 1 are aggregate sums over "
+        "at least the minimum cohort, not differentially private.",
+    ],
+}
+"""What the epsilon in the report does and does not cover, for regulators reading it."""
 
 
 def _now() -> datetime:
@@ -58,6 +80,9 @@ class TrialRecorder:
         Called after each round with its outcome (the CLI's progress bar).
     min_cohort_size:
         Per-site statistics of a site whose test part is smaller are withheld (small-cell suppression).
+    privacy_costs:
+        The pre-flight's privacy dry run per site; its ``spent_before`` is the spend shown until
+        the site's first charge reports its ledger.
     """
 
     def __init__(
@@ -70,6 +95,7 @@ class TrialRecorder:
         registry: CollectorRegistry,
         on_round: Callable[[RoundOutcome], None] | None = None,
         min_cohort_size: int = DEFAULT_MIN_COHORT_SIZE,
+        privacy_costs: Mapping[str, PrivacyCost] | None = None,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self.loaded = loaded
@@ -96,9 +122,16 @@ class TrialRecorder:
         self.state = "planned"
         self.consent: dict[str, Any] | None = None
         """The consent matrix (:func:`sandbox.consent.consent_matrix`), reported under ``consent``."""
+        self.dry_run = dict(privacy_costs or {})
+        self.privacy: dict[str, dict[str, Any]] = {}
+        """Site id -> the site's newest ledger figures (from its last charge), for the report."""
+        self.budget_exhausted_sites: dict[str, int] = {}
+        """Site id -> the round it first refused for lack of privacy budget."""
         for participant in spec.participants:
+            cost = self.dry_run.get(participant.site_id)
             metrics.set_privacy(
-                participant.site_id, epsilon_spent=0.0, epsilon_budget=spec.privacy.epsilon_budget, delta=spec.privacy.delta
+                participant.site_id, epsilon_spent=cost.spent_before if cost else 0.0,
+                epsilon_budget=cost.epsilon_budget if cost else spec.privacy.epsilon_budget, delta=spec.privacy.delta,
             )
 
     # -- audit ---------------------------------------------------------------------------------
@@ -149,6 +182,28 @@ class TrialRecorder:
             self.metrics.record_violation(incident.site_id, incident.rule)
         self.incidents.append(asdict(incident))
         self.record("policy-violation", asdict(incident))
+
+    def privacy_reported(self, server_round: int, site_id: str, figures: MetricRecord) -> None:
+        """Publish a site's ledger after its charge for this round (what the site's ledger now holds)."""
+        spent, budget, delta = (as_float(figures, k) for k in ("epsilon-spent", "epsilon-budget", "privacy-delta"))
+        if site_id in self.metrics.sites:
+            self.metrics.set_privacy(site_id, epsilon_spent=spent, epsilon_budget=budget, delta=delta)
+        self.privacy[site_id] = {
+            "epsilon_spent": spent,
+            "epsilon_budget": budget,
+            "trial_epsilon": as_float(figures, "trial-epsilon"),
+            "trial_epsilon_budget": as_float(figures, "trial-epsilon-budget"),
+            "delta": delta,
+            "last_charged_round": server_round,
+        }
+
+    def budget_exhausted(self, server_round: int, site_id: str, reason: str) -> None:
+        """Audit and show that a site refused a round for lack of privacy budget."""
+        if site_id not in self.budget_exhausted_sites:
+            self.budget_exhausted_sites[site_id] = server_round
+            if site_id in self.metrics.sites:
+                self.metrics.set_budget_exhausted(site_id)
+        self.record("privacy-budget-exhausted", {"round": server_round, "site_id": site_id, "reason": reason})
 
     def round_skipped(self, server_round: int, *, accepted: int, required: int) -> None:
         """Audit a round that aggregated nothing: the previous global model stays."""
@@ -238,7 +293,7 @@ class TrialRecorder:
                     "num_test": counts.get("num_test"),
                     "suppressed": suppressed,
                     "final": final,
-                    "privacy": {"epsilon_spent": 0.0, "epsilon_budget": spec.privacy.epsilon_budget, "delta": spec.privacy.delta},
+                    "privacy": self._site_privacy(participant.site_id),
                 }
             )
         return {
@@ -272,10 +327,27 @@ class TrialRecorder:
                     for site, (h, n) in sorted(self.site_heads.items())
                 },
             },
-            "privacy_note": (
-                "Epsilon spent is 0 in this version: record-level DP accounting is not yet wired; "
-                "the budget shown is the trial spec's."
-            ),
+            "privacy_scope": {"accountant": spec.privacy.accountant, **PRIVACY_SCOPE},
+        }
+
+    def _site_privacy(self, site_id: str) -> dict[str, Any]:
+        """A site's privacy figures for the report: its ledger after its last charge, and the dry run."""
+        spec = self.loaded.spec
+        cost = self.dry_run.get(site_id)
+        reported = self.privacy.get(site_id)
+        figures: dict[str, Any] = reported if reported is not None else {
+            "epsilon_spent": cost.spent_before if cost else 0.0,
+            "epsilon_budget": cost.epsilon_budget if cost else None,
+            "trial_epsilon": 0.0,
+            "trial_epsilon_budget": spec.privacy.epsilon_budget,
+            "delta": spec.privacy.delta,
+            "last_charged_round": None,
+        }
+        return {
+            **figures,
+            "accountant": spec.privacy.accountant,
+            "budget_exhausted_at_round": self.budget_exhausted_sites.get(site_id),
+            "dry_run": cost.as_dict() if cost else None,
         }
 
 

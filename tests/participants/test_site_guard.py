@@ -78,7 +78,7 @@ def test_feature_sum_query_is_guarded_too(approved_demo: DemoCopy, tmp_path: Pat
 
 def test_site_floor_applies_whatever_the_spec_asks(approved_demo: DemoCopy) -> None:
     """Training never uses more local epochs, less noise or a larger clipping norm than the site's policy allows."""
-    from participants.client_app import site_floor
+    from participants.site_floor import site_floor
     from participants.site_config import load_site_config
     from participants.site_guard import site_policy
     from sandbox.spec import TrialSpec

@@ -1,0 +1,212 @@
+"""A site's privacy ledger: every privacy charge against one dataset, across all trials.
+
+The ledger is the site's own record of what its records have paid. It is a JSONL file, one
+charge per line, kept in the site's state folder (``<state_dir>/privacy/<dataset>.jsonl``) and
+never sent anywhere. Each charge names the trial, spec hash, round, accountant, the DP-SGD
+mechanism (noise multiplier, Poisson sample rate, steps), delta, and the epsilon that results:
+for the trial alone and for the dataset over every trial so far.
+
+Invariants:
+
+* a charge is written (whole file replaced atomically, fsynced, folder fsynced) *before* the
+  update it pays for leaves the site, so a crash can repeat a charge but never forget one, and a
+  reader never sees half a line;
+* the accountant's state is rebuilt from the ledger for every charge (a ClientApp may start
+  afresh for each message), never reset: a trial's epsilon composes all of its charges, a
+  dataset's epsilon all charges of every trial;
+* read, budget check and append happen under an exclusive lock (``<ledger>.lock``), so two
+  trials on the same dataset cannot both spend the last of a budget.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from participants.privacy_accountant import Accountant, Mechanism, epsilon
+from policies.atomic_file import write_bytes_atomic
+from policies.errors import BudgetExhausted, IntegrityError, Problem
+
+LEDGER_SUFFIX = ".jsonl"
+
+
+class Charge(BaseModel):
+    """One privacy charge: what one round of DP-SGD at one site cost its dataset."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    time: str = Field(description="UTC time of the charge, ISO 8601.")
+    site_id: str
+    dataset: str = Field(description="The dataset the charge is against (see dataset_key).")
+    trial_id: str
+    spec_hash: str
+    round: int = Field(ge=0)
+    accountant: Accountant
+    noise_multiplier: float = Field(gt=0)
+    sample_rate: float = Field(gt=0, le=1, description="Poisson sampling rate of DP-SGD (probability).")
+    steps: int = Field(ge=0, description="DP-SGD steps of this round (local epochs x expected batches).")
+    delta: float = Field(gt=0, lt=1)
+    trial_epsilon: float = Field(ge=0, description="Epsilon of this trial's charges so far, this one included.")
+    cumulative_epsilon: float = Field(ge=0, description="Epsilon of every charge on the dataset so far, this one included.")
+    epsilon_budget: float = Field(gt=0, description="The site policy's budget for the dataset, across trials.")
+    trial_epsilon_budget: float = Field(gt=0, description="The trial spec's budget per site.")
+
+    @property
+    def mechanism(self) -> Mechanism:
+        return Mechanism(self.noise_multiplier, self.sample_rate, self.steps)
+
+
+@dataclass(frozen=True)
+class PlannedCharge:
+    """What a site is about to spend, and the limits it must stay within."""
+
+    site_id: str
+    dataset: str
+    trial_id: str
+    spec_hash: str
+    round: int
+    accountant: Accountant
+    mechanism: Mechanism
+    delta: float
+    epsilon_budget: float
+    trial_epsilon_budget: float
+
+
+@dataclass(frozen=True)
+class Spend:
+    """Epsilon of one trial's charges and of every charge on the dataset, at one delta and accountant.
+
+    Charges made at another delta or with another accountant compose all the same: the ledger
+    keeps mechanisms, and the accountant is rebuilt from them at the delta asked for.
+    """
+
+    trial_epsilon: float
+    cumulative_epsilon: float
+
+
+class PrivacyLedger:
+    """The ledger file of one dataset at one site."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def charges(self) -> list[Charge]:
+        """Every charge, oldest first (IntegrityError, exit 5, if a line is not a valid charge)."""
+        if not self.path.exists():
+            return []
+        charges = []
+        for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), start=1):
+            try:
+                charges.append(Charge.model_validate_json(line))
+            except ValidationError as err:
+                problem = Problem(str(self.path), f"line {number}", line[:80], "a privacy charge written by the sandbox")
+                raise IntegrityError(
+                    f"Privacy ledger {self.path} is damaged ({err.error_count()} problems at line {number}); "
+                    "restore it from backup: no charge may be forgotten",
+                    [problem],
+                ) from err
+        return charges
+
+    def spend(self, *, trial_id: str, delta: float, accountant: Accountant, extra: Sequence[Mechanism] = ()) -> Spend:
+        """Epsilon of ``trial_id`` and of the whole dataset at ``delta``, with ``extra`` mechanisms added."""
+        charges = self.charges()
+        trial = [c.mechanism for c in charges if c.trial_id == trial_id] + list(extra)
+        everything = [c.mechanism for c in charges] + list(extra)
+        return Spend(
+            trial_epsilon=epsilon(trial, delta=delta, accountant=accountant),
+            cumulative_epsilon=epsilon(everything, delta=delta, accountant=accountant),
+        )
+
+    def charge(self, planned: PlannedCharge) -> Charge:
+        """Append ``planned`` if both budgets allow it; raise :class:`BudgetExhausted` (exit 4) if not.
+
+        The charge is durable on disk when this returns: only then may the update leave the site.
+        """
+        with self._locked():
+            after = self.spend(trial_id=planned.trial_id, delta=planned.delta, accountant=planned.accountant,
+                               extra=[planned.mechanism])
+            refusal = over_budget(planned, after)
+            if refusal:
+                raise BudgetExhausted(f"Privacy budget of site {planned.site_id} exhausted", [
+                    Problem(str(self.path), "privacy.epsilon_budget", f"{after.cumulative_epsilon:.4g}", refusal)
+                ])
+            charge = Charge(
+                time=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+                site_id=planned.site_id,
+                dataset=planned.dataset,
+                trial_id=planned.trial_id,
+                spec_hash=planned.spec_hash,
+                round=planned.round,
+                accountant=planned.accountant,
+                noise_multiplier=planned.mechanism.noise_multiplier,
+                sample_rate=planned.mechanism.sample_rate,
+                steps=planned.mechanism.steps,
+                delta=planned.delta,
+                trial_epsilon=after.trial_epsilon,
+                cumulative_epsilon=after.cumulative_epsilon,
+                epsilon_budget=planned.epsilon_budget,
+                trial_epsilon_budget=planned.trial_epsilon_budget,
+            )
+            existing = self.path.read_bytes() if self.path.exists() else b""
+            if existing and not existing.endswith(b"\n"):
+                existing += b"\n"
+            write_bytes_atomic(self.path, existing + charge.model_dump_json().encode("utf-8") + b"\n", mode=0o600)
+            return charge
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+def over_budget(planned: PlannedCharge, after: Spend) -> str | None:
+    """Why spending ``planned`` (leading to ``after``) is not allowed, or None if it is."""
+    if after.cumulative_epsilon > planned.epsilon_budget:
+        return (f"epsilon on dataset {planned.dataset} after round {planned.round} would be "
+                f"{after.cumulative_epsilon:.4g} > the site policy's budget {planned.epsilon_budget:g} (across trials)")
+    if after.trial_epsilon > planned.trial_epsilon_budget:
+        return (f"epsilon of trial {planned.trial_id} after round {planned.round} would be "
+                f"{after.trial_epsilon:.4g} > the trial's budget {planned.trial_epsilon_budget:g} per site")
+    return None
+
+
+def summarise(charges: Sequence[Charge]) -> dict[str, Any]:
+    """Per-trial spend and what is left, as ``sandbox privacy ledger`` shows it."""
+    trials: dict[str, dict[str, Any]] = {}
+    for charge in charges:
+        row = trials.setdefault(charge.trial_id, {"trial_id": charge.trial_id, "rounds": 0, "steps": 0})
+        row.update(
+            rounds=row["rounds"] + 1,
+            steps=row["steps"] + charge.steps,
+            trial_epsilon=charge.trial_epsilon,
+            trial_epsilon_budget=charge.trial_epsilon_budget,
+            delta=charge.delta,
+            accountant=charge.accountant.value,
+            last_round=charge.round,
+            cumulative_epsilon_after=charge.cumulative_epsilon,
+        )
+    last = charges[-1] if charges else None
+    return {
+        "site_id": last.site_id if last else None,
+        "dataset": last.dataset if last else None,
+        "charges": len(charges),
+        "trials": list(trials.values()),
+        "epsilon_spent": last.cumulative_epsilon if last else 0.0,
+        "epsilon_budget": last.epsilon_budget if last else None,
+        "epsilon_remaining": max(last.epsilon_budget - last.cumulative_epsilon, 0.0) if last else None,
+    }
+

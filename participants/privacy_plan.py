@@ -1,0 +1,116 @@
+"""What one round of DP-SGD at a site costs, where its ledger lives, and what a whole trial would cost.
+
+Shared by the site (which charges before each round) and the coordinator's pre-flight (a dry
+run of the privacy cost from the same numbers), so both compute the same epsilon.
+
+A round at a site is ``epochs x`` (expected batches per epoch) DP-SGD steps at Poisson sample
+rate ``q = 1 / ceil(num_train / batch_size)``: Opacus's ``DPDataLoader`` draws each record into
+each batch with probability ``q``, and an epoch is ``int(1 / q)`` batches, the number of batches
+of the non-private loader.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+from typing import Mapping
+
+from participants.privacy_accountant import Accountant, Mechanism, epsilon
+from participants.privacy_ledger import PlannedCharge, PrivacyLedger, Spend, over_budget
+from participants.site_paths import simulated_site_dir
+from participants.site_config import CsvSource, LoadedSiteConfig
+from participants.site_floor import DpSettings
+from policies import ComposedPolicy, PrivacyCost
+from sandbox.spec import TrialSpec
+
+
+def dataset_key(site: LoadedSiteConfig) -> str:
+    """A stable name for the site's dataset: its ledger is per dataset, across trials."""
+    source = site.config.data
+    if isinstance(source, CsvSource):
+        resolved = str(site.resolve(source.path))
+        digest = hashlib.sha256(resolved.encode("utf-8")).hexdigest()[:12]
+        return f"csv-{Path(source.path).stem[:40]}-{digest}"
+    return f"{source.kind}-{source.partition}"
+
+
+def ledger_path(site: LoadedSiteConfig, *, trial_id: str, run_id: int, settings: Mapping[str, object]) -> Path:
+    """Where the site's ledger for its dataset lives.
+
+    A site with a ``state_dir`` keeps it there (``<state_dir>/privacy/<dataset>.jsonl``), for every
+    trial. A simulated site without one keeps it under the run folder
+    (``<run-dir>/sites/<site-id>/privacy/``): fresh for every demo run.
+    """
+    name = dataset_key(site) + ".jsonl"
+    if site.config.state_dir:
+        return site.resolve(site.config.state_dir) / "privacy" / name
+    return simulated_site_dir(site, trial_id=trial_id, run_id=run_id, settings=settings) / "privacy" / name
+
+
+def round_mechanism(num_train: int, *, epochs: int, batch_size: int, dp: DpSettings) -> Mechanism:
+    """The DP-SGD mechanism of one local round: ``epochs`` passes of ``ceil(n / B)`` expected batches."""
+    batches = max(math.ceil(num_train / batch_size), 1)
+    sample_rate = 1.0 / batches
+    # Opacus's Poisson sampler draws int(1 / sample_rate) batches per epoch (one fewer than
+    # ``batches`` for a few sizes, through floating-point rounding): charge what it runs.
+    return Mechanism(noise_multiplier=dp.noise_multiplier, sample_rate=sample_rate, steps=epochs * int(1 / sample_rate))
+
+
+def planned_charge(
+    site: LoadedSiteConfig, spec: TrialSpec, policy: ComposedPolicy, *, spec_hash: str, server_round: int,
+    mechanism: Mechanism,
+) -> PlannedCharge:
+    """The charge a site makes for ``server_round`` of ``spec``, with the limits of its policy and the spec."""
+    return PlannedCharge(
+        site_id=site.config.site_id,
+        dataset=dataset_key(site),
+        trial_id=spec.trial_id,
+        spec_hash=spec_hash,
+        round=server_round,
+        accountant=Accountant(spec.privacy.accountant),
+        mechanism=mechanism,
+        delta=spec.privacy.delta,
+        epsilon_budget=policy.epsilon_budget,
+        trial_epsilon_budget=spec.privacy.epsilon_budget,
+    )
+
+
+def trial_cost(
+    site: LoadedSiteConfig, spec: TrialSpec, policy: ComposedPolicy, *, spec_hash: str, num_train: int,
+    epochs: int, dp: DpSettings, ledger: PrivacyLedger | None,
+) -> PrivacyCost:
+    """The privacy cost of every round of ``spec`` at ``site``, against its ledger as it is now (None: nothing spent yet)."""
+    mechanism = round_mechanism(num_train, epochs=epochs, batch_size=spec.local_training.batch_size, dp=dp)
+    accountant = Accountant(spec.privacy.accountant)
+    delta = spec.privacy.delta
+    charges = ledger.charges() if ledger is not None else []
+    trial_history = [c.mechanism for c in charges if c.trial_id == spec.trial_id]
+    dataset_history = [c.mechanism for c in charges]
+
+    def after(rounds: int) -> Spend:
+        added = [mechanism] * rounds
+        return Spend(
+            trial_epsilon=epsilon(trial_history + added, delta=delta, accountant=accountant),
+            cumulative_epsilon=epsilon(dataset_history + added, delta=delta, accountant=accountant),
+        )
+
+    def fits(rounds: int) -> bool:
+        planned = planned_charge(site, spec, policy, spec_hash=spec_hash, server_round=rounds, mechanism=mechanism)
+        return over_budget(planned, after(rounds)) is None
+
+    # Epsilon grows with every round, so the rounds that fit are 1..k: find k by bisection.
+    low, high = 0, spec.rounds
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if fits(middle) else (low, middle - 1)
+    return PrivacyCost(
+        accountant=accountant.value,
+        spent_before=after(0).cumulative_epsilon,
+        trial_epsilon=epsilon([mechanism] * spec.rounds, delta=delta, accountant=accountant),
+        cumulative_after=after(spec.rounds).cumulative_epsilon,
+        epsilon_budget=policy.epsilon_budget,
+        trial_epsilon_budget=spec.privacy.epsilon_budget,
+        rounds_affordable=low,
+        rounds=spec.rounds,
+    )
