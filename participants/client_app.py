@@ -171,6 +171,11 @@ def _charge_round(
         turn.record("privacy-budget-exhausted", {"round": server_round, "reason": reason, "ledger_charges": len(ledger.charges())})
         logger.warning("%s", reason)
         return _refusal(msg, reason)
+    except SandboxError as err:  # a damaged ledger, or settings no accountant can price: nothing leaves
+        reason = f"site {turn.site.config.site_id} cannot charge its privacy ledger: " + "; ".join(err.lines())
+        turn.record("privacy-ledger-error", {"round": server_round, "reason": reason})
+        logger.error("%s", reason)
+        return _refusal(msg, reason)
 
 
 def _privacy_metrics(charge: Charge | None) -> dict[str, float]:

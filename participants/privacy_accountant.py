@@ -48,6 +48,12 @@ class Accountant(str, enum.Enum):
 ACCOUNTANT_CHOICES = ", ".join(a.value for a in Accountant)
 
 
+MECHANISM_FIELDS = ("noise_multiplier", "sample_rate", "steps")
+
+PRV_MAX_EPSILON = 200.0
+"""Above this RDP upper bound the PRV accountant is refused: its grid needs memory growing with epsilon."""
+
+
 class PrivacyInputError(BadInputError):
     """A noise multiplier, sample rate, step count, delta or accountant name is out of range."""
 
@@ -60,15 +66,15 @@ class Mechanism:
     sample_rate: float
     steps: int
 
-    def problems(self, source: str = "mechanism") -> list[Problem]:
-        """What is out of range, one :class:`Problem` each (empty when valid)."""
+    def problems(self, source: str = "mechanism", names: tuple[str, str, str] = MECHANISM_FIELDS) -> list[Problem]:
+        """What is out of range, one :class:`Problem` each (empty when valid); ``names`` label the three fields."""
         found: list[Problem] = []
         if not (math.isfinite(self.noise_multiplier) and self.noise_multiplier > 0):
-            found.append(Problem(source, "noise_multiplier", repr(self.noise_multiplier), "a finite number > 0"))
+            found.append(Problem(source, names[0], repr(self.noise_multiplier), "a finite number > 0"))
         if not (math.isfinite(self.sample_rate) and 0 < self.sample_rate <= 1):
-            found.append(Problem(source, "sample_rate", repr(self.sample_rate), "a probability in (0, 1]"))
+            found.append(Problem(source, names[1], repr(self.sample_rate), "a probability in (0, 1]"))
         if self.steps < 0:
-            found.append(Problem(source, "steps", repr(self.steps), "a whole number >= 0"))
+            found.append(Problem(source, names[2], repr(self.steps), "a whole number >= 0"))
         return found
 
 
@@ -88,18 +94,22 @@ def parse_accountant(name: str, *, source: str = "--accountant") -> Accountant:
         ) from None
 
 
-def epsilon(history: Iterable[Mechanism], *, delta: float, accountant: Accountant = Accountant.RDP) -> float:
+def epsilon(
+    history: Iterable[Mechanism], *, delta: float, accountant: Accountant = Accountant.RDP,
+    source: str = "accounting", names: tuple[str, str, str, str] = (*MECHANISM_FIELDS, "delta"),
+) -> float:
     """Epsilon of the composed ``history`` at ``delta`` (0.0 for an empty history or zero steps).
 
     Mechanisms with the same noise multiplier and sample rate are merged (composition does not
     depend on order), so a long ledger costs no more than its distinct settings.
 
-    Raises :class:`PrivacyInputError` (exit 2) naming every out-of-range value.
+    Raises :class:`PrivacyInputError` (exit 2) naming every out-of-range value, as field
+    ``names`` of ``source``.
     """
     mechanisms = list(history)
-    problems = [p for m in mechanisms for p in m.problems()]
+    problems = [p for m in mechanisms for p in m.problems(source, names[:3])]
     if not (math.isfinite(delta) and 0 < delta < 1):
-        problems.append(Problem("accounting", "delta", repr(delta), "a probability in (0, 1)"))
+        problems.append(Problem(source, names[3], repr(delta), "a probability in (0, 1)"))
     if problems:
         raise PrivacyInputError("Cannot compute epsilon", problems)
     merged: dict[tuple[float, float], int] = {}
@@ -110,8 +120,15 @@ def epsilon(history: Iterable[Mechanism], *, delta: float, accountant: Accountan
     if not merged:
         return 0.0
     history_key = tuple(sorted((sigma, q, steps) for (sigma, q), steps in merged.items()))
+    upper_bound = _rdp_epsilon(history_key, delta)
     if accountant is Accountant.RDP:
-        return _rdp_epsilon(history_key, delta)
+        return upper_bound
+    if upper_bound > PRV_MAX_EPSILON:
+        raise PrivacyInputError("The prv accountant cannot compute an epsilon this large", [Problem(
+            source, "accountant", f"prv with an RDP bound of epsilon {upper_bound:.4g}",
+            f"rdp for settings whose epsilon exceeds {PRV_MAX_EPSILON:g} (PRV's numerical grid grows with epsilon "
+            "to gigabytes; such an epsilon is no meaningful privacy anyway)",
+        )])
     return _prv_epsilon(history_key, delta)
 
 
@@ -122,7 +139,11 @@ def _rdp_epsilon(history: tuple[tuple[float, float, int], ...], delta: float) ->
 
     orders = RDPAccountant.DEFAULT_ALPHAS
     total = sum(steps * _rdp_per_step(sigma, q) for sigma, q, steps in history)
-    value, _ = rdp_analysis.get_privacy_spent(orders=orders, rdp=total, delta=delta)
+    with warnings.catch_warnings():
+        # "Optimal order is the smallest/largest alpha": a hint that a wider range of orders could
+        # give a tighter bound. The bound Opacus's default orders give is still an upper bound.
+        warnings.filterwarnings("ignore", message="Optimal order is the")
+        value, _ = rdp_analysis.get_privacy_spent(orders=orders, rdp=total, delta=delta)
     return max(float(value), 0.0)
 
 

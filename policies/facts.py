@@ -81,8 +81,6 @@ class TrialFacts:
         DP-SGD noise std / clipping norm; ``None`` means no differential privacy.
     max_grad_norm:
         Per-sample L2 clipping norm; ``None`` means no clipping.
-    epsilon_requested:
-        Unused by the clauses since the privacy ledger: see ``privacy_costs``.
     privacy_costs:
         Site id -> dry run of the trial's privacy cost at that site (:class:`PrivacyCost`);
         a site without one is judged "not yet computed" (its own guard charges its ledger).
@@ -108,7 +106,6 @@ class TrialFacts:
     sites: Sequence[tuple[str, str]]
     noise_multiplier: float | None = None
     max_grad_norm: float | None = None
-    epsilon_requested: float | None = None
     delta: float | None = None
     secure_aggregation: bool = False
     ethics_approval_ref: str | None = None

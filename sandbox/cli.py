@@ -21,6 +21,7 @@ from policies.errors import ExitCode
 from sandbox.cli_approvals import approve, certs_app
 from sandbox.cli_control import resume, suspend, terminate
 from sandbox.cli_policies import check, policies_app, show_preflight
+from sandbox.cli_privacy import privacy_app
 from sandbox.consent import preflight_with_approvals
 from sandbox.cli_output import OutputFormat, configure_logging, emit_json, guarded
 from sandbox.federation import load_federation
@@ -38,6 +39,7 @@ app = typer.Typer(
 audit_app = typer.Typer(help="Verify tamper-evident audit chains.", context_settings=CONTEXT, no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 app.add_typer(policies_app, name="policies")
+app.add_typer(privacy_app, name="privacy")
 app.command("check")(check)
 app.command("approve")(approve)
 app.add_typer(certs_app, name="certs")

@@ -19,7 +19,6 @@ def trial_facts(spec: TrialSpec) -> TrialFacts:
         sites=[SiteFacts(p.site_id, p.jurisdiction) for p in spec.participants],
         noise_multiplier=spec.privacy.noise_multiplier,
         max_grad_norm=spec.privacy.max_grad_norm,
-        epsilon_requested=None,
         delta=spec.privacy.delta,
         secure_aggregation=False,
         ethics_approval_ref=spec.approvals.ethics_board_ref,

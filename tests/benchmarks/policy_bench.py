@@ -83,7 +83,6 @@ def demo_trial_facts(sites: dict[str, str]) -> TrialFacts:
         sites=[SiteFacts(site_id, DEMO_SITES[demo]) for site_id, demo in sites.items()],
         noise_multiplier=1.0,
         max_grad_norm=1.0,
-        epsilon_requested=None,
         delta=spec["privacy"]["delta"],
         secure_aggregation=False,
         ethics_approval_ref=approvals.get("ethics_board_ref"),

@@ -5,7 +5,8 @@ demo trial: the governed ServerApp (audit chain, metrics, report) against a plai
 runs Flower's FedAvg on the same ClientApp, model, data, rounds and seed. Runs alternate
 in ABBA order (governed, plain, plain, governed, ...) so machine noise and order effects hit
 both alike; the medians' ratio is
-``overhead_ratio`` (target <= 1.05). This is a benchmark, never a timed test.
+``overhead_ratio`` (target <= 1.05). Under ``"privacy"``: accuracy vs epsilon budget and the time
+of a DP-SGD round (:mod:`tests.benchmarks.privacy_bench`). This is a benchmark, never a timed test.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ if str(REPO) not in sys.path:  # `python tests/benchmarks/run.py` puts only this
     sys.path.insert(0, str(REPO))
 
 from tests.benchmarks.policy_bench import policy_timings  # noqa: E402
+from tests.benchmarks.privacy_bench import privacy_results  # noqa: E402
 if str(REPO) not in sys.path:  # run as a script (make bench): make tests.approved_demo importable
     sys.path.insert(0, str(REPO))
 
@@ -111,6 +113,7 @@ def main() -> None:
                 "overhead_ratio": round(governed / plain, 4),
                 "overhead_ratio_target": 1.05,
                 **policy_timings(),
+                "privacy": privacy_results(),
             },
             indent=2,
         )

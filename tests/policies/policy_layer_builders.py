@@ -97,7 +97,6 @@ def trial(**overrides: Any) -> TrialFacts:
         "sites": [("site", "DE")],
         "noise_multiplier": 1.0,
         "max_grad_norm": 1.0,
-        "epsilon_requested": None,
         "delta": None,
         "secure_aggregation": False,
         "ethics_approval_ref": "EK-2026-017",

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from policy_layer_builders import PINNED, site_policy, trial
 
-from policies import ROW_COLUMNS, Clause, evaluate, fixed_clock, load_policies
+from policies import ROW_COLUMNS, Clause, PrivacyCost, evaluate, fixed_clock, load_policies
 from policies.errors import ExitCode
 from policies.vocabulary import VOCABULARY_SOURCE, vocabulary
 
@@ -109,7 +109,8 @@ LIMITS = {"training": {"max_rounds": 20, "max_local_epochs": 2},
         ({"noise_multiplier": 0.5, "max_grad_norm": 0.5}, Clause.NOISE_FLOOR, "0.5", INSTITUTION),
         ({"max_grad_norm": 2.0, "noise_multiplier": 1.0}, Clause.CLIPPING_CEILING, "2.0", INSTITUTION),
         ({"max_grad_norm": None}, Clause.CLIPPING_CEILING, "none", INSTITUTION),
-        ({"epsilon_requested": 3.5}, Clause.PRIVACY_BUDGET, "3.5", INSTITUTION),
+        ({"privacy_costs": {"site": PrivacyCost("rdp", 2.9, 3.5, 3.5, 3.0, 8.0, 0, 10)}}, Clause.PRIVACY_BUDGET,
+         "trial 3.5; dataset 2.9 spent -> 3.5 after (rdp)", INSTITUTION),
         ({"delta": 1e-5}, Clause.PRIVACY_DELTA, "1e-05", INSTITUTION),
         ({"ai_risk_tier": "limited"}, Clause.RISK_TIER, "limited", INSTITUTION),
         ({"ai_risk_tier": "unacceptable"}, Clause.RISK_TIER, "unacceptable", VOCABULARY_SOURCE),
