@@ -40,7 +40,27 @@ def show_preflight(result: PreflightResult, output: OutputFormat, *, permits: bo
     for row in result.rows(include_permits=permits):
         style = "bold red" if row[2] in ("DENY", "INFEASIBLE") else None
         table.add_row(*row, style=style)
-    Console(width=200).print(table)
+    console = Console(width=200)
+    console.print(table)
+    if result.privacy_costs:
+        console.print(privacy_dry_run_table(result))
+
+
+def privacy_dry_run_table(result: PreflightResult) -> Table:
+    """Per site: the epsilon the whole trial would spend against what the site's ledger has left."""
+    table = Table(title="Privacy dry run (epsilon at the trial's delta; nothing has run)", title_justify="left")
+    for column in ("site", "accountant", "spent before", "this trial", "after the trial", "dataset budget", "left now",
+                   "trial budget", "rounds that fit"):
+        table.add_column(column)
+    for site_id, cost in sorted(result.privacy_costs.items()):
+        short = cost.rounds_affordable < cost.rounds
+        table.add_row(
+            site_id, cost.accountant, f"{cost.spent_before:.3f}", f"{cost.trial_epsilon:.3f}", f"{cost.cumulative_after:.3f}",
+            f"{cost.epsilon_budget:g}", f"{max(cost.epsilon_budget - cost.spent_before, 0.0):.3f}",
+            f"{cost.trial_epsilon_budget:g}", f"{cost.rounds_affordable} of {cost.rounds}",
+            style="bold red" if short else None,
+        )
+    return table
 
 
 @policies_app.command("list")
