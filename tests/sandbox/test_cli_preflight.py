@@ -61,3 +61,42 @@ def test_policies_list_and_show() -> None:
     assert as_json.exit_code == 0 and json.loads(as_json.stdout)
     unknown = CliRunner().invoke(app, ["policies", "show", "mars"])
     assert unknown.exit_code == 2
+
+
+def _demo_variant(demo: DemoCopy, tmp_path: Path, name: str, replacements: dict[str, str]) -> Path:
+    text = demo.spec.read_text().replace("federation: demo-sites", f"federation: {demo.spec.parent / 'demo-sites'}")
+    lines = []
+    for line in text.splitlines():
+        key = line.strip().split(":")[0]
+        lines.append(f"  {key}: {replacements[key]}" if key in replacements and line.startswith("  ") else line)
+    spec = tmp_path / name
+    spec.write_text("\n".join(lines) + "\n")
+    return spec
+
+
+def test_check_denies_a_site_that_cannot_pay_for_round_1(unapproved_demo: DemoCopy, tmp_path: Path) -> None:
+    """A trial budget smaller than one round's epsilon is refused (exit 3) in the privacy-budget row, naming both budgets."""
+    spec = _demo_variant(unapproved_demo, tmp_path, "tiny-budget.yaml", {"epsilon_budget": "0.05"})
+    result = CliRunner().invoke(app, ["check", str(spec), "--format", "json"])
+    assert result.exit_code == 3
+    document = json.loads(result.stdout)
+    budget = [d for d in document["decisions"] if d["clause"] == "privacy-budget"]
+    assert {d["site_id"] for d in budget if not d["permit"]} == {"de-berlin", "fr-lyon", "gb-leeds", "ch-zurich"}
+    assert all("cannot pay for even round 1" in d["reason"] and "<= 0.05 this trial" in d["allowed"] for d in budget)
+    assert all(row["rounds_affordable"] == 0 for row in document["privacy_dry_run"].values())
+
+
+def test_check_prices_the_whole_trial_and_marks_sites_that_would_stop_early(unapproved_demo: DemoCopy, tmp_path: Path) -> None:
+    """With more rounds than a budget pays for, sites are permitted but told how many rounds fit; the text shows the dry run."""
+    spec = _demo_variant(unapproved_demo, tmp_path, "long.yaml", {"epsilon_budget": "3.0", "noise_multiplier": "1.0"})
+    result = CliRunner().invoke(app, ["check", str(spec), "--format", "json"])
+    document = json.loads(result.stdout)
+    rows = document["privacy_dry_run"]
+    assert set(rows) == {"de-berlin", "fr-lyon", "gb-leeds", "ch-zurich"}
+    for site, row in rows.items():
+        assert 0 < row["rounds_affordable"] < row["rounds"] == 10, site
+        assert row["trial_epsilon"] > 3.0 and row["epsilon_spent_before"] == 0.0
+        decision = next(d for d in document["decisions"] if d["clause"] == "privacy-budget" and d["site_id"] == site)
+        assert decision["permit"] and f"only rounds 1-{row['rounds_affordable']} of 10 fit" in decision["reason"]
+    text = CliRunner().invoke(app, ["check", str(spec)])
+    assert "Privacy dry run" in text.stdout and "rounds that fit" in text.stdout
