@@ -88,14 +88,14 @@ def test_check_denies_a_site_that_cannot_pay_for_round_1(unapproved_demo: DemoCo
 
 def test_check_prices_the_whole_trial_and_marks_sites_that_would_stop_early(unapproved_demo: DemoCopy, tmp_path: Path) -> None:
     """With more rounds than a budget pays for, sites are permitted but told how many rounds fit; the text shows the dry run."""
-    spec = _demo_variant(unapproved_demo, tmp_path, "long.yaml", {"epsilon_budget": "3.0", "noise_multiplier": "1.0"})
+    spec = _demo_variant(unapproved_demo, tmp_path, "long.yaml", {"epsilon_budget": "5.0", "noise_multiplier": "1.0"})
     result = CliRunner().invoke(app, ["check", str(spec), "--format", "json"])
     document = json.loads(result.stdout)
     rows = document["privacy_dry_run"]
     assert set(rows) == {"de-berlin", "fr-lyon", "gb-leeds", "ch-zurich"}
     for site, row in rows.items():
         assert 0 < row["rounds_affordable"] < row["rounds"] == 10, site
-        assert row["trial_epsilon"] > 3.0 and row["epsilon_spent_before"] == 0.0
+        assert row["trial_epsilon"] > 5.0 and row["epsilon_spent_before"] == 0.0
         decision = next(d for d in document["decisions"] if d["clause"] == "privacy-budget" and d["site_id"] == site)
         assert decision["permit"] and f"only rounds 1-{row['rounds_affordable']} of 10 fit" in decision["reason"]
     text = CliRunner().invoke(app, ["check", str(spec)])
