@@ -69,6 +69,8 @@ def run_summary(result: RunResult) -> dict[str, Any]:
                 "num_test": s["num_test"],
                 "test_accuracy": (s["final"] or {}).get("test_accuracy"),
                 "suppressed": s["suppressed"],
+                "trial_epsilon": s["privacy"]["trial_epsilon"],
+                "trial_epsilon_budget": s["privacy"]["trial_epsilon_budget"],
                 "epsilon_spent": s["privacy"]["epsilon_spent"],
                 "epsilon_budget": s["privacy"]["epsilon_budget"],
             }
@@ -86,13 +88,16 @@ def run_summary(result: RunResult) -> dict[str, Any]:
 def print_run_summary(console: Console, summary: dict[str, Any]) -> None:
     """A table per site and the global result, then where the evidence is."""
     table = Table(title=f"Trial {summary['trial_id']}: {summary['state']} after {summary['rounds_completed']} rounds", title_justify="left")
-    for column in ("site", "jurisdiction", "train records", "test records", "test accuracy", "epsilon spent / budget"):
+    columns = ("site", "jurisdiction", "train records", "test records", "test accuracy",
+               "epsilon: trial / budget", "epsilon: dataset / budget")
+    for column in columns:
         table.add_column(column)
     for site in summary["sites"]:
         accuracy = "suppressed (small cohort)" if site["suppressed"] else _fmt(site["test_accuracy"])
-        privacy = f"{_fmt(site['epsilon_spent'])} / {_fmt(site['epsilon_budget'])}"
-        table.add_row(site["site_id"], site["jurisdiction"], str(site["num_train"]), str(site["num_test"]), accuracy, privacy)
-    table.add_row("[bold]global (pooled)", "", "", "", f"[bold]{_fmt(summary['global_test_accuracy'])}", "")
+        trial = f"{_fmt(site['trial_epsilon'])} / {site['trial_epsilon_budget']:g}"
+        dataset = f"{_fmt(site['epsilon_spent'])} / {_fmt(site['epsilon_budget'])}"
+        table.add_row(site["site_id"], site["jurisdiction"], str(site["num_train"]), str(site["num_test"]), accuracy, trial, dataset)
+    table.add_row("[bold]global (pooled)", "", "", "", f"[bold]{_fmt(summary['global_test_accuracy'])}", "", "")
     console.print(table)
     console.print(f"AUROC {_fmt(summary['global_test_auroc'])}, fairness gap (max - min site accuracy) {_fmt(summary['fairness_accuracy_gap'])}")
     console.print(f"Run folder: [bold]{summary['run_dir']}[/bold]")
