@@ -15,12 +15,17 @@ Invariants:
   afresh for each message), never reset: a trial's epsilon composes all of its charges, a
   dataset's epsilon all charges of every trial;
 * read, budget check and append happen under an exclusive lock (``<ledger>.lock``), so two
-  trials on the same dataset cannot both spend the last of a budget.
+  trials on the same dataset cannot both spend the last of a budget;
+* charges are hash-chained (``seq``, ``prev_hash``, ``hash``: SHA-256 of the charge's canonical
+  JSON without its own hash), so an edited, removed, reordered or inserted charge is detected
+  when the ledger is read (exit 5), like an audit chain. Deleting charges from the end is caught
+  by the site's audit chain, whose ``update-sent`` entries record every charge.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -33,9 +38,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from participants.privacy_accountant import Accountant, Mechanism, epsilon
 from policies.atomic_file import write_bytes_atomic
+from policies.audit_entry import canonical_json
 from policies.errors import BudgetExhausted, IntegrityError, Problem
 
 LEDGER_SUFFIX = ".jsonl"
+GENESIS_HASH = "0" * 64
+"""``prev_hash`` of a ledger's first charge."""
 
 
 class Charge(BaseModel):
@@ -58,6 +66,13 @@ class Charge(BaseModel):
     cumulative_epsilon: float = Field(ge=0, description="Epsilon of every charge on the dataset so far, this one included.")
     epsilon_budget: float = Field(gt=0, description="The site policy's budget for the dataset, across trials.")
     trial_epsilon_budget: float = Field(gt=0, description="The trial spec's budget per site.")
+    seq: int = Field(ge=0, description="Position in the ledger, from 0.")
+    prev_hash: str = Field(pattern=r"^[0-9a-f]{64}$", description="hash of the previous charge (zeros for the first).")
+    hash: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of this charge's canonical JSON without 'hash'.")
+
+    def expected_hash(self) -> str:
+        """The hash this charge's content gives (equal to ``hash`` unless it was edited)."""
+        return charge_hash(self.model_dump(mode="json", exclude={"hash"}))
 
     @property
     def mechanism(self) -> Mechanism:
@@ -99,21 +114,30 @@ class PrivacyLedger:
         self.path = path
 
     def charges(self) -> list[Charge]:
-        """Every charge, oldest first (IntegrityError, exit 5, if a line is not a valid charge)."""
+        """Every charge, oldest first; IntegrityError (exit 5) naming the line if any charge is damaged or out of chain."""
         if not self.path.exists():
             return []
-        charges = []
-        for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), start=1):
+        charges: list[Charge] = []
+        lines = self.path.read_bytes().split(b"\n")
+        if lines and lines[-1] == b"":
+            lines.pop()
+        for number, raw in enumerate(lines, start=1):
             try:
-                charges.append(Charge.model_validate_json(line))
+                charge = Charge.model_validate_json(raw)
             except ValidationError as err:
-                problem = Problem(str(self.path), f"line {number}", line[:80], "a privacy charge written by the sandbox")
-                raise IntegrityError(
-                    f"Privacy ledger {self.path} is damaged ({err.error_count()} problems at line {number}); "
-                    "restore it from backup: no charge may be forgotten",
-                    [problem],
-                ) from err
+                raise self._damaged(number, raw, f"not a valid privacy charge ({err.error_count()} problems)") from err
+            expected_prev = charges[-1].hash if charges else GENESIS_HASH
+            if charge.seq != len(charges) or charge.prev_hash != expected_prev:
+                raise self._damaged(number, raw, "out of chain: a charge before it was removed, inserted or reordered")
+            if charge.hash != charge.expected_hash():
+                raise self._damaged(number, raw, "hash mismatch: the charge was edited")
+            charges.append(charge)
         return charges
+
+    def _damaged(self, number: int, raw: bytes, what: str) -> IntegrityError:
+        shown = raw[:80].decode("utf-8", errors="replace")
+        problem = Problem(str(self.path), f"line {number}", shown, f"{what}; restore the ledger from backup: no charge may be forgotten")
+        return IntegrityError(f"Privacy ledger {self.path} is damaged at line {number}", [problem])
 
     def spend(self, *, trial_id: str, delta: float, accountant: Accountant, extra: Sequence[Mechanism] = ()) -> Spend:
         """Epsilon of ``trial_id`` and of the whole dataset at ``delta``, with ``extra`` mechanisms added."""
@@ -138,14 +162,15 @@ class PrivacyLedger:
                 raise BudgetExhausted(f"Privacy budget of site {planned.site_id} exhausted", [
                     Problem(str(self.path), "privacy.epsilon_budget", f"{after.cumulative_epsilon:.4g}", refusal)
                 ])
-            charge = Charge(
+            charges = self.charges()
+            content: dict[str, Any] = dict(
                 time=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
                 site_id=planned.site_id,
                 dataset=planned.dataset,
                 trial_id=planned.trial_id,
                 spec_hash=planned.spec_hash,
                 round=planned.round,
-                accountant=planned.accountant,
+                accountant=planned.accountant.value,
                 noise_multiplier=planned.mechanism.noise_multiplier,
                 sample_rate=planned.mechanism.sample_rate,
                 steps=planned.mechanism.steps,
@@ -154,7 +179,11 @@ class PrivacyLedger:
                 cumulative_epsilon=after.cumulative_epsilon,
                 epsilon_budget=planned.epsilon_budget,
                 trial_epsilon_budget=planned.trial_epsilon_budget,
+                seq=len(charges),
+                prev_hash=charges[-1].hash if charges else GENESIS_HASH,
             )
+            draft = Charge.model_validate({**content, "hash": GENESIS_HASH})
+            charge = draft.model_copy(update={"hash": draft.expected_hash()})
             existing = self.path.read_bytes() if self.path.exists() else b""
             if existing and not existing.endswith(b"\n"):
                 existing += b"\n"
@@ -171,6 +200,11 @@ class PrivacyLedger:
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+
+
+def charge_hash(content: dict[str, Any]) -> str:
+    """SHA-256 (hex) of a charge's canonical JSON without its ``hash`` field."""
+    return hashlib.sha256(canonical_json(content)).hexdigest()
 
 
 def over_budget(planned: PlannedCharge, after: Spend) -> str | None:
