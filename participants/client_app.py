@@ -102,11 +102,19 @@ def _model_from_message(msg: Message, turn: _SiteTurn, data: SiteData) -> nn.Mod
     return model
 
 
-def train_handler(msg: Message, context: Context, overrides: Mapping[str, object]) -> Message:
+Floor = Callable[[TrialSpec, ComposedPolicy], "tuple[int, DpSettings | None]"]
+"""How a site derives its local epochs and DP-SGD settings from the spec and its policy."""
+
+
+def train_handler(
+    msg: Message, context: Context, overrides: Mapping[str, object], *, floor: Floor = site_floor
+) -> Message:
     """Train the received global model on the site's train part, under the site's own floor.
 
     With DP-SGD the round is charged to the site's privacy ledger first (durably): a round whose
     epsilon would pass the site's or the trial's budget is refused, and no update leaves.
+    ``floor`` is :func:`~participants.site_floor.site_floor`; only ``make bench``'s no-DP
+    baseline replaces it.
     """
     turn = _open_turn(msg, context, overrides)
     if isinstance(turn, Message):
@@ -118,7 +126,7 @@ def train_handler(msg: Message, context: Context, overrides: Mapping[str, object
     model = _model_from_message(msg, turn, data)
     server_round = as_int(turn.config, "server-round")
     partition = context.node_config.get("partition-id", 0)
-    epochs, dp = site_floor(turn.spec, turn.policy)
+    epochs, dp = floor(turn.spec, turn.policy)
     settings = TrainSettings(
         epochs=epochs,
         batch_size=turn.spec.local_training.batch_size,

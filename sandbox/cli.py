@@ -91,7 +91,7 @@ def spec_summary(loaded: LoadedSpec) -> dict[str, Any]:
         "rounds": spec.rounds,
         "min_participants": spec.min_participants,
         "local_training": f"{spec.local_training.epochs} epoch(s), batch {spec.local_training.batch_size}, lr {spec.local_training.learning_rate}",
-        "privacy": f"epsilon budget {privacy.epsilon_budget} per site, delta {privacy.delta}"
+        "privacy": f"epsilon budget {privacy.epsilon_budget} per site for this trial, delta {privacy.delta}, {privacy.accountant} accountant"
         + (f", DP-SGD noise {privacy.noise_multiplier}, clip {privacy.max_grad_norm}" if privacy.noise_multiplier else ", no DP-SGD"),
         "aggregator_jurisdiction": spec.aggregator.jurisdiction,
         "federation": str(loaded.federation_dir),

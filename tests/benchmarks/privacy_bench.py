@@ -47,6 +47,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # run as a script: make `tests` importable (here and in Flower's workers)
     sys.path.insert(0, str(REPO))
 
+import functools  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import math  # noqa: E402
@@ -61,16 +62,14 @@ from typing import Any, Mapping  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
-from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict  # noqa: E402
 from prometheus_client import CollectorRegistry  # noqa: E402
 
-from participants.client_app import _model_from_message, _open_turn, _standardised, make_client_app  # noqa: E402
+from participants.client_app import make_client_app, train_handler  # noqa: E402
 from participants.model import build_model  # noqa: E402
 from participants.node_identity import FEDERATION_DIR_KEY, FEDERATION_SITES_KEY  # noqa: E402
 from participants.privacy_accountant import Accountant, Mechanism, epsilon  # noqa: E402
 from participants.privacy_plan import round_mechanism  # noqa: E402
-from participants.record_values import as_int  # noqa: E402
-from participants.site_audit import RUN_DIR_KEY, SITE_RECORD_KEY  # noqa: E402
+from participants.site_audit import RUN_DIR_KEY  # noqa: E402
 from participants.site_config import LoadedSiteConfig  # noqa: E402
 from participants.site_data import SiteData, load_site_data  # noqa: E402
 from participants.site_floor import DpSettings, site_floor  # noqa: E402
@@ -78,6 +77,7 @@ from participants.training import TrainSettings, train_locally  # noqa: E402
 from policies import ComposedPolicy, load_policies  # noqa: E402
 from sandbox.federation import load_federation  # noqa: E402
 from sandbox.server_app import TrialHooks, make_server_app, new_metrics  # noqa: E402
+from sandbox.spec import TrialSpec  # noqa: E402
 from sandbox.spec_loading import LoadedSpec, load_spec  # noqa: E402
 from sandbox.trial_run import FLOWER_ENVIRONMENT, _run_simulation  # noqa: E402
 from tests.approved_demo import DemoCopy, approved_demo_at  # noqa: E402
@@ -185,7 +185,7 @@ def write_spec(demo: DemoCopy, *, seed: int, epsilon_budget: float | None, noise
     return path
 
 
-def no_dp_train_handler(msg: Message, context: Context, overrides: Mapping[str, object]) -> Message:
+def no_dp_floor(spec: TrialSpec, policy: ComposedPolicy) -> tuple[int, DpSettings | None]:
     """The production train handler without DP: the no-DP baseline's sites train by plain SGD.
 
     Why a handler of its own: a spec without DP cannot be run. Every demo site's guard
@@ -195,39 +195,19 @@ def no_dp_train_handler(msg: Message, context: Context, overrides: Mapping[str, 
     for a spec without DP. (``run.py``'s "plain" runs use that same ClientApp, so they train with
     DP-SGD too.) So the baseline sends the approved demo spec with its seed changed (DP fields
     as in the demo, so the guard lets it through) and the sites train with this handler, which is
-    ``train_handler`` with ``train_locally(dp=None)``: the same site, data, standardisation,
+    ``train_handler`` with a floor that gives no DP settings (``train_locally(dp=None)``): the same site, data, standardisation,
     epochs from ``site_floor``, batch size, learning rate and seed, no ledger charge (no epsilon
     is spent). Evaluation, the guard and the governed ServerApp are unchanged, so the accuracy is
     read from ``report.json`` exactly as for the DP rows. (``run.py``'s ``plain_server_app`` keeps
     no result to read an accuracy from; pooled from the sites' evaluations, plain FedAvg with this
     handler gave the same accuracy, 0.99306 at seed 1, when checked by hand.)
     """
-    turn = _open_turn(msg, context, overrides)
-    if isinstance(turn, Message):
-        return turn
-    withheld = turn.small_cell_refusal(msg, turn.data.num_train, "the train part")
-    if withheld is not None:
-        return withheld
-    data = _standardised(turn)
-    model = _model_from_message(msg, turn, data)
-    server_round = as_int(turn.config, "server-round")
-    partition = context.node_config.get("partition-id", 0)
-    epochs, _ = site_floor(turn.spec, turn.policy)
-    settings = TrainSettings(
-        epochs=epochs,
-        batch_size=turn.spec.local_training.batch_size,
-        learning_rate=turn.spec.local_training.learning_rate,
-        seed=turn.spec.seed * 1_000_003 + server_round * 101 + (partition if isinstance(partition, int) else 0),
-    )
-    trained = train_locally(model, data.x_train, data.y_train, settings, dp=None)
-    site_record = turn.record(
-        "update-sent",
-        {"round": server_round, "num_examples": data.num_train, "train_loss": trained.mean_loss,
-         "local_epochs": epochs, "dp_sgd": None, "benchmark": "no-DP baseline"},
-    )
-    metrics = MetricRecord({"num-examples": data.num_train, "train-loss": trained.mean_loss})
-    content = RecordDict({"arrays": ArrayRecord(model.state_dict()), "metrics": metrics, SITE_RECORD_KEY: site_record})
-    return Message(content=content, reply_to=msg)
+    epochs, _ = site_floor(spec, policy)
+    return epochs, None
+
+
+no_dp_train_handler = functools.partial(train_handler, floor=no_dp_floor)
+"""The production train handler with :func:`no_dp_floor`: plain SGD, no ledger charge."""
 
 
 def governed_run(demo: DemoCopy, spec_path: Path, run_dir: Path, *, dp: bool) -> dict[str, Any]:
