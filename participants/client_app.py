@@ -132,6 +132,7 @@ def train_handler(
         batch_size=turn.spec.local_training.batch_size,
         learning_rate=turn.spec.local_training.learning_rate,
         seed=turn.spec.seed * 1_000_003 + server_round * 101 + (partition if isinstance(partition, int) else 0),
+        secret_dp_randomness=not turn.site.config.simulated,
     )
     charge: Charge | None = None
     if dp is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import secrets
 import warnings
 
 import numpy as np
@@ -31,6 +32,13 @@ class TrainSettings:
     batch_size: int
     learning_rate: float
     seed: int
+    secret_dp_randomness: bool = True
+    """Draw DP-SGD's Poisson sampling and noise from the OS's secure random source.
+
+    Seeded from ``seed`` instead, anyone who knows the trial seed (the coordinator) could
+    regenerate the noise and subtract it. Only simulated sites turn this off, so a demo run is
+    reproducible; the shuffling of plain SGD and the model are seeded either way.
+    """
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,7 @@ def train_locally(
         warnings.filterwarnings("ignore", message="Secure RNG turned off")
         # torch warns when a backward hook fires for inputs that need no gradient (Opacus's hooks on our first layer).
         warnings.filterwarnings("ignore", message="Full backward hook is firing")
+        sampling, noise = _dp_generators(settings)
         engine = PrivacyEngine(accountant="rdp")
         private_model, private_optimizer, private_loader = engine.make_private(
             module=model,
@@ -86,13 +95,27 @@ def train_locally(
             noise_multiplier=dp.noise_multiplier,
             max_grad_norm=dp.max_grad_norm,
             poisson_sampling=True,
-            noise_generator=torch.Generator().manual_seed(settings.seed + 1),
+            noise_generator=noise,
         )
+        # Opacus's Poisson sampler would otherwise draw from the loader's shuffling generator (seeded by the trial seed).
+        private_loader.batch_sampler.generator = sampling
         result = _run_epochs(
             private_model, model, private_optimizer, private_loader, settings.epochs, sample_rate=1.0 / len(loader)
         )
         private_model.remove_hooks()
     return result
+
+
+def _dp_generators(settings: TrainSettings) -> tuple[torch.Generator, torch.Generator]:
+    """Generators for DP-SGD's Poisson sampling and Gaussian noise: secret unless the settings say otherwise.
+
+    A secret seed is 63 bits from :mod:`secrets` (the OS's CSPRNG) for a torch generator (not a
+    cryptographic one: Opacus's ``secure_mode`` needs ``torchcsprng``, which no longer builds for
+    current torch). It is never written anywhere.
+    """
+    if settings.secret_dp_randomness:
+        return torch.Generator().manual_seed(secrets.randbits(63)), torch.Generator().manual_seed(secrets.randbits(63))
+    return torch.Generator().manual_seed(settings.seed + 2), torch.Generator().manual_seed(settings.seed + 1)
 
 
 def _run_epochs(

@@ -16,10 +16,11 @@ def toy_data() -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def trained_weights(dp: DpSettings | None, seed: int = 3) -> tuple[torch.Tensor, object]:
+def trained_weights(dp: DpSettings | None, seed: int = 3, *, secret: bool = False) -> tuple[torch.Tensor, object]:
     x, y = toy_data()
     model = build_model("logistic_regression", num_features=5, seed=1)
-    result = train_locally(model, x, y, TrainSettings(epochs=2, batch_size=16, learning_rate=0.5, seed=seed), dp=dp)
+    settings = TrainSettings(epochs=2, batch_size=16, learning_rate=0.5, seed=seed, secret_dp_randomness=secret)
+    result = train_locally(model, x, y, settings, dp=dp)
     return model.state_dict()["0.weight"].clone(), result
 
 
@@ -31,7 +32,7 @@ def test_dp_sgd_reports_sample_rate_and_steps() -> None:
 
 
 def test_dp_sgd_is_reproducible_and_noise_changes_the_model() -> None:
-    """The same seed gives the same DP model; more noise moves it further from the noiseless model."""
+    """Seeded (simulated sites only), the same seed gives the same DP model; more noise moves it further from the noiseless model."""
     plain, plain_result = trained_weights(None)
     assert plain_result.sample_rate is None
     low, _ = trained_weights(DpSettings(noise_multiplier=0.5, max_grad_norm=1.0))
@@ -40,6 +41,23 @@ def test_dp_sgd_is_reproducible_and_noise_changes_the_model() -> None:
     assert torch.equal(low, again)
     assert not torch.equal(low, plain)
     assert torch.dist(high, plain) > torch.dist(low, plain)
+
+
+def test_a_real_sites_noise_and_sampling_cannot_be_regenerated_from_the_trial_seed() -> None:
+    """By default (a real site) DP-SGD draws sampling and noise from a secret source: same trial seed, different model."""
+    dp = DpSettings(noise_multiplier=0.5, max_grad_norm=1.0)
+    first, _ = trained_weights(dp, secret=True)
+    second, _ = trained_weights(dp, secret=True)
+    assert not torch.equal(first, second)
+
+
+def test_a_real_sites_batches_are_secret_too() -> None:
+    """With (almost) no noise, only the Poisson batches can differ: a real site's differ between runs of the same trial seed."""
+    dp = DpSettings(noise_multiplier=1e-6, max_grad_norm=1.0)
+    seeded = [trained_weights(dp)[0] for _ in range(2)]
+    secret = [trained_weights(dp, secret=True)[0] for _ in range(2)]
+    assert torch.equal(seeded[0], seeded[1])
+    assert not torch.allclose(secret[0], secret[1], atol=1e-4)
 
 
 def test_clipping_bounds_each_step() -> None:
