@@ -109,6 +109,16 @@ class SandboxMetrics:
             "Epsilon budget of a site's dataset under the site's own policy, across trials (dimensionless).",
             _SITE, registry=r,
         )
+        self.trial_epsilon_spent = Gauge(
+            "sandbox_privacy_trial_epsilon_spent",
+            "Epsilon this trial has spent at a site, as its privacy ledger records (dimensionless).",
+            _SITE, registry=r,
+        )
+        self.trial_epsilon_budget = Gauge(
+            "sandbox_privacy_trial_epsilon_budget",
+            "Epsilon the trial spec allows each site to spend on this trial (dimensionless).",
+            _SITE, registry=r,
+        )
         self.budget_exhausted = Gauge(
             "sandbox_privacy_budget_exhausted",
             "1 once a site has refused a round because its privacy budget cannot pay for it, else 0.",
@@ -218,6 +228,12 @@ class SandboxMetrics:
         self.epsilon_spent.labels(*labels).set(spent)
         self.epsilon_budget.labels(*labels).set(budget)
         self.delta.labels(*labels).set(probability)
+
+    def set_trial_privacy(self, site: str, *, epsilon_spent: float, epsilon_budget: float) -> None:
+        """Record what this trial has spent at ``site`` and the trial's own budget (dimensionless, >= 0)."""
+        labels = self._site(site)
+        self.trial_epsilon_spent.labels(*labels).set(check_number("trial epsilon_spent", epsilon_spent))
+        self.trial_epsilon_budget.labels(*labels).set(check_number("trial epsilon_budget", epsilon_budget))
 
     def set_budget_exhausted(self, site: str) -> None:
         """Mark that ``site`` refused a round for lack of privacy budget (it trains no more in this trial)."""

@@ -38,6 +38,8 @@ SMALL_CELL_PREFIX = "small-cell:"
 """How a site's reason starts when it withholds statistics below the minimum cohort."""
 BUDGET_EXHAUSTED_PREFIX = "privacy-budget-exhausted:"
 """How a site's reason starts when it refuses a round its privacy budget cannot pay for."""
+LEDGER_ERROR_PREFIX = "privacy-ledger-error:"
+"""How a site's reason starts when it cannot charge its privacy ledger (damaged, unwritable, no state folder)."""
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,7 @@ def train_handler(
                 "sample_rate": charge.sample_rate, "steps": charge.steps, "accountant": charge.accountant.value,
                 "delta": charge.delta, "trial_epsilon": charge.trial_epsilon,
                 "cumulative_epsilon": charge.cumulative_epsilon, "epsilon_budget": charge.epsilon_budget,
+                "ledger_seq": charge.seq, "ledger_hash": charge.hash,
             },
         },
     )
@@ -180,8 +183,9 @@ def _charge_round(
         turn.record("privacy-budget-exhausted", {"round": server_round, "reason": reason, "ledger_charges": len(ledger.charges())})
         logger.warning("%s", reason)
         return _refusal(msg, reason)
-    except SandboxError as err:  # a damaged ledger, or settings no accountant can price: nothing leaves
-        reason = f"site {turn.site.config.site_id} cannot charge its privacy ledger: " + "; ".join(err.lines())
+    except (SandboxError, OSError) as err:  # a damaged or unwritable ledger, or settings no accountant prices
+        detail = "; ".join(err.lines()) if isinstance(err, SandboxError) else f"{ledger.path}: {err}"
+        reason = f"{LEDGER_ERROR_PREFIX} site {turn.site.config.site_id} cannot charge its privacy ledger: {detail}"
         turn.record("privacy-ledger-error", {"round": server_round, "reason": reason})
         logger.error("%s", reason)
         return _refusal(msg, reason)

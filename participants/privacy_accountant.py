@@ -52,6 +52,8 @@ MECHANISM_FIELDS = ("noise_multiplier", "sample_rate", "steps")
 
 PRV_MAX_EPSILON = 200.0
 """Above this RDP upper bound the PRV accountant is refused: its grid needs memory growing with epsilon."""
+PRV_MAX_STEPS = 1_000_000
+"""Above this many steps in all the PRV accountant is refused: its grid grows with the square root of the steps."""
 
 
 class PrivacyInputError(BadInputError):
@@ -123,6 +125,13 @@ def epsilon(
     upper_bound = _rdp_epsilon(history_key, delta)
     if accountant is Accountant.RDP:
         return upper_bound
+    total_steps = sum(steps for _, _, steps in history_key)
+    if total_steps > PRV_MAX_STEPS:
+        raise PrivacyInputError("The prv accountant cannot compute epsilon over this many steps", [Problem(
+            source, names[2], str(total_steps),
+            f"at most {PRV_MAX_STEPS:,} steps for prv (its numerical grid grows with the steps to gigabytes); "
+            "use rdp for longer histories",
+        )])
     if upper_bound > PRV_MAX_EPSILON:
         raise PrivacyInputError("The prv accountant cannot compute an epsilon this large", [Problem(
             source, "accountant", f"prv with an RDP bound of epsilon {upper_bound:.4g}",

@@ -1,7 +1,7 @@
 """A site's privacy ledger: every privacy charge against one dataset, across all trials.
 
 The ledger is the site's own record of what its records have paid. It is a JSONL file, one
-charge per line, kept in the site's state folder (``<state_dir>/privacy/<dataset>.jsonl``) and
+charge per line, kept in the site's state folder (``<state_dir>/privacy/<dataset>.ledger.jsonl``) and
 never sent anywhere. Each charge names the trial, spec hash, round, accountant, the DP-SGD
 mechanism (noise multiplier, Poisson sample rate, steps), delta, and the epsilon that results:
 for the trial alone and for the dataset over every trial so far.
@@ -18,8 +18,10 @@ Invariants:
   trials on the same dataset cannot both spend the last of a budget;
 * charges are hash-chained (``seq``, ``prev_hash``, ``hash``: SHA-256 of the charge's canonical
   JSON without its own hash), so an edited, removed, reordered or inserted charge is detected
-  when the ledger is read (exit 5), like an audit chain. Deleting charges from the end is caught
-  by the site's audit chain, whose ``update-sent`` entries record every charge.
+  when the ledger is read (exit 5), like an audit chain. Charges cut from the end leave a valid
+  shorter chain; the site's audit chain names each charge (``seq`` and ``hash`` in the payload of
+  its ``update-sent`` entry) so a reviewer can compare the two, but nothing compares them
+  automatically.
 """
 
 from __future__ import annotations
@@ -37,11 +39,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from participants.privacy_accountant import Accountant, Mechanism, epsilon
-from policies.atomic_file import write_bytes_atomic
+from policies.atomic_file import make_directories, write_bytes_atomic
 from policies.audit_entry import canonical_json
-from policies.errors import BudgetExhausted, IntegrityError, Problem
+from policies.errors import BadInputError, BudgetExhausted, IntegrityError, Problem
 
-LEDGER_SUFFIX = ".jsonl"
+LEDGER_SUFFIX = ".ledger.jsonl"
 GENESIS_HASH = "0" * 64
 """``prev_hash`` of a ledger's first charge."""
 
@@ -115,10 +117,18 @@ class PrivacyLedger:
 
     def charges(self) -> list[Charge]:
         """Every charge, oldest first; IntegrityError (exit 5) naming the line if any charge is damaged or out of chain."""
+        if self.path.is_symlink() and not self.path.exists():
+            raise IntegrityError(f"Privacy ledger {self.path} is a dangling link", [Problem(
+                str(self.path), "", "a link to a missing file", "the ledger file itself; restore it from backup")])
         if not self.path.exists():
             return []
+        try:
+            data = self.path.read_bytes()
+        except OSError as err:
+            raise BadInputError(f"Cannot read privacy ledger {self.path}", [Problem(
+                str(self.path), "", err.strerror or type(err).__name__, "a readable ledger file")]) from err
         charges: list[Charge] = []
-        lines = self.path.read_bytes().split(b"\n")
+        lines = data.split(b"\n")
         if lines and lines[-1] == b"":
             lines.pop()
         for number, raw in enumerate(lines, start=1):
@@ -192,7 +202,7 @@ class PrivacyLedger:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_directories(self.path.parent)
         fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)

@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Mapping
 
 from participants.privacy_accountant import Accountant, Mechanism, epsilon
-from participants.privacy_ledger import PlannedCharge, PrivacyLedger, Spend, over_budget
+from participants.errors import SiteConfigError
+from participants.privacy_ledger import LEDGER_SUFFIX, PlannedCharge, PrivacyLedger, Spend, over_budget
 from participants.site_paths import simulated_site_dir
 from participants.site_config import CsvSource, LoadedSiteConfig
 from participants.site_floor import DpSettings
 from policies import ComposedPolicy, PrivacyCost
+from policies.errors import Problem
 from sandbox.spec import TrialSpec
 
 
@@ -40,11 +42,18 @@ def ledger_path(site: LoadedSiteConfig, *, trial_id: str, run_id: int, settings:
 
     A site with a ``state_dir`` keeps it there (``<state_dir>/privacy/<dataset>.jsonl``), for every
     trial. A simulated site without one keeps it under the run folder
-    (``<run-dir>/sites/<site-id>/privacy/``): fresh for every demo run.
+    (``<run-dir>/sites/<site-id>/privacy/``): fresh for every demo run. A real site without one
+    gets a :class:`SiteConfigError` (exit 2): it must not train with a ledger that forgets.
     """
-    name = dataset_key(site) + ".jsonl"
+    name = dataset_key(site) + LEDGER_SUFFIX
     if site.config.state_dir:
         return site.resolve(site.config.state_dir) / "privacy" / name
+    if not site.config.simulated:
+        raise SiteConfigError(f"Site {site.config.site_id} has nowhere to keep its privacy ledger", [Problem(
+            site.shown_as, "state_dir", "nothing",
+            "a folder for the site's audit chains and privacy ledgers: without one, every run would start a fresh "
+            "ledger and the dataset's budget across trials could not be kept",
+        )])
     return simulated_site_dir(site, trial_id=trial_id, run_id=run_id, settings=settings) / "privacy" / name
 
 

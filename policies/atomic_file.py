@@ -48,3 +48,18 @@ def fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def make_directories(directory: Path) -> None:
+    """Create ``directory`` and its missing parents, fsyncing each parent that gained an entry.
+
+    After a power loss the new folders are still there (a plain ``mkdir -p`` may lose them).
+    """
+    missing: list[Path] = []
+    current = directory
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for new in reversed(missing):
+        new.mkdir(exist_ok=True)
+        fsync_dir(new.parent)

@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from policies.atomic_file import fsync_dir
+from policies.atomic_file import fsync_dir, make_directories
 from policies.audit_entry import (
     GENESIS_HASH,
     AuditEntry,
@@ -199,7 +199,7 @@ class AuditChain:
         creating = self._size_bytes == 0 and not self._path.exists()
         flags = os.O_WRONLY | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
         if creating:
-            _make_directories(self._path.parent)
+            make_directories(self._path.parent)
             flags |= os.O_CREAT
         try:
             fd = os.open(self._path, flags, 0o644)
@@ -228,15 +228,3 @@ class AuditChain:
             os.close(fd)
         if creating:
             fsync_dir(self._path.parent)
-
-
-def _make_directories(directory: Path) -> None:
-    """Create ``directory`` and its missing parents, fsyncing each parent that gained an entry."""
-    missing: list[Path] = []
-    current = directory
-    while not current.exists():
-        missing.append(current)
-        current = current.parent
-    for new in reversed(missing):
-        new.mkdir(exist_ok=True)
-        fsync_dir(new.parent)

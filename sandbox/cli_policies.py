@@ -10,6 +10,7 @@ from policies import ROW_COLUMNS, PreflightResult, list_presets, load_preset, pr
 from policies.errors import BadInputError, ExitCode, Problem, show_value
 from sandbox.cli_output import OutputFormat, emit_json, guarded
 from sandbox.consent import preflight_with_approvals
+from sandbox.preflight import expected_privacy_stop
 from sandbox.spec_loading import load_spec
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -23,16 +24,27 @@ def check(
     output: OutputFormat = FormatOption,
 ) -> None:
     """Pre-flight a trial against every participant's policy and signed approval: a permit/deny table per site and clause (exit 3 if refused, 5 if an approval fails its integrity check)."""
-    result = guarded(output, lambda: preflight_with_approvals(load_spec(spec)))
-    show_preflight(result, output, permits=permits)
+    loaded = guarded(output, lambda: load_spec(spec))
+    result = guarded(output, lambda: preflight_with_approvals(loaded))
+    stop = expected_privacy_stop(result, min_participants=loaded.spec.min_participants)
+    show_preflight(result, output, permits=permits, privacy_stop=stop)
     if result.refused:
         raise typer.Exit(int(ExitCode.REFUSED_BY_POLICY))
 
 
-def show_preflight(result: PreflightResult, output: OutputFormat, *, permits: bool = True) -> None:
-    """The permit/deny table (text, on stdout) or the pre-flight JSON document."""
+def show_preflight(
+    result: PreflightResult, output: OutputFormat, *, permits: bool = True, privacy_stop: int | None = None
+) -> None:
+    """The permit/deny table (text, on stdout) or the pre-flight JSON document.
+
+    ``privacy_stop`` is the round before which the dry run says too few sites could pay (see
+    :func:`sandbox.preflight.expected_privacy_stop`).
+    """
     if output is OutputFormat.json:
-        emit_json({"ok": not result.refused, "exit_code": int(ExitCode.REFUSED_BY_POLICY if result.refused else ExitCode.OK), **result.as_json()})
+        emit_json({
+            "ok": not result.refused, "exit_code": int(ExitCode.REFUSED_BY_POLICY if result.refused else ExitCode.OK),
+            **result.as_json(), "privacy_stop_expected_before_round": privacy_stop,
+        })
         return
     table = Table(title=f"Pre-flight of '{result.trial_id}': {'REFUSED' if result.refused else 'permitted'}", title_justify="left")
     for column in ROW_COLUMNS:
@@ -44,6 +56,11 @@ def show_preflight(result: PreflightResult, output: OutputFormat, *, permits: bo
     console.print(table)
     if result.privacy_costs:
         console.print(privacy_dry_run_table(result))
+    if privacy_stop is not None:
+        console.print(
+            f"[bold red]Warning:[/bold red] from round {privacy_stop} on, too few sites could pay for a round to reach "
+            "the trial's min_participants: `sandbox run` would stop there with exit 4 (budget-exhausted)."
+        )
 
 
 def privacy_dry_run_table(result: PreflightResult) -> Table:

@@ -50,14 +50,14 @@ def epsilon_command(
 
 def _ledger_files(path: Path) -> list[Path]:
     """The ledger at ``path``, or every ledger in the folder ``path`` (a site's ``<state_dir>/privacy``)."""
-    if path.is_file():
+    if path.is_file() or path.is_symlink():
         return [path]
     if path.is_dir():
-        found = sorted(path.glob(f"*{LEDGER_SUFFIX}")) or sorted(path.glob(f"privacy/*{LEDGER_SUFFIX}"))
+        found = [p for p in sorted(path.glob(f"*{LEDGER_SUFFIX}")) or sorted(path.glob(f"privacy/*{LEDGER_SUFFIX}")) if p.is_file()]
         if found:
             return found
     raise BadInputError(f"No privacy ledger at {path}", [
-        Problem(str(path), "", "nothing readable", f"a ledger file (<state_dir>/privacy/<dataset>{LEDGER_SUFFIX}) or a folder holding some")
+        Problem(str(path), "", "nothing readable", f"a ledger file (<state_dir>/privacy/<dataset>{LEDGER_SUFFIX}), its privacy folder or the state folder")
     ])
 
 

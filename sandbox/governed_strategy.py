@@ -14,6 +14,7 @@ the previous global model is kept. Later slices add consent-matrix sampling here
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Iterable, Protocol
 
@@ -22,7 +23,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
 from participants.record_values import as_float, as_int, as_str
-from participants.client_app import BUDGET_EXHAUSTED_PREFIX, SMALL_CELL_PREFIX
+from participants.client_app import BUDGET_EXHAUSTED_PREFIX, LEDGER_ERROR_PREFIX, SMALL_CELL_PREFIX
 from participants.site_audit import SITE_RECORD_KEY
 from sandbox.enforcement import Enforcer, Incident
 from sandbox.trial_control import Action, TrialControl
@@ -30,6 +31,9 @@ from sandbox.round_outcome import RoundOutcome, SiteRoundMetrics, pool
 from sandbox.update_screening import SITE_REFUSED, Rejection, screen_reply
 
 logger = logging.getLogger(__name__)
+
+_SITE_IN_REASON = re.compile(r"^[a-z-]+: site ([a-z0-9]+(?:-[a-z0-9]+)*)[: ]")
+"""The site id a privacy refusal names (``privacy-budget-exhausted: site de-berlin: ...``)."""
 
 
 class RoundObserver(Protocol):
@@ -85,9 +89,9 @@ class GovernedStrategy(Strategy):
     enforcer:
         Graduated enforcement of violations (warn, exclude, suspend, terminate); None = record nothing.
     num_sites:
-        Participants of the trial. A site that refuses a round for its privacy budget is sent no
-        more training; once fewer than ``min_participants`` sites have budget left the trial
-        stops with :class:`PrivacyBudgetStop`.
+        Participants of the trial. A site that refuses a round for its privacy budget (or because
+        it cannot charge its ledger) is sent no more training; once fewer than
+        ``min_participants`` sites can still pay, the trial stops with :class:`PrivacyBudgetStop`.
     """
 
     def __init__(
@@ -152,7 +156,8 @@ class GovernedStrategy(Strategy):
             if reply.has_error():
                 reason = reply.error.reason or "no reason given"
                 outcome.refusals.append((site_id, reason))
-                if reason.startswith(BUDGET_EXHAUSTED_PREFIX):
+                if reason.startswith((BUDGET_EXHAUSTED_PREFIX, LEDGER_ERROR_PREFIX)):
+                    site_id = self._name_from_reason(reply, reason)
                     self.budget_exhausted.add(site_id)
                     self.observer.budget_exhausted(server_round, site_id, reason)
                 self._reject(server_round, Rejection(site_id, SITE_REFUSED, reason))
@@ -252,6 +257,14 @@ class GovernedStrategy(Strategy):
         record = reply.content.config_records.get(SITE_RECORD_KEY)
         if record is not None and "audit-hash" in record:
             outcome.site_audit_heads[as_str(record, "site-id")] = (as_str(record, "audit-hash"), as_int(record, "audit-length"))
+
+    def _name_from_reason(self, reply: Message, reason: str) -> str:
+        """The site a privacy refusal names (``... site <id>: ...``); remembered for the node that sent it."""
+        match = _SITE_IN_REASON.match(reason)
+        if match is None:
+            return self._site_of(reply)
+        self._site_by_node[reply.metadata.src_node_id] = match.group(1)
+        return match.group(1)
 
     def _site_of(self, reply: Message) -> str:
         """The site id a reply names; for one that names none (an error), the site its node named before.

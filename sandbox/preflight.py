@@ -75,3 +75,18 @@ def privacy_dry_run(
             epochs=epochs, dp=dp, ledger=ledger,
         )
     return costs
+
+
+def expected_privacy_stop(result: PreflightResult, *, min_participants: int) -> int | None:
+    """The round before which too few sites could still pay to reach ``min_participants`` (None: all rounds fit).
+
+    From the dry run: a site pays for rounds ``1..rounds_affordable``. The trial would then stop
+    with ``budget-exhausted`` (``sandbox run`` exits 4), unless the ledgers change first.
+    """
+    costs = list(result.privacy_costs.values())
+    if not costs:
+        return None
+    for server_round in range(1, max(c.rounds for c in costs) + 1):
+        if sum(c.rounds_affordable >= server_round for c in costs) < min_participants:
+            return server_round
+    return None

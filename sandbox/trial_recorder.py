@@ -52,6 +52,11 @@ PRIVACY_SCOPE = {
         "protected by small-cell suppression (minimum cohort size) only.",
         "The federation-wide feature means and standard deviations sent before round 1 are aggregate sums over "
         "at least the minimum cohort, not differentially private.",
+        "Each training reply's record count and mean training loss are released without DP.",
+        "Simulated sites (the demo) draw DP-SGD noise and batches from the trial seed so runs are reproducible: "
+        "anyone who knows the seed could regenerate the noise. Real sites draw them from a secret source.",
+        "A site's epsilon across trials is only as complete as its ledger: real sites must keep one in their state "
+        "folder; simulated sites start a fresh ledger every run.",
     ],
 }
 """What the epsilon in the report does and does not cover, for regulators reading it."""
@@ -133,6 +138,7 @@ class TrialRecorder:
                 participant.site_id, epsilon_spent=cost.spent_before if cost else 0.0,
                 epsilon_budget=cost.epsilon_budget if cost else spec.privacy.epsilon_budget, delta=spec.privacy.delta,
             )
+            metrics.set_trial_privacy(participant.site_id, epsilon_spent=0.0, epsilon_budget=spec.privacy.epsilon_budget)
 
     # -- audit ---------------------------------------------------------------------------------
 
@@ -188,6 +194,9 @@ class TrialRecorder:
         spent, budget, delta = (as_float(figures, k) for k in ("epsilon-spent", "epsilon-budget", "privacy-delta"))
         if site_id in self.metrics.sites:
             self.metrics.set_privacy(site_id, epsilon_spent=spent, epsilon_budget=budget, delta=delta)
+            self.metrics.set_trial_privacy(
+                site_id, epsilon_spent=as_float(figures, "trial-epsilon"), epsilon_budget=as_float(figures, "trial-epsilon-budget")
+            )
         self.privacy[site_id] = {
             "epsilon_spent": spent,
             "epsilon_budget": budget,
@@ -259,7 +268,8 @@ class TrialRecorder:
     def trial_finished(self, arrays: ArrayRecord | None, *, state: str = "finished") -> dict[str, Any]:
         """Write ``model.pt``, the final audit entry, ``report.json`` and ``metrics.prom``; return the report.
 
-        ``state`` is ``finished``, or ``terminated`` when a regulator stopped the trial.
+        ``state`` is ``finished``, ``terminated`` when a regulator stopped the trial, or
+        ``budget-exhausted`` when too few sites could pay for another round.
         """
         self.state = state
         if arrays is not None:
@@ -337,7 +347,7 @@ class TrialRecorder:
         reported = self.privacy.get(site_id)
         figures: dict[str, Any] = reported if reported is not None else {
             "epsilon_spent": cost.spent_before if cost else 0.0,
-            "epsilon_budget": cost.epsilon_budget if cost else None,
+            "epsilon_budget": cost.epsilon_budget if cost else spec.privacy.epsilon_budget,
             "trial_epsilon": 0.0,
             "trial_epsilon_budget": spec.privacy.epsilon_budget,
             "delta": spec.privacy.delta,

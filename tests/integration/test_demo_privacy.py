@@ -42,7 +42,7 @@ def test_epsilon_agrees_across_ledger_report_metrics_prometheus_and_opacus(demo_
     spent_scraped = {s["metric"]["site"]: float(s["value"][1]) for s in scraped}
     for site in report["sites"]:
         site_id = site["site_id"]
-        [ledger_file] = (run_dir / "sites" / site_id / "privacy").glob("*.jsonl")
+        [ledger_file] = (run_dir / "sites" / site_id / "privacy").glob("*.ledger.jsonl")
         charges = _lines(ledger_file)
         assert [c["round"] for c in charges] == list(range(1, 11))
         ledger_epsilon = charges[-1]["cumulative_epsilon"]

@@ -49,7 +49,7 @@ def _run(demo: DemoCopy, spec: Path) -> tuple[int, dict[str, Any], str]:
 
 
 def _ledger(demo: DemoCopy, site: str) -> list[dict[str, Any]]:
-    [path] = (demo.root / "site-state" / site / "privacy").glob("*.jsonl")
+    [path] = (demo.root / "site-state" / site / "privacy").glob("*.ledger.jsonl")
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
@@ -102,6 +102,8 @@ def test_check_shows_the_dry_run_against_what_remains(two_trials: dict[str, Any]
         assert between[site]["epsilon_spent_before"] == pytest.approx(charges[-1]["cumulative_epsilon"], rel=1e-9)
         assert 1 <= between[site]["rounds_affordable"] < 4
     assert two_trials["second_check"]["refused"] is False
+    assert two_trials["check"]["privacy_stop_expected_before_round"] is None
+    assert two_trials["second_check"]["privacy_stop_expected_before_round"] == two_trials["second"][1]["rounds_completed"] + 1
 
 
 def test_second_trial_starts_from_what_the_first_spent(two_trials: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ def populate(metrics: SandboxMetrics) -> SandboxMetrics:
     metrics.set_secure_aggregation(True)
     for index, (site, _) in enumerate(SITES):
         metrics.set_privacy(site, epsilon_spent=1.5 + index, epsilon_budget=4.0, delta=1e-5)
+        metrics.set_trial_privacy(site, epsilon_spent=1.0 + index, epsilon_budget=2.5)
     metrics.start_round(3)
     metrics.finish_round(3, 12.5, 3)
     for site, accuracy in (("charite", 0.96), ("aphp", 0.91)):

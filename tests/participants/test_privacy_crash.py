@@ -26,7 +26,7 @@ from tests.participants.guard_harness import site_chain
 
 REPO = Path(__file__).resolve().parents[2]
 SITE = "de-berlin"
-LEDGER_NAME = "embedded-breast-cancer-0.jsonl"
+LEDGER_NAME = "embedded-breast-cancer-0.ledger.jsonl"
 
 CHILD = """
 import json, math, os, signal, sys

@@ -48,7 +48,7 @@ def rdp(history: list[Mechanism], delta: float = DELTA) -> float:
 @pytest.fixture
 def ledger(tmp_path: Path) -> PrivacyLedger:
     """An empty ledger where a site keeps it (``<state_dir>/privacy/<dataset>.jsonl``)."""
-    return PrivacyLedger(tmp_path / "state" / "privacy" / "embedded-breast-cancer-0.jsonl")
+    return PrivacyLedger(tmp_path / "state" / "privacy" / "embedded-breast-cancer-0.ledger.jsonl")
 
 
 @pytest.fixture
@@ -429,7 +429,7 @@ def test_trial_cost_agrees_with_charging_round_by_round(unapproved_demo: DemoCop
     assert dp is not None and dp.noise_multiplier == noise
     num_train = load_site_data(site).num_train
     mechanism = round_mechanism(num_train, epochs=epochs, batch_size=spec.local_training.batch_size, dp=dp)
-    ledger = PrivacyLedger(tmp_path / "privacy" / "dataset.jsonl")
+    ledger = PrivacyLedger(tmp_path / "privacy" / "dataset.ledger.jsonl")
     earlier = spec.model_copy(update={"trial_id": "earlier-trial"})
     for server_round in range(1, earlier_rounds + 1):
         ledger.charge(planned_charge(site, earlier, policy, spec_hash="e" * 64, server_round=server_round, mechanism=mechanism))

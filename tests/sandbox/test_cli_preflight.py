@@ -34,6 +34,7 @@ def test_check_permits_the_demo(approved_demo: DemoCopy) -> None:
     result = CliRunner().invoke(app, ["check", str(approved_demo.spec), "--format", "json"])
     assert result.exit_code == 0, result.stdout
     assert json.loads(result.stdout)["refused"] is False
+    assert json.loads(result.stdout)["privacy_stop_expected_before_round"] is None
 
 
 def test_redline_purpose_is_valid_but_refused_everywhere(unapproved_demo: DemoCopy, tmp_path: Path) -> None:
@@ -98,5 +99,8 @@ def test_check_prices_the_whole_trial_and_marks_sites_that_would_stop_early(unap
         assert row["trial_epsilon"] > 5.0 and row["epsilon_spent_before"] == 0.0
         decision = next(d for d in document["decisions"] if d["clause"] == "privacy-budget" and d["site_id"] == site)
         assert decision["permit"] and f"only rounds 1-{row['rounds_affordable']} of 10 fit" in decision["reason"]
+    fitting = [sum(row["rounds_affordable"] >= r for row in rows.values()) for r in range(1, 11)]
+    assert document["privacy_stop_expected_before_round"] == 1 + next(i for i, n in enumerate(fitting) if n < 3)
     text = CliRunner().invoke(app, ["check", str(spec)])
     assert "Privacy dry run" in text.stdout and "rounds that fit" in text.stdout
+    assert f"from round {document['privacy_stop_expected_before_round']} on, too few sites" in text.stdout
