@@ -66,10 +66,8 @@ def privacy_dry_run(
         epochs, dp = site_floor(loaded.spec, policy)
         if dp is None:
             continue
-        ledger = (
-            PrivacyLedger(ledger_path(site, trial_id=loaded.spec.trial_id, run_id=0, settings={}))
-            if site.config.state_dir else None
-        )
+        path = ledger_path(site, trial_id=loaded.spec.trial_id, run_id=0, settings={})  # a real site needs a state_dir
+        ledger = PrivacyLedger(path) if site.config.state_dir else None
         costs[site_id] = trial_cost(
             site, loaded.spec, policy, spec_hash=loaded.spec_hash, num_train=load_site_data(site).num_train,
             epochs=epochs, dp=dp, ledger=ledger,

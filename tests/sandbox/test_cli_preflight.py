@@ -104,3 +104,13 @@ def test_check_prices_the_whole_trial_and_marks_sites_that_would_stop_early(unap
     text = CliRunner().invoke(app, ["check", str(spec)])
     assert "Privacy dry run" in text.stdout and "rounds that fit" in text.stdout
     assert f"from round {document['privacy_stop_expected_before_round']} on, too few sites" in text.stdout
+
+
+def test_a_real_site_without_a_state_folder_cannot_keep_a_ledger(unapproved_demo: DemoCopy) -> None:
+    """A non-simulated site with no state_dir would start a fresh ledger every run: check exits 2 naming the field."""
+    config = unapproved_demo.site_config("fr-lyon")
+    config.write_text(config.read_text().replace("simulated: true", "simulated: false"))
+    result = CliRunner().invoke(app, ["check", str(unapproved_demo.spec)])
+    assert result.exit_code == 2
+    assert "fr-lyon.yaml: state_dir: found nothing;" in result.stderr
+    assert "budget across trials could not be kept" in result.stderr
