@@ -151,13 +151,7 @@ class PrivacyLedger:
 
     def spend(self, *, trial_id: str, delta: float, accountant: Accountant, extra: Sequence[Mechanism] = ()) -> Spend:
         """Epsilon of ``trial_id`` and of the whole dataset at ``delta``, with ``extra`` mechanisms added."""
-        charges = self.charges()
-        trial = [c.mechanism for c in charges if c.trial_id == trial_id] + list(extra)
-        everything = [c.mechanism for c in charges] + list(extra)
-        return Spend(
-            trial_epsilon=epsilon(trial, delta=delta, accountant=accountant),
-            cumulative_epsilon=epsilon(everything, delta=delta, accountant=accountant),
-        )
+        return spend_of(self.charges(), trial_id=trial_id, delta=delta, accountant=accountant, extra=extra)
 
     def charge(self, planned: PlannedCharge) -> Charge:
         """Append ``planned`` if both budgets allow it; raise :class:`BudgetExhausted` (exit 4) if not.
@@ -165,14 +159,14 @@ class PrivacyLedger:
         The charge is durable on disk when this returns: only then may the update leave the site.
         """
         with self._locked():
-            after = self.spend(trial_id=planned.trial_id, delta=planned.delta, accountant=planned.accountant,
-                               extra=[planned.mechanism])
+            charges = self.charges()
+            after = spend_of(charges, trial_id=planned.trial_id, delta=planned.delta, accountant=planned.accountant,
+                             extra=[planned.mechanism])
             refusal = over_budget(planned, after)
             if refusal:
                 raise BudgetExhausted(f"Privacy budget of site {planned.site_id} exhausted", [
                     Problem(str(self.path), "privacy.epsilon_budget", f"{after.cumulative_epsilon:.4g}", refusal)
                 ])
-            charges = self.charges()
             content: dict[str, Any] = dict(
                 time=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
                 site_id=planned.site_id,
@@ -210,6 +204,18 @@ class PrivacyLedger:
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+
+
+def spend_of(
+    charges: Sequence[Charge], *, trial_id: str, delta: float, accountant: Accountant, extra: Sequence[Mechanism] = ()
+) -> Spend:
+    """Epsilon of ``trial_id``'s charges and of all ``charges`` at ``delta``, with ``extra`` mechanisms added."""
+    trial = [c.mechanism for c in charges if c.trial_id == trial_id] + list(extra)
+    everything = [c.mechanism for c in charges] + list(extra)
+    return Spend(
+        trial_epsilon=epsilon(trial, delta=delta, accountant=accountant),
+        cumulative_epsilon=epsilon(everything, delta=delta, accountant=accountant),
+    )
 
 
 def charge_hash(content: dict[str, Any]) -> str:

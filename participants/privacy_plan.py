@@ -18,7 +18,7 @@ from typing import Mapping
 
 from participants.privacy_accountant import Accountant, Mechanism, epsilon
 from participants.errors import SiteConfigError
-from participants.privacy_ledger import LEDGER_SUFFIX, PlannedCharge, PrivacyLedger, Spend, over_budget
+from participants.privacy_ledger import LEDGER_SUFFIX, PlannedCharge, PrivacyLedger, Spend, over_budget, spend_of
 from participants.site_paths import simulated_site_dir
 from participants.site_config import CsvSource, LoadedSiteConfig
 from participants.site_floor import DpSettings
@@ -94,15 +94,9 @@ def trial_cost(
     accountant = Accountant(spec.privacy.accountant)
     delta = spec.privacy.delta
     charges = ledger.charges() if ledger is not None else []
-    trial_history = [c.mechanism for c in charges if c.trial_id == spec.trial_id]
-    dataset_history = [c.mechanism for c in charges]
 
     def after(rounds: int) -> Spend:
-        added = [mechanism] * rounds
-        return Spend(
-            trial_epsilon=epsilon(trial_history + added, delta=delta, accountant=accountant),
-            cumulative_epsilon=epsilon(dataset_history + added, delta=delta, accountant=accountant),
-        )
+        return spend_of(charges, trial_id=spec.trial_id, delta=delta, accountant=accountant, extra=[mechanism] * rounds)
 
     def fits(rounds: int) -> bool:
         planned = planned_charge(site, spec, policy, spec_hash=spec_hash, server_round=rounds, mechanism=mechanism)
