@@ -110,8 +110,8 @@ def _dp_generators(settings: TrainSettings) -> tuple[torch.Generator, torch.Gene
     """Generators for DP-SGD's Poisson sampling and Gaussian noise: secret unless the settings say otherwise.
 
     A secret seed is 63 bits from :mod:`secrets` (the OS's CSPRNG) for a torch generator (not a
-    cryptographic one: Opacus's ``secure_mode`` needs ``torchcsprng``, which no longer builds for
-    current torch). It is never written anywhere.
+    cryptographic one: Opacus's ``secure_mode`` needs ``torchcsprng``, whose last release (0.2.1, 2021) predates
+    torch 2 and is not installed here). It is never written anywhere.
     """
     if settings.secret_dp_randomness:
         return torch.Generator().manual_seed(secrets.randbits(63)), torch.Generator().manual_seed(secrets.randbits(63))
