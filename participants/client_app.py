@@ -94,6 +94,14 @@ def _open_turn(msg: Message, context: Context, overrides: Mapping[str, object]) 
     return _SiteTurn(site=site, data=data, config=config, spec=spec, policy=policy, run_id=context.run_id, settings=settings)
 
 
+def _open_train_part_turn(msg: Message, context: Context, overrides: Mapping[str, object]) -> _SiteTurn | Message:
+    """:func:`_open_turn` for a message about the train part: refused if that part is a small cell."""
+    turn = _open_turn(msg, context, overrides)
+    if isinstance(turn, Message):
+        return turn
+    return turn.small_cell_refusal(msg, turn.data.num_train, "the train part") or turn
+
+
 def _standardised(turn: _SiteTurn) -> SiteData:
     return turn.data.standardised(as_floats(turn.config, "feature-mean"), as_floats(turn.config, "feature-std"))
 
@@ -118,12 +126,9 @@ def train_handler(
     ``floor`` is :func:`~participants.site_floor.site_floor`; only ``make bench``'s no-DP
     baseline replaces it.
     """
-    turn = _open_turn(msg, context, overrides)
+    turn = _open_train_part_turn(msg, context, overrides)
     if isinstance(turn, Message):
         return turn
-    withheld = turn.small_cell_refusal(msg, turn.data.num_train, "the train part")
-    if withheld is not None:
-        return withheld
     data = _standardised(turn)
     model = _model_from_message(msg, turn, data)
     server_round = as_int(turn.config, "server-round")
@@ -241,12 +246,9 @@ def query_handler(msg: Message, context: Context, overrides: Mapping[str, object
     Only sums over the whole train part leave the site, and only if it holds at least the
     minimum cohort the message names.
     """
-    turn = _open_turn(msg, context, overrides)
+    turn = _open_train_part_turn(msg, context, overrides)
     if isinstance(turn, Message):
         return turn
-    withheld = turn.small_cell_refusal(msg, turn.data.num_train, "the train part")
-    if withheld is not None:
-        return withheld
     count, sums, squares = turn.data.feature_sums()
     site_record = turn.record("feature-sums-sent", {"num_examples": count, "num_features": len(sums)})
     metrics = MetricRecord({"num-examples": count, "feature-sum": sums, "feature-sum-squares": squares})

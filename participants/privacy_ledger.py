@@ -188,10 +188,8 @@ class PrivacyLedger:
             )
             draft = Charge.model_validate({**content, "hash": GENESIS_HASH})
             charge = draft.model_copy(update={"hash": draft.expected_hash()})
-            existing = self.path.read_bytes() if self.path.exists() else b""
-            if existing and not existing.endswith(b"\n"):
-                existing += b"\n"
-            write_bytes_atomic(self.path, existing + charge.model_dump_json().encode("utf-8") + b"\n", mode=0o600)
+            lines = b"".join(c.model_dump_json().encode("utf-8") + b"\n" for c in (*charges, charge))
+            write_bytes_atomic(self.path, lines, mode=0o600)
             return charge
 
     @contextmanager

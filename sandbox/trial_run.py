@@ -48,6 +48,15 @@ class RunResult:
     metrics_url: str
 
 
+def simulated_site_settings(loaded: LoadedSpec, run_dir: Path) -> dict[str, str]:
+    """The run settings a simulated site needs: the run folder (its state) and the federation it belongs to."""
+    return {
+        RUN_DIR_KEY: str(run_dir.resolve()),
+        FEDERATION_DIR_KEY: str(loaded.federation_dir),
+        FEDERATION_SITES_KEY: ",".join(loaded.spec.site_ids),
+    }
+
+
 def run_in_simulation(
     loaded: LoadedSpec,
     *,
@@ -69,13 +78,8 @@ def run_in_simulation(
     run_dir = runs_root / loaded.spec.trial_id / new_run_id()
     registry = CollectorRegistry()
     hooks = TrialHooks(registry=registry, metrics=new_metrics(loaded, registry), on_round=on_round, preflight=preflight)
-    site_settings = {
-        RUN_DIR_KEY: str(run_dir.resolve()),
-        FEDERATION_DIR_KEY: str(loaded.federation_dir),
-        FEDERATION_SITES_KEY: ",".join(loaded.spec.site_ids),
-    }
     server_app = make_server_app({"trial-spec": str(loaded.path), "run-dir": str(run_dir.resolve())}, hooks)
-    client_app = make_client_app(site_settings)
+    client_app = make_client_app(simulated_site_settings(loaded, run_dir))
     with serve(registry, port=metrics_port) as server:
         if on_metrics_served is not None:
             on_metrics_served(server.url)

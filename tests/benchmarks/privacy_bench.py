@@ -66,10 +66,8 @@ from prometheus_client import CollectorRegistry  # noqa: E402
 
 from participants.client_app import make_client_app, train_handler  # noqa: E402
 from participants.model import build_model  # noqa: E402
-from participants.node_identity import FEDERATION_DIR_KEY, FEDERATION_SITES_KEY  # noqa: E402
 from participants.privacy_accountant import Accountant, Mechanism, epsilon  # noqa: E402
 from participants.privacy_plan import round_mechanism  # noqa: E402
-from participants.site_audit import RUN_DIR_KEY  # noqa: E402
 from participants.site_config import LoadedSiteConfig  # noqa: E402
 from participants.site_data import SiteData, load_site_data  # noqa: E402
 from participants.site_floor import DpSettings, site_floor  # noqa: E402
@@ -79,7 +77,7 @@ from sandbox.federation import load_federation  # noqa: E402
 from sandbox.server_app import TrialHooks, make_server_app, new_metrics  # noqa: E402
 from sandbox.spec import TrialSpec  # noqa: E402
 from sandbox.spec_loading import LoadedSpec, load_spec  # noqa: E402
-from sandbox.trial_run import FLOWER_ENVIRONMENT, _run_simulation  # noqa: E402
+from sandbox.trial_run import FLOWER_ENVIRONMENT, _run_simulation, simulated_site_settings  # noqa: E402
 from tests.approved_demo import DemoCopy, approved_demo_at  # noqa: E402
 
 EPSILONS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
@@ -214,7 +212,7 @@ def governed_run(demo: DemoCopy, spec_path: Path, run_dir: Path, *, dp: bool) ->
     """Approve ``spec_path`` at every demo site, run it with the governed ServerApp; return its report."""
     demo.approve(spec_path)
     loaded = load_spec(spec_path)
-    settings = {RUN_DIR_KEY: str(run_dir), FEDERATION_DIR_KEY: str(loaded.federation_dir), FEDERATION_SITES_KEY: ",".join(loaded.spec.site_ids)}
+    settings = simulated_site_settings(loaded, run_dir)
     client_app = make_client_app(settings) if dp else make_client_app(settings, train=no_dp_train_handler)
     registry = CollectorRegistry()
     hooks = TrialHooks(registry=registry, metrics=new_metrics(loaded, registry))

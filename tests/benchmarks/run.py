@@ -25,13 +25,11 @@ from prometheus_client import CollectorRegistry
 
 from participants.client_app import make_client_app
 from participants.model import build_model
-from participants.node_identity import FEDERATION_DIR_KEY, FEDERATION_SITES_KEY
-from participants.site_audit import RUN_DIR_KEY
 from sandbox.server_app import TrialHooks, make_server_app, new_metrics, round_config
 from sandbox.spec_loading import LoadedSpec, load_spec
 from sandbox.strategy_choice import build_inner_strategy
 from sandbox.trial_recorder import DEFAULT_MIN_COHORT_SIZE
-from sandbox.trial_run import FLOWER_ENVIRONMENT, _run_simulation
+from sandbox.trial_run import FLOWER_ENVIRONMENT, _run_simulation, simulated_site_settings
 
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # `python tests/benchmarks/run.py` puts only this folder on the path
@@ -67,9 +65,7 @@ def plain_server_app(loaded: LoadedSpec) -> ServerApp:
 
 def one_run(loaded: LoadedSpec, governed: bool, workdir: Path, index: int) -> float:
     run_dir = workdir / f"{'governed' if governed else 'plain'}-{index}"
-    client_app = make_client_app(
-        {RUN_DIR_KEY: str(run_dir), FEDERATION_DIR_KEY: str(loaded.federation_dir), FEDERATION_SITES_KEY: ",".join(loaded.spec.site_ids)}
-    )
+    client_app = make_client_app(simulated_site_settings(loaded, run_dir))
     if governed:
         registry = CollectorRegistry()
         hooks = TrialHooks(registry=registry, metrics=new_metrics(loaded, registry))
