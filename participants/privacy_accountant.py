@@ -50,6 +50,10 @@ ACCOUNTANT_CHOICES = ", ".join(a.value for a in Accountant)
 
 MECHANISM_FIELDS = ("noise_multiplier", "sample_rate", "steps")
 
+MAX_NOISE_MULTIPLIER = 1e6
+"""Largest noise multiplier the accountants take: epsilon is flat long before it, and Opacus's RDP
+arithmetic overflows near 1e154 (a policy floor or spec asking for more is an input error)."""
+
 PRV_MAX_EPSILON = 200.0
 """Above this RDP upper bound the PRV accountant is refused: its grid needs memory growing with epsilon."""
 PRV_MAX_STEPS = 1_000_000
@@ -71,8 +75,8 @@ class Mechanism:
     def problems(self, source: str = "mechanism", names: tuple[str, str, str] = MECHANISM_FIELDS) -> list[Problem]:
         """What is out of range, one :class:`Problem` each (empty when valid); ``names`` label the three fields."""
         found: list[Problem] = []
-        if not (math.isfinite(self.noise_multiplier) and self.noise_multiplier > 0):
-            found.append(Problem(source, names[0], repr(self.noise_multiplier), "a finite number > 0"))
+        if not (math.isfinite(self.noise_multiplier) and 0 < self.noise_multiplier <= MAX_NOISE_MULTIPLIER):
+            found.append(Problem(source, names[0], repr(self.noise_multiplier), f"a number > 0 and <= {MAX_NOISE_MULTIPLIER:g}"))
         if not (math.isfinite(self.sample_rate) and 0 < self.sample_rate <= 1):
             found.append(Problem(source, names[1], repr(self.sample_rate), "a probability in (0, 1]"))
         if self.steps < 0:

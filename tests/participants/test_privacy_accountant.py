@@ -348,3 +348,12 @@ def test_cli_bad_values_exit_2_naming_the_options(changes: dict[str, str], named
     code, _, err = privacy_epsilon(*args)
     assert code == 2 and all(flag in err for flag in named)
     assert not any(flag in err for flag in set(KNOWN[::2]) - named)
+
+
+def test_a_noise_multiplier_beyond_what_can_be_accounted_is_bad_input() -> None:
+    """A noise multiplier near 1e154 (a fuzzed policy floor found it) overflows Opacus: refused as bad input, not a crash."""
+    with pytest.raises(PrivacyInputError) as caught:
+        epsilon([Mechanism(1.3407807929942597e154, 1 / 6, 60)], delta=1e-5)
+    assert caught.value.exit_code == ExitCode.BAD_INPUT
+    [problem] = caught.value.problems
+    assert problem.field == "noise_multiplier" and "<= 1e+06" in problem.allowed
