@@ -35,7 +35,11 @@ demo: $(STAMP)
 	$(BIN)/sandbox approve examples/demo.yaml $(foreach s,$(DEMO_SITES),--site $(s) --key $(DEMO_KEYS)/$(s).key.pem)
 	$(BIN)/sandbox run examples/demo.yaml
 
+# Lint, format and type checks first (each takes seconds), then the suite.
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

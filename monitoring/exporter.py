@@ -22,8 +22,8 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, generate_latest, start_http_server
 
-from policies.atomic_file import write_bytes_atomic
-from policies.errors import BadInputError, Problem, show_value
+from trialcore.atomic_file import write_bytes_atomic
+from trialcore.errors import BadInputError, Problem, show_value
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 TRIAL_STATES: tuple[str, ...] = ("planned", "running", "suspended", "terminated", "budget-exhausted", "finished")
 """States of ``sandbox_trial_state``; the first is the initial state."""

@@ -31,8 +31,8 @@ This module only observes: it never changes trial state.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
-from typing import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram, Info
 
@@ -41,7 +41,18 @@ from monitoring.labels import SPLITS, TRIAL_STATES, check_audit_hash, check_know
 __all__ = ["ROUND_DURATION_BUCKETS_SECONDS", "SPLITS", "TRIAL_STATES", "SandboxMetrics"]
 
 ROUND_DURATION_BUCKETS_SECONDS: tuple[float, ...] = (
-    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
 )
 """Histogram buckets for one federated round, 0.1 s to 10 min (seconds)."""
 
@@ -102,27 +113,32 @@ class SandboxMetrics:
         self.epsilon_spent = Gauge(
             "sandbox_privacy_epsilon_spent",
             "Epsilon spent on a site's dataset so far, across trials, as its privacy ledger records (dimensionless).",
-            _SITE, registry=r,
+            _SITE,
+            registry=r,
         )
         self.epsilon_budget = Gauge(
             "sandbox_privacy_epsilon_budget",
             "Epsilon budget of a site's dataset under the site's own policy, across trials (dimensionless).",
-            _SITE, registry=r,
+            _SITE,
+            registry=r,
         )
         self.trial_epsilon_spent = Gauge(
             "sandbox_privacy_trial_epsilon_spent",
             "Epsilon this trial has spent at a site, as its privacy ledger records (dimensionless).",
-            _SITE, registry=r,
+            _SITE,
+            registry=r,
         )
         self.trial_epsilon_budget = Gauge(
             "sandbox_privacy_trial_epsilon_budget",
             "Epsilon the trial spec allows each site to spend on this trial (dimensionless).",
-            _SITE, registry=r,
+            _SITE,
+            registry=r,
         )
         self.budget_exhausted = Gauge(
             "sandbox_privacy_budget_exhausted",
             "1 once a site has refused a round because its privacy budget cannot pay for it, else 0.",
-            _SITE, registry=r,
+            _SITE,
+            registry=r,
         )
         self.delta = Gauge(
             "sandbox_privacy_delta", "Delta of a site's (epsilon, delta) guarantee (probability).", _SITE, registry=r
@@ -134,8 +150,11 @@ class SandboxMetrics:
             "sandbox_round", "Current federated round (1-based; 0 before the first).", ("trial",), registry=r
         )
         self.round_duration = Histogram(
-            "sandbox_round_duration_seconds", "Wall-clock duration of a federated round (seconds).", ("trial",),
-            buckets=ROUND_DURATION_BUCKETS_SECONDS, registry=r,
+            "sandbox_round_duration_seconds",
+            "Wall-clock duration of a federated round (seconds).",
+            ("trial",),
+            buckets=ROUND_DURATION_BUCKETS_SECONDS,
+            registry=r,
         )
         self.participants_active = Gauge(
             "sandbox_participants_active", "Sites that replied in the last completed round.", ("trial",), registry=r
@@ -153,8 +172,10 @@ class SandboxMetrics:
             "sandbox_global_auroc", "ROC AUC over all reporting sites (ratio).", ("trial", "split"), registry=r
         )
         self.fairness_gap = Gauge(
-            "sandbox_fairness_accuracy_gap", "Max minus min site test accuracy, unsuppressed sites (ratio).",
-            ("trial",), registry=r,
+            "sandbox_fairness_accuracy_gap",
+            "Max minus min site test accuracy, unsuppressed sites (ratio).",
+            ("trial",),
+            registry=r,
         )
         self.updates_rejected = Counter(
             "sandbox_updates_rejected", "Model updates rejected by the coordinator.", (*_SITE, "reason"), registry=r
@@ -163,14 +184,18 @@ class SandboxMetrics:
             "sandbox_policy_violations", "Policy rule violations detected.", (*_SITE, "rule"), registry=r
         )
         self.small_cell_suppressed = Counter(
-            "sandbox_small_cell_suppressed", "Site statistics withheld: cohort below the minimum size.", _SITE,
+            "sandbox_small_cell_suppressed",
+            "Site statistics withheld: cohort below the minimum size.",
+            _SITE,
             registry=r,
         )
         self.trial_state = Enum(
             "sandbox_trial_state", "Lifecycle state of the trial.", ("trial",), states=list(TRIAL_STATES), registry=r
         )
         self.secure_aggregation = Gauge(
-            "sandbox_secure_aggregation_enabled", "1 if updates are securely aggregated, else 0.", ("trial",),
+            "sandbox_secure_aggregation_enabled",
+            "1 if updates are securely aggregated, else 0.",
+            ("trial",),
             registry=r,
         )
         self.audit_entries = Counter(

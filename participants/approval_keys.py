@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from participants.errors import KeyFileError
-from policies.atomic_file import write_bytes_atomic
-from policies.errors import Problem, show_value
+from trialcore.atomic_file import write_bytes_atomic
+from trialcore.errors import Problem, show_value
 
 __all__ = ["KeyPairFiles", "fingerprint", "load_private_key", "load_trusted_keys", "new_key_pair"]
 
@@ -57,17 +57,29 @@ def new_key_pair(out_dir: Path, name: str) -> KeyPairFiles:
         For a name that is not a plain file name, or when either file already exists.
     """
     if not _NAME.match(name):
-        raise KeyFileError(f"Bad key name {name!r}", [Problem("--name", "", show_value(name), "letters, digits, '.', '_' or '-' (a plain file name)")])
+        raise KeyFileError(
+            f"Bad key name {name!r}",
+            [Problem("--name", "", show_value(name), "letters, digits, '.', '_' or '-' (a plain file name)")],
+        )
     private_path, public_path = out_dir / f"{name}.key.pem", out_dir / f"{name}.pub.pem"
     existing = [path for path in (private_path, public_path) if path.exists()]
     if existing:
         raise KeyFileError(
             f"Key {name!r} already exists",
-            [Problem(str(path), "", "an existing file", "a new name, or remove the old key first (keys are never overwritten)") for path in existing],
+            [
+                Problem(
+                    str(path),
+                    "",
+                    "an existing file",
+                    "a new name, or remove the old key first (keys are never overwritten)",
+                )
+                for path in existing
+            ],
         )
     key = Ed25519PrivateKey.generate()
     private_pem = key.private_bytes(
-        encoding=serialization.Encoding.PEM, format=serialization.PrivateFormat.PKCS8,
+        encoding=serialization.Encoding.PEM,
+        format=serialization.PrivateFormat.PKCS8,
         encryption_algorithm=serialization.NoEncryption(),
     )
     public_pem = key.public_key().public_bytes(
@@ -82,11 +94,20 @@ def _read(path: Path, shown_as: str, what: str) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError as err:
-        raise KeyFileError(f"Cannot read {what} '{shown_as}'", [Problem(shown_as, "", "no such file", f"the path of an existing {what}")]) from err
+        raise KeyFileError(
+            f"Cannot read {what} '{shown_as}'",
+            [Problem(shown_as, "", "no such file", f"the path of an existing {what}")],
+        ) from err
     except IsADirectoryError as err:
-        raise KeyFileError(f"Cannot read {what} '{shown_as}'", [Problem(shown_as, "", "a directory", f"the path of a {what} (a PEM file)")]) from err
+        raise KeyFileError(
+            f"Cannot read {what} '{shown_as}'",
+            [Problem(shown_as, "", "a directory", f"the path of a {what} (a PEM file)")],
+        ) from err
     except OSError as err:
-        raise KeyFileError(f"Cannot read {what} '{shown_as}'", [Problem(shown_as, "", f"unreadable ({err.strerror})", f"a readable {what}")]) from err
+        raise KeyFileError(
+            f"Cannot read {what} '{shown_as}'",
+            [Problem(shown_as, "", f"unreadable ({err.strerror})", f"a readable {what}")],
+        ) from err
 
 
 def load_private_key(path: Path, *, shown_as: str | None = None) -> Ed25519PrivateKey:
@@ -101,7 +122,10 @@ def load_private_key(path: Path, *, shown_as: str | None = None) -> Ed25519Priva
     data = _read(path, shown, "private key file")
 
     def fail(found: str) -> KeyFileError:
-        return KeyFileError(f"Cannot use private key '{shown}'", [Problem(shown, "", found, "an unencrypted Ed25519 private key in PKCS#8 PEM (sandbox certs new-key)")])
+        return KeyFileError(
+            f"Cannot use private key '{shown}'",
+            [Problem(shown, "", found, "an unencrypted Ed25519 private key in PKCS#8 PEM (sandbox certs new-key)")],
+        )
 
     try:
         key = serialization.load_pem_private_key(data, password=None)
@@ -129,16 +153,34 @@ def load_trusted_keys(path: Path, *, shown_as: str | None = None) -> dict[str, E
     kinds = [match.group(1).decode("ascii") for match in _ANY_BLOCK.finditer(data)]
     for index, kind in enumerate(kinds):
         if kind != "PUBLIC KEY":
-            problems.append(Problem(shown, f"block {index + 1}", f"a {kind!r} block", "only 'PUBLIC KEY' blocks (Ed25519 public keys)"))
+            problems.append(
+                Problem(
+                    shown, f"block {index + 1}", f"a {kind!r} block", "only 'PUBLIC KEY' blocks (Ed25519 public keys)"
+                )
+            )
     keys: dict[str, Ed25519PublicKey] = {}
     for index, block in enumerate(_PUBLIC_BLOCK.findall(data)):
         try:
             key = serialization.load_pem_public_key(block)
         except (ValueError, UnsupportedAlgorithm):
-            problems.append(Problem(shown, f"public key {index + 1}", "an unreadable PEM block", "an Ed25519 public key in PEM (sandbox certs new-key)"))
+            problems.append(
+                Problem(
+                    shown,
+                    f"public key {index + 1}",
+                    "an unreadable PEM block",
+                    "an Ed25519 public key in PEM (sandbox certs new-key)",
+                )
+            )
             continue
         if not isinstance(key, Ed25519PublicKey):
-            problems.append(Problem(shown, f"public key {index + 1}", f"a {type(key).__name__.removeprefix('_')} key", "an Ed25519 public key"))
+            problems.append(
+                Problem(
+                    shown,
+                    f"public key {index + 1}",
+                    f"a {type(key).__name__.removeprefix('_')} key",
+                    "an Ed25519 public key",
+                )
+            )
             continue
         keys[fingerprint(key)] = key
     if problems:

@@ -15,7 +15,7 @@ node config::
      "signature": "<base64 Ed25519 signature (RFC 8032)>"}
 
 ``signature`` covers the canonical JSON (sorted keys, no whitespace, UTF-8) of every other
-field. ``spec_hash`` is :func:`sandbox.spec_loading.spec_hash` (the hash every message carries).
+field. ``spec_hash`` is :func:`trialcore.spec_loading.spec_hash` (the hash every message carries).
 
 **Policy hash.** Not a hash of the *composed* policy: relative dates (``today+365d``) resolve
 against the day of loading, so that would change every day and approvals would expire daily.
@@ -48,14 +48,23 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from participants.approval_keys import fingerprint, load_trusted_keys
 from participants.site_config import LoadedSiteConfig
-from policies.atomic_file import write_json_atomic
-from policies.audit_entry import canonical_json
 from policies.loader import load_layers
 from policies.presets import preset_file, preset_names, preset_source
+from trialcore.atomic_file import write_json_atomic
+from trialcore.canonical_json import canonical_json
 
 __all__ = [
-    "APPROVAL_SCHEMA", "Approval", "ApprovalState", "ApprovalStatus", "approval_path", "check_site_approval",
-    "policy_hash", "read_approval", "sign_approval", "site_policy_hash", "write_approval",
+    "APPROVAL_SCHEMA",
+    "Approval",
+    "ApprovalState",
+    "ApprovalStatus",
+    "approval_path",
+    "check_site_approval",
+    "policy_hash",
+    "read_approval",
+    "sign_approval",
+    "site_policy_hash",
+    "write_approval",
 ]
 
 APPROVAL_SCHEMA = "sandbox-approval/1"
@@ -95,8 +104,13 @@ def sign_approval(
 ) -> Approval:
     """Sign an approval of the spec with hash ``spec_hash`` at ``site_id`` under the policy with ``policy_hash``."""
     unsigned = Approval(
-        schema=APPROVAL_SCHEMA, trial_id=trial_id, site_id=site_id, spec_hash=spec_hash, policy_hash=policy_hash,
-        approved_at=approved_at.isoformat(timespec="seconds"), approver_key_fingerprint=fingerprint(key.public_key()),
+        schema=APPROVAL_SCHEMA,
+        trial_id=trial_id,
+        site_id=site_id,
+        spec_hash=spec_hash,
+        policy_hash=policy_hash,
+        approved_at=approved_at.isoformat(timespec="seconds"),
+        approver_key_fingerprint=fingerprint(key.public_key()),
         signature="-",
     )
     signature = base64.b64encode(key.sign(unsigned.signed_bytes())).decode("ascii")
@@ -144,7 +158,8 @@ def _chain(policy_file: Path) -> tuple[tuple[str, str], ...]:
     presets = {preset_source(name): name for name in preset_names()}
     # The chain starts at an absolute path, so file layers are absolute; presets are named as preset_source gives.
     chain = tuple(
-        ("preset", presets[layer.source]) if layer.source in presets else ("file", layer.source) for layer in load_layers(key)
+        ("preset", presets[layer.source]) if layer.source in presets else ("file", layer.source)
+        for layer in load_layers(key)
     )
     _chains[key] = (tuple(_stamp(path) for kind, path in chain if kind == "file"), chain)
     return chain
@@ -192,7 +207,9 @@ class ApprovalState(enum.StrEnum):
     SPEC_MISMATCH = "spec-mismatch"
 
 
-_INTEGRITY = frozenset({ApprovalState.INVALID, ApprovalState.UNTRUSTED_KEY, ApprovalState.BAD_SIGNATURE, ApprovalState.SPEC_MISMATCH})
+_INTEGRITY = frozenset(
+    {ApprovalState.INVALID, ApprovalState.UNTRUSTED_KEY, ApprovalState.BAD_SIGNATURE, ApprovalState.SPEC_MISMATCH}
+)
 
 
 @dataclass(frozen=True)
@@ -237,46 +254,73 @@ def check_site_approval(site: LoadedSiteConfig, *, trial_id: str, spec_hash: str
     config = site.config
     status = _Status(config.site_id)
     if not config.trusted_keys or not config.approvals_dir:
-        return status(ApprovalState.NOT_REQUIRED, "the site sets no trusted_keys in its node config, so it requires no signed approval")
+        return status(
+            ApprovalState.NOT_REQUIRED,
+            "the site sets no trusted_keys in its node config, so it requires no signed approval",
+        )
     keys_path = site.resolve(config.trusted_keys)
     if not _is_file(keys_path):
-        return status(ApprovalState.NO_TRUSTED_KEYS, "the site trusts no approval key yet (no trusted-keys file)", keys_path)
+        return status(
+            ApprovalState.NO_TRUSTED_KEYS, "the site trusts no approval key yet (no trusted-keys file)", keys_path
+        )
     trusted = load_trusted_keys(keys_path)
     if not trusted:
         return status(ApprovalState.NO_TRUSTED_KEYS, "the site's trusted-keys file holds no key", keys_path)
     path = approval_path(site.resolve(config.approvals_dir), trial_id, config.site_id)
     if not _is_file(path):
-        return status(ApprovalState.MISSING, f"no signed approval of trial {trial_id!r} by site {config.site_id} (sandbox approve)", path)
+        return status(
+            ApprovalState.MISSING,
+            f"no signed approval of trial {trial_id!r} by site {config.site_id} (sandbox approve)",
+            path,
+        )
     try:
         approval = read_approval(path)
     except (OSError, ValueError) as err:
         return status(ApprovalState.INVALID, f"the approval file is malformed: {err}", path)
     key = trusted.get(approval.approver_key_fingerprint)
     if key is None:
-        reason = f"the approval is signed by key {approval.approver_key_fingerprint[:16]}..., which the site does not trust"
+        reason = (
+            f"the approval is signed by key {approval.approver_key_fingerprint[:16]}..., which the site does not trust"
+        )
         return status(ApprovalState.UNTRUSTED_KEY, reason, path, approval)
     try:
         key.verify(base64.b64decode(approval.signature, validate=True), approval.signed_bytes())
     except (InvalidSignature, binascii.Error, ValueError):
-        return status(ApprovalState.BAD_SIGNATURE, "the approval's signature does not verify: the file was altered after signing", path, approval)
+        return status(
+            ApprovalState.BAD_SIGNATURE,
+            "the approval's signature does not verify: the file was altered after signing",
+            path,
+            approval,
+        )
     if (approval.trial_id, approval.site_id) != (trial_id, config.site_id):
         reason = f"the approval is for trial {approval.trial_id!r} at site {approval.site_id}, not {trial_id!r} at {config.site_id}"
         return status(ApprovalState.INVALID, reason, path, approval)
     if approval.spec_hash != spec_hash:
-        reason = (f"the approval covers spec hash {approval.spec_hash[:12]}..., not this spec's {spec_hash[:12]}...: "
-                  "the spec was edited after approval; the site must approve it again")
+        reason = (
+            f"the approval covers spec hash {approval.spec_hash[:12]}..., not this spec's {spec_hash[:12]}...: "
+            "the spec was edited after approval; the site must approve it again"
+        )
         return status(ApprovalState.SPEC_MISMATCH, reason, path, approval)
     if approval.policy_hash != site_policy_hash(site):
-        reason = "the site's policy files changed since this approval; the site must approve again under its current policy"
+        reason = (
+            "the site's policy files changed since this approval; the site must approve again under its current policy"
+        )
         return status(ApprovalState.POLICY_CHANGED, reason, path, approval)
-    return status(ApprovalState.APPROVED, f"signed approval of this spec under the site's current policy, key {approval.approver_key_fingerprint[:16]}...", path, approval)
+    return status(
+        ApprovalState.APPROVED,
+        f"signed approval of this spec under the site's current policy, key {approval.approver_key_fingerprint[:16]}...",
+        path,
+        approval,
+    )
 
 
 @dataclass(frozen=True)
 class _Status:
     site_id: str
 
-    def __call__(self, state: ApprovalState, reason: str, path: Path | None = None, approval: Approval | None = None) -> ApprovalStatus:
+    def __call__(
+        self, state: ApprovalState, reason: str, path: Path | None = None, approval: Approval | None = None
+    ) -> ApprovalStatus:
         return ApprovalStatus(self.site_id, state, reason, path, approval)
 
 

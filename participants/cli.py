@@ -7,7 +7,7 @@ from rich.console import Console
 
 from participants.site_config import load_site_config
 from participants.site_data import load_site_data
-from sandbox.cli_output import OutputFormat, emit_json, guarded
+from trialcore.cli_output import OutputFormat, emit_json, guarded
 
 app = typer.Typer(
     name="participants",

@@ -9,8 +9,9 @@ reason instead of raising, so the coordinator counts the refusal and goes on.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
@@ -22,24 +23,18 @@ from participants.node_identity import resolve_site
 from participants.privacy_ledger import Charge, PrivacyLedger
 from participants.privacy_plan import ledger_path, planned_charge, round_mechanism
 from participants.record_values import as_floats, as_int, as_str
-from participants.site_guard import Refused, make_site_guard, site_policy, verified_spec
-from participants.site_audit import SITE_RECORD_KEY, append_site_entry
+from participants.site_audit import append_site_entry
 from participants.site_config import LoadedSiteConfig
 from participants.site_data import SiteData, load_site_data
 from participants.site_floor import DpSettings, site_floor
+from participants.site_guard import Refused, make_site_guard, site_policy, verified_spec
 from participants.training import TrainSettings, evaluate, train_locally
 from policies import ComposedPolicy
-from policies.errors import BudgetExhausted, SandboxError
-from sandbox.spec import TrialSpec
+from trialcore import wire
+from trialcore.errors import BudgetExhausted, SandboxError
+from trialcore.spec import TrialSpec
 
 logger = logging.getLogger(__name__)
-
-SMALL_CELL_PREFIX = "small-cell:"
-"""How a site's reason starts when it withholds statistics below the minimum cohort."""
-BUDGET_EXHAUSTED_PREFIX = "privacy-budget-exhausted:"
-"""How a site's reason starts when it refuses a round its privacy budget cannot pay for."""
-LEDGER_ERROR_PREFIX = "privacy-ledger-error:"
-"""How a site's reason starts when it cannot charge its privacy ledger (damaged, unwritable, no state folder)."""
 
 
 @dataclass(frozen=True)
@@ -56,19 +51,21 @@ class _SiteTurn:
 
     def record(self, event: str, payload: dict[str, Any]) -> ConfigRecord:
         """Append ``event`` to the site's own chain first; return the reply's site record."""
-        return append_site_entry(self.site, self.config, run_id=self.run_id, settings=self.settings, event=event, payload=payload)
+        return append_site_entry(
+            self.site, self.config, run_id=self.run_id, settings=self.settings, event=event, payload=payload
+        )
 
     @property
     def min_cohort_size(self) -> int:
         """The larger of the site's own minimum cohort and the one the message asks for."""
-        asked = self.config.get("min-cohort-size")
+        asked = self.config.get(wire.MIN_COHORT_SIZE)
         return max(self.policy.min_cohort_size, asked if isinstance(asked, int) else 0)
 
     def small_cell_refusal(self, msg: Message, count: int, what: str) -> Message | None:
         """An error reply (audited) if a statistic would describe fewer records than the minimum cohort."""
         if count >= self.min_cohort_size:
             return None
-        reason = f"{SMALL_CELL_PREFIX} {what} holds fewer records than the minimum cohort of {self.min_cohort_size}; nothing released"
+        reason = f"{wire.SMALL_CELL_PREFIX} {what} holds fewer records than the minimum cohort of {self.min_cohort_size}; nothing released"
         self.record("statistics-withheld", {"what": what, "min_cohort_size": self.min_cohort_size})
         return _refusal(msg, reason)
 
@@ -81,7 +78,7 @@ def _refusal(msg: Message, reason: str) -> Message:
 def _open_turn(msg: Message, context: Context, overrides: Mapping[str, object]) -> _SiteTurn | Message:
     """Load this node's site, data, the spec the guard verified and the site's policy, or an error reply."""
     settings: dict[str, object] = {**context.run_config, **overrides}
-    config = msg.content.config_records["config"]
+    config = msg.content.config_records[wire.CONFIG_RECORD]
     try:
         site = resolve_site(context.node_config, settings)
         data = load_site_data(site)
@@ -91,7 +88,9 @@ def _open_turn(msg: Message, context: Context, overrides: Mapping[str, object]) 
         reason = "; ".join(err.lines()) if isinstance(err, SandboxError) else str(err)
         logger.warning("site cannot take part: %s", reason)
         return _refusal(msg, reason)
-    return _SiteTurn(site=site, data=data, config=config, spec=spec, policy=policy, run_id=context.run_id, settings=settings)
+    return _SiteTurn(
+        site=site, data=data, config=config, spec=spec, policy=policy, run_id=context.run_id, settings=settings
+    )
 
 
 def _open_train_part_turn(msg: Message, context: Context, overrides: Mapping[str, object]) -> _SiteTurn | Message:
@@ -103,12 +102,12 @@ def _open_train_part_turn(msg: Message, context: Context, overrides: Mapping[str
 
 
 def _standardised(turn: _SiteTurn) -> SiteData:
-    return turn.data.standardised(as_floats(turn.config, "feature-mean"), as_floats(turn.config, "feature-std"))
+    return turn.data.standardised(as_floats(turn.config, wire.FEATURE_MEAN), as_floats(turn.config, wire.FEATURE_STD))
 
 
 def _model_from_message(msg: Message, turn: _SiteTurn, data: SiteData) -> nn.Module:
     model = build_model(turn.spec.model.name, num_features=data.num_features, hidden_units=turn.spec.model.hidden_units)
-    model.load_state_dict(msg.content.array_records["arrays"].to_torch_state_dict())
+    model.load_state_dict(msg.content.array_records[wire.ARRAYS_RECORD].to_torch_state_dict())
     return model
 
 
@@ -131,8 +130,8 @@ def train_handler(
         return turn
     data = _standardised(turn)
     model = _model_from_message(msg, turn, data)
-    server_round = as_int(turn.config, "server-round")
-    partition = context.node_config.get("partition-id", 0)
+    server_round = as_int(turn.config, wire.SERVER_ROUND)
+    partition = context.node_config.get(wire.PARTITION_ID, 0)
     epochs, dp = floor(turn.spec, turn.policy)
     settings = TrainSettings(
         epochs=epochs,
@@ -150,7 +149,9 @@ def train_handler(
     trained = train_locally(model, data.x_train, data.y_train, settings, dp=dp)
     if charge is not None and trained.steps != charge.steps:
         raise RuntimeError(f"DP-SGD ran {trained.steps} steps but the ledger charged {charge.steps}")
-    metrics = MetricRecord({"num-examples": data.num_train, "train-loss": trained.mean_loss, **_privacy_metrics(charge)})
+    metrics = MetricRecord(
+        {wire.NUM_EXAMPLES: data.num_train, wire.TRAIN_LOSS: trained.mean_loss, **_privacy_metrics(charge)}
+    )
     site_record = turn.record(
         "update-sent",
         {
@@ -158,16 +159,30 @@ def train_handler(
             "num_examples": data.num_train,
             "train_loss": trained.mean_loss,
             "local_epochs": epochs,
-            "dp_sgd": None if dp is None or charge is None else {
-                "noise_multiplier": dp.noise_multiplier, "max_grad_norm": dp.max_grad_norm,
-                "sample_rate": charge.sample_rate, "steps": charge.steps, "accountant": charge.accountant.value,
-                "delta": charge.delta, "trial_epsilon": charge.trial_epsilon,
-                "cumulative_epsilon": charge.cumulative_epsilon, "epsilon_budget": charge.epsilon_budget,
-                "ledger_seq": charge.seq, "ledger_hash": charge.hash,
+            "dp_sgd": None
+            if dp is None or charge is None
+            else {
+                "noise_multiplier": dp.noise_multiplier,
+                "max_grad_norm": dp.max_grad_norm,
+                "sample_rate": charge.sample_rate,
+                "steps": charge.steps,
+                "accountant": charge.accountant.value,
+                "delta": charge.delta,
+                "trial_epsilon": charge.trial_epsilon,
+                "cumulative_epsilon": charge.cumulative_epsilon,
+                "epsilon_budget": charge.epsilon_budget,
+                "ledger_seq": charge.seq,
+                "ledger_hash": charge.hash,
             },
         },
     )
-    content = RecordDict({"arrays": ArrayRecord(model.state_dict()), "metrics": metrics, SITE_RECORD_KEY: site_record})
+    content = RecordDict(
+        {
+            wire.ARRAYS_RECORD: ArrayRecord(model.state_dict()),
+            wire.METRICS_RECORD: metrics,
+            wire.SITE_RECORD: site_record,
+        }
+    )
     return Message(content=content, reply_to=msg)
 
 
@@ -177,20 +192,33 @@ def _charge_round(
     """Charge this round to the site's ledger (durably), or the audited refusal if a budget would be passed."""
     mechanism = round_mechanism(num_train, epochs=epochs, batch_size=turn.spec.local_training.batch_size, dp=dp)
     planned = planned_charge(
-        turn.site, turn.spec, turn.policy, spec_hash=as_str(turn.config, "spec-hash"), server_round=server_round,
+        turn.site,
+        turn.spec,
+        turn.policy,
+        spec_hash=as_str(turn.config, wire.SPEC_HASH),
+        server_round=server_round,
         mechanism=mechanism,
     )
-    ledger = PrivacyLedger(ledger_path(turn.site, trial_id=turn.spec.trial_id, run_id=turn.run_id, settings=turn.settings))
+    ledger = PrivacyLedger(
+        ledger_path(turn.site, trial_id=turn.spec.trial_id, run_id=turn.run_id, settings=turn.settings)
+    )
     try:
         return ledger.charge(planned)
     except BudgetExhausted as err:
-        reason = f"{BUDGET_EXHAUSTED_PREFIX} site {turn.site.config.site_id}: " + "; ".join(p.allowed for p in err.problems)
-        turn.record("privacy-budget-exhausted", {"round": server_round, "reason": reason, "ledger_charges": len(ledger.charges())})
+        reason = f"{wire.BUDGET_EXHAUSTED_PREFIX} site {turn.site.config.site_id}: " + "; ".join(
+            p.allowed for p in err.problems
+        )
+        turn.record(
+            "privacy-budget-exhausted",
+            {"round": server_round, "reason": reason, "ledger_charges": len(ledger.charges())},
+        )
         logger.warning("%s", reason)
         return _refusal(msg, reason)
     except (SandboxError, OSError) as err:  # a damaged or unwritable ledger, or settings no accountant prices
         detail = "; ".join(err.lines()) if isinstance(err, SandboxError) else f"{ledger.path}: {err}"
-        reason = f"{LEDGER_ERROR_PREFIX} site {turn.site.config.site_id} cannot charge its privacy ledger: {detail}"
+        reason = (
+            f"{wire.LEDGER_ERROR_PREFIX} site {turn.site.config.site_id} cannot charge its privacy ledger: {detail}"
+        )
         turn.record("privacy-ledger-error", {"round": server_round, "reason": reason})
         logger.error("%s", reason)
         return _refusal(msg, reason)
@@ -201,11 +229,11 @@ def _privacy_metrics(charge: Charge | None) -> dict[str, float]:
     if charge is None:
         return {}
     return {
-        "epsilon-spent": charge.cumulative_epsilon,
-        "epsilon-budget": charge.epsilon_budget,
-        "trial-epsilon": charge.trial_epsilon,
-        "trial-epsilon-budget": charge.trial_epsilon_budget,
-        "privacy-delta": charge.delta,
+        wire.EPSILON_SPENT: charge.cumulative_epsilon,
+        wire.EPSILON_BUDGET: charge.epsilon_budget,
+        wire.TRIAL_EPSILON: charge.trial_epsilon,
+        wire.TRIAL_EPSILON_BUDGET: charge.trial_epsilon_budget,
+        wire.PRIVACY_DELTA: charge.delta,
     }
 
 
@@ -226,18 +254,20 @@ def evaluate_handler(msg: Message, context: Context, overrides: Mapping[str, obj
     auroc = on_test.auroc if smallest_class >= turn.min_cohort_size else None
     metrics = MetricRecord(
         {
-            "num-examples": on_test.num_examples,
-            "num-train-examples": on_train.num_examples,
-            "test-loss": on_test.loss,
-            "test-accuracy": on_test.accuracy,
-            "test-auroc": auroc if auroc is not None else 0.0,
-            "test-auroc-defined": 1 if auroc is not None else 0,
-            "train-loss": on_train.loss,
-            "train-accuracy": on_train.accuracy,
+            wire.NUM_EXAMPLES: on_test.num_examples,
+            wire.NUM_TRAIN_EXAMPLES: on_train.num_examples,
+            wire.TEST_LOSS: on_test.loss,
+            wire.TEST_ACCURACY: on_test.accuracy,
+            wire.TEST_AUROC: auroc if auroc is not None else 0.0,
+            wire.TEST_AUROC_DEFINED: 1 if auroc is not None else 0,
+            wire.TRAIN_LOSS: on_train.loss,
+            wire.TRAIN_ACCURACY: on_train.accuracy,
         }
     )
-    site_record = turn.record("evaluation-sent", {"round": as_int(turn.config, "server-round"), "metrics": dict(metrics)})
-    return Message(content=RecordDict({"metrics": metrics, SITE_RECORD_KEY: site_record}), reply_to=msg)
+    site_record = turn.record(
+        "evaluation-sent", {"round": as_int(turn.config, wire.SERVER_ROUND), "metrics": dict(metrics)}
+    )
+    return Message(content=RecordDict({wire.METRICS_RECORD: metrics, wire.SITE_RECORD: site_record}), reply_to=msg)
 
 
 def query_handler(msg: Message, context: Context, overrides: Mapping[str, object]) -> Message:
@@ -251,8 +281,8 @@ def query_handler(msg: Message, context: Context, overrides: Mapping[str, object
         return turn
     count, sums, squares = turn.data.feature_sums()
     site_record = turn.record("feature-sums-sent", {"num_examples": count, "num_features": len(sums)})
-    metrics = MetricRecord({"num-examples": count, "feature-sum": sums, "feature-sum-squares": squares})
-    return Message(content=RecordDict({"metrics": metrics, SITE_RECORD_KEY: site_record}), reply_to=msg)
+    metrics = MetricRecord({wire.NUM_EXAMPLES: count, wire.FEATURE_SUM: sums, wire.FEATURE_SUM_SQUARES: squares})
+    return Message(content=RecordDict({wire.METRICS_RECORD: metrics, wire.SITE_RECORD: site_record}), reply_to=msg)
 
 
 Handler = Callable[[Message, Context, Mapping[str, object]], Message]

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from participants.errors import DataSourceError
-from policies.errors import Problem, show_value
+from trialcore.errors import Problem, show_value
 
 
 def read_csv_records(
@@ -40,14 +40,19 @@ def read_csv_records(
             f"Data file '{shown_as}' is not UTF-8", [Problem(shown_as, "", "non-UTF-8 bytes", "a UTF-8 CSV file")]
         ) from err
     if not rows:
-        raise DataSourceError(f"Data file '{shown_as}' is empty", [Problem(shown_as, "", "no header row", "a header row")])
+        raise DataSourceError(
+            f"Data file '{shown_as}' is empty", [Problem(shown_as, "", "no header row", "a header row")]
+        )
     header = [name.strip() for name in rows[0]]
     wanted = list(feature_columns) if feature_columns is not None else [c for c in header if c != target_column]
     missing = [c for c in [target_column, *wanted] if c not in header]
     if missing:
         raise DataSourceError(
             f"Data file '{shown_as}' lacks columns",
-            [Problem(shown_as, f"column {c}", "no such column", f"one of the header's columns: {', '.join(header)}") for c in missing],
+            [
+                Problem(shown_as, f"column {c}", "no such column", f"one of the header's columns: {', '.join(header)}")
+                for c in missing
+            ],
         )
     positions = [header.index(c) for c in wanted]
     target_position = header.index(target_column)
@@ -59,7 +64,9 @@ def read_csv_records(
             cell = row[position] if position < len(row) else ""
             value = _number(cell)
             if value is None:
-                problems.append(Problem(shown_as, f"row {row_number}, column {name}", show_value(cell), "a finite number"))
+                problems.append(
+                    Problem(shown_as, f"row {row_number}, column {name}", show_value(cell), "a finite number")
+                )
             elif name == target_column and position == target_position and out_col == len(wanted):
                 if value not in (0.0, 1.0):
                     problems.append(Problem(shown_as, f"row {row_number}, column {name}", show_value(cell), "0 or 1"))
@@ -71,7 +78,9 @@ def read_csv_records(
     if problems:
         raise DataSourceError(f"Data file '{shown_as}' has bad values", problems)
     if labels.size == 0:
-        raise DataSourceError(f"Data file '{shown_as}' has no records", [Problem(shown_as, "", "a header only", "at least one record")])
+        raise DataSourceError(
+            f"Data file '{shown_as}' has no records", [Problem(shown_as, "", "a header only", "at least one record")]
+        )
     return features, labels
 
 

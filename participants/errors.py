@@ -1,4 +1,4 @@
-"""Errors of the participant side; all derive from :class:`policies.errors.SandboxError`.
+"""Errors of the participant side; all derive from :class:`trialcore.errors.SandboxError`.
 
 Hierarchy (exit code)::
 
@@ -13,7 +13,7 @@ Hierarchy (exit code)::
 
 from __future__ import annotations
 
-from policies.errors import BadInputError, IntegrityError
+from trialcore.errors import BadInputError, IntegrityError
 
 
 class SiteConfigError(BadInputError):

@@ -9,16 +9,13 @@ the *i*-th config of the folder sorted by file name.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from participants.errors import SiteConfigError
 from participants.site_config import LoadedSiteConfig, load_site_config
-from policies.errors import Problem
-
-SITE_CONFIG_KEY = "site-config"
-FEDERATION_DIR_KEY = "federation-dir"
-FEDERATION_SITES_KEY = "federation-sites"
+from trialcore import wire
+from trialcore.errors import Problem
 
 
 def federation_site_files(federation_dir: Path) -> list[Path]:
@@ -28,17 +25,24 @@ def federation_site_files(federation_dir: Path) -> list[Path]:
 
 def resolve_site(node_config: Mapping[str, object], run_config: Mapping[str, object]) -> LoadedSiteConfig:
     """Load this node's site config from its node config (deployment) or its simulated slot."""
-    explicit = node_config.get(SITE_CONFIG_KEY)
+    explicit = node_config.get(wire.SITE_CONFIG)
     if isinstance(explicit, str) and explicit:
         return load_site_config(explicit)
-    federation = run_config.get(FEDERATION_DIR_KEY)
-    partition = node_config.get("partition-id")
+    federation = run_config.get(wire.FEDERATION_DIR)
+    partition = node_config.get(wire.PARTITION_ID)
     if not isinstance(federation, str) or not isinstance(partition, int):
         raise SiteConfigError(
             "This node does not know which site it is",
-            [Problem("--node-config", SITE_CONFIG_KEY, "nothing", "start the SuperNode with --node-config \"site-config=/path/to/site.yaml\"")],
+            [
+                Problem(
+                    "--node-config",
+                    wire.SITE_CONFIG,
+                    "nothing",
+                    'start the SuperNode with --node-config "site-config=/path/to/site.yaml"',
+                )
+            ],
         )
-    listed = run_config.get(FEDERATION_SITES_KEY)
+    listed = run_config.get(wire.FEDERATION_SITES)
     if isinstance(listed, str) and listed:
         files = [Path(federation) / f"{site}.yaml" for site in listed.split(",")]
     else:
@@ -46,6 +50,13 @@ def resolve_site(node_config: Mapping[str, object], run_config: Mapping[str, obj
     if partition >= len(files):
         raise SiteConfigError(
             "More simulated nodes than site configs",
-            [Problem(federation, "", f"{len(files)} site configs for node {partition}", "one site config per simulated node")],
+            [
+                Problem(
+                    federation,
+                    "",
+                    f"{len(files)} site configs for node {partition}",
+                    "one site config per simulated node",
+                )
+            ],
         )
     return load_site_config(files[partition])

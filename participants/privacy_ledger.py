@@ -32,16 +32,16 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from participants.privacy_accountant import Accountant, Mechanism, epsilon
-from policies.atomic_file import make_directories, write_bytes_atomic
-from policies.audit_entry import canonical_json
-from policies.errors import BadInputError, BudgetExhausted, IntegrityError, Problem
+from trialcore.atomic_file import make_directories, write_bytes_atomic
+from trialcore.canonical_json import canonical_json
+from trialcore.errors import BadInputError, BudgetExhausted, IntegrityError, Problem
+from trialcore.privacy_accountant import Accountant, Mechanism, epsilon
 
 LEDGER_SUFFIX = ".ledger.jsonl"
 GENESIS_HASH = "0" * 64
@@ -65,7 +65,9 @@ class Charge(BaseModel):
     steps: int = Field(ge=0, description="DP-SGD steps of this round (local epochs x expected batches).")
     delta: float = Field(gt=0, lt=1)
     trial_epsilon: float = Field(ge=0, description="Epsilon of this trial's charges so far, this one included.")
-    cumulative_epsilon: float = Field(ge=0, description="Epsilon of every charge on the dataset so far, this one included.")
+    cumulative_epsilon: float = Field(
+        ge=0, description="Epsilon of every charge on the dataset so far, this one included."
+    )
     epsilon_budget: float = Field(gt=0, description="The site policy's budget for the dataset, across trials.")
     trial_epsilon_budget: float = Field(gt=0, description="The trial spec's budget per site.")
     seq: int = Field(ge=0, description="Position in the ledger, from 0.")
@@ -118,15 +120,23 @@ class PrivacyLedger:
     def charges(self) -> list[Charge]:
         """Every charge, oldest first; IntegrityError (exit 5) naming the line if any charge is damaged or out of chain."""
         if self.path.is_symlink() and not self.path.exists():
-            raise IntegrityError(f"Privacy ledger {self.path} is a dangling link", [Problem(
-                str(self.path), "", "a link to a missing file", "the ledger file itself; restore it from backup")])
+            raise IntegrityError(
+                f"Privacy ledger {self.path} is a dangling link",
+                [
+                    Problem(
+                        str(self.path), "", "a link to a missing file", "the ledger file itself; restore it from backup"
+                    )
+                ],
+            )
         if not self.path.exists():
             return []
         try:
             data = self.path.read_bytes()
         except OSError as err:
-            raise BadInputError(f"Cannot read privacy ledger {self.path}", [Problem(
-                str(self.path), "", err.strerror or type(err).__name__, "a readable ledger file")]) from err
+            raise BadInputError(
+                f"Cannot read privacy ledger {self.path}",
+                [Problem(str(self.path), "", err.strerror or type(err).__name__, "a readable ledger file")],
+            ) from err
         charges: list[Charge] = []
         lines = data.split(b"\n")
         if lines and lines[-1] == b"":
@@ -146,7 +156,12 @@ class PrivacyLedger:
 
     def _damaged(self, number: int, raw: bytes, what: str) -> IntegrityError:
         shown = raw[:80].decode("utf-8", errors="replace")
-        problem = Problem(str(self.path), f"line {number}", shown, f"{what}; restore the ledger from backup: no charge may be forgotten")
+        problem = Problem(
+            str(self.path),
+            f"line {number}",
+            shown,
+            f"{what}; restore the ledger from backup: no charge may be forgotten",
+        )
         return IntegrityError(f"Privacy ledger {self.path} is damaged at line {number}", [problem])
 
     def spend(self, *, trial_id: str, delta: float, accountant: Accountant, extra: Sequence[Mechanism] = ()) -> Spend:
@@ -160,32 +175,38 @@ class PrivacyLedger:
         """
         with self._locked():
             charges = self.charges()
-            after = spend_of(charges, trial_id=planned.trial_id, delta=planned.delta, accountant=planned.accountant,
-                             extra=[planned.mechanism])
+            after = spend_of(
+                charges,
+                trial_id=planned.trial_id,
+                delta=planned.delta,
+                accountant=planned.accountant,
+                extra=[planned.mechanism],
+            )
             refusal = over_budget(planned, after)
             if refusal:
-                raise BudgetExhausted(f"Privacy budget of site {planned.site_id} exhausted", [
-                    Problem(str(self.path), "privacy.epsilon_budget", f"{after.cumulative_epsilon:.4g}", refusal)
-                ])
-            content: dict[str, Any] = dict(
-                time=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-                site_id=planned.site_id,
-                dataset=planned.dataset,
-                trial_id=planned.trial_id,
-                spec_hash=planned.spec_hash,
-                round=planned.round,
-                accountant=planned.accountant.value,
-                noise_multiplier=planned.mechanism.noise_multiplier,
-                sample_rate=planned.mechanism.sample_rate,
-                steps=planned.mechanism.steps,
-                delta=planned.delta,
-                trial_epsilon=after.trial_epsilon,
-                cumulative_epsilon=after.cumulative_epsilon,
-                epsilon_budget=planned.epsilon_budget,
-                trial_epsilon_budget=planned.trial_epsilon_budget,
-                seq=len(charges),
-                prev_hash=charges[-1].hash if charges else GENESIS_HASH,
-            )
+                raise BudgetExhausted(
+                    f"Privacy budget of site {planned.site_id} exhausted",
+                    [Problem(str(self.path), "privacy.epsilon_budget", f"{after.cumulative_epsilon:.4g}", refusal)],
+                )
+            content: dict[str, Any] = {
+                "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                "site_id": planned.site_id,
+                "dataset": planned.dataset,
+                "trial_id": planned.trial_id,
+                "spec_hash": planned.spec_hash,
+                "round": planned.round,
+                "accountant": planned.accountant.value,
+                "noise_multiplier": planned.mechanism.noise_multiplier,
+                "sample_rate": planned.mechanism.sample_rate,
+                "steps": planned.mechanism.steps,
+                "delta": planned.delta,
+                "trial_epsilon": after.trial_epsilon,
+                "cumulative_epsilon": after.cumulative_epsilon,
+                "epsilon_budget": planned.epsilon_budget,
+                "trial_epsilon_budget": planned.trial_epsilon_budget,
+                "seq": len(charges),
+                "prev_hash": charges[-1].hash if charges else GENESIS_HASH,
+            }
             draft = Charge.model_validate({**content, "hash": GENESIS_HASH})
             charge = draft.model_copy(update={"hash": draft.expected_hash()})
             lines = b"".join(c.model_dump_json().encode("utf-8") + b"\n" for c in (*charges, charge))
@@ -224,11 +245,15 @@ def charge_hash(content: dict[str, Any]) -> str:
 def over_budget(planned: PlannedCharge, after: Spend) -> str | None:
     """Why spending ``planned`` (leading to ``after``) is not allowed, or None if it is."""
     if after.cumulative_epsilon > planned.epsilon_budget:
-        return (f"epsilon on dataset {planned.dataset} after round {planned.round} would be "
-                f"{after.cumulative_epsilon:.4g} > the site policy's budget {planned.epsilon_budget:g} (across trials)")
+        return (
+            f"epsilon on dataset {planned.dataset} after round {planned.round} would be "
+            f"{after.cumulative_epsilon:.4g} > the site policy's budget {planned.epsilon_budget:g} (across trials)"
+        )
     if after.trial_epsilon > planned.trial_epsilon_budget:
-        return (f"epsilon of trial {planned.trial_id} after round {planned.round} would be "
-                f"{after.trial_epsilon:.4g} > the trial's budget {planned.trial_epsilon_budget:g} per site")
+        return (
+            f"epsilon of trial {planned.trial_id} after round {planned.round} would be "
+            f"{after.trial_epsilon:.4g} > the trial's budget {planned.trial_epsilon_budget:g} per site"
+        )
     return None
 
 
@@ -257,4 +282,3 @@ def summarise(charges: Sequence[Charge]) -> dict[str, Any]:
         "epsilon_budget": last.epsilon_budget if last else None,
         "epsilon_remaining": max(last.epsilon_budget - last.cumulative_epsilon, 0.0) if last else None,
     }
-

@@ -13,18 +13,18 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
-from participants.privacy_accountant import Accountant, Mechanism, epsilon
 from participants.errors import SiteConfigError
 from participants.privacy_ledger import LEDGER_SUFFIX, PlannedCharge, PrivacyLedger, Spend, over_budget, spend_of
-from participants.site_paths import simulated_site_dir
 from participants.site_config import CsvSource, LoadedSiteConfig
 from participants.site_floor import DpSettings
+from participants.site_paths import simulated_site_dir
 from policies import ComposedPolicy, PrivacyCost
-from policies.errors import Problem
-from sandbox.spec import TrialSpec
+from trialcore.errors import Problem
+from trialcore.privacy_accountant import Accountant, Mechanism, epsilon
+from trialcore.spec import TrialSpec
 
 
 def dataset_key(site: LoadedSiteConfig) -> str:
@@ -49,11 +49,18 @@ def ledger_path(site: LoadedSiteConfig, *, trial_id: str, run_id: int, settings:
     if site.config.state_dir:
         return site.resolve(site.config.state_dir) / "privacy" / name
     if not site.config.simulated:
-        raise SiteConfigError(f"Site {site.config.site_id} has nowhere to keep its privacy ledger", [Problem(
-            site.shown_as, "state_dir", "nothing",
-            "a folder for the site's audit chains and privacy ledgers: without one, every run would start a fresh "
-            "ledger and the dataset's budget across trials could not be kept",
-        )])
+        raise SiteConfigError(
+            f"Site {site.config.site_id} has nowhere to keep its privacy ledger",
+            [
+                Problem(
+                    site.shown_as,
+                    "state_dir",
+                    "nothing",
+                    "a folder for the site's audit chains and privacy ledgers: without one, every run would start a fresh "
+                    "ledger and the dataset's budget across trials could not be kept",
+                )
+            ],
+        )
     return simulated_site_dir(site, trial_id=trial_id, run_id=run_id, settings=settings) / "privacy" / name
 
 
@@ -67,7 +74,12 @@ def round_mechanism(num_train: int, *, epochs: int, batch_size: int, dp: DpSetti
 
 
 def planned_charge(
-    site: LoadedSiteConfig, spec: TrialSpec, policy: ComposedPolicy, *, spec_hash: str, server_round: int,
+    site: LoadedSiteConfig,
+    spec: TrialSpec,
+    policy: ComposedPolicy,
+    *,
+    spec_hash: str,
+    server_round: int,
     mechanism: Mechanism,
 ) -> PlannedCharge:
     """The charge a site makes for ``server_round`` of ``spec``, with the limits of its policy and the spec."""
@@ -86,8 +98,15 @@ def planned_charge(
 
 
 def trial_cost(
-    site: LoadedSiteConfig, spec: TrialSpec, policy: ComposedPolicy, *, spec_hash: str, num_train: int,
-    epochs: int, dp: DpSettings, ledger: PrivacyLedger | None,
+    site: LoadedSiteConfig,
+    spec: TrialSpec,
+    policy: ComposedPolicy,
+    *,
+    spec_hash: str,
+    num_train: int,
+    epochs: int,
+    dp: DpSettings,
+    ledger: PrivacyLedger | None,
 ) -> PrivacyCost:
     """The privacy cost of every round of ``spec`` at ``site``, against its ledger as it is now (None: nothing spent yet)."""
     mechanism = round_mechanism(num_train, epochs=epochs, batch_size=spec.local_training.batch_size, dp=dp)

@@ -6,7 +6,7 @@ of one key and say which key was wrong, so a malformed message fails with a clea
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 
 class RecordValueError(ValueError):

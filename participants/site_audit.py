@@ -9,19 +9,18 @@ coordinator's entry for that round, and the coordinator records this entry's has
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from flwr.app import ConfigRecord
 
 from participants.site_config import LoadedSiteConfig
-from participants.site_paths import RUN_DIR_KEY, RUNS_ROOT_KEY, simulated_site_dir
-from policies.audit_chain import AuditChain
+from participants.site_paths import simulated_site_dir
+from trialcore import wire
+from trialcore.audit_chain import AuditChain
 
-__all__ = ["RUN_DIR_KEY", "RUNS_ROOT_KEY", "SITE_RECORD_KEY", "append_site_entry", "site_state_dir"]
-
-SITE_RECORD_KEY = "site"
-"""Key of the ConfigRecord in every reply naming the site (id, jurisdiction, newest audit entry)."""
+__all__ = ["append_site_entry", "site_state_dir"]
 
 
 def site_state_dir(site: LoadedSiteConfig, *, trial_id: str, run_id: int, settings: Mapping[str, object]) -> Path:
@@ -41,22 +40,22 @@ def append_site_entry(
     payload: dict[str, Any],
 ) -> ConfigRecord:
     """Append ``event`` to the site's chain; return the reply's site record naming the new head."""
-    trial_id = str(config["trial-id"])
+    trial_id = str(config[wire.TRIAL_ID])
     chain = AuditChain.open(
         site_state_dir(site, trial_id=trial_id, run_id=run_id, settings=settings) / "audit.jsonl",
         actor=f"site:{site.config.site_id}",
         trial_id=trial_id,
-        spec_hash=str(config["spec-hash"]),
+        spec_hash=str(config[wire.SPEC_HASH]),
     )
-    coordinator_entry = config.get("coordinator-entry")
+    coordinator_entry = config.get(wire.COORDINATOR_ENTRY)
     if isinstance(coordinator_entry, str):
         payload = {**payload, "coordinator_entry": coordinator_entry}
     entry = chain.append(event, payload)
     return ConfigRecord(
         {
-            "site-id": site.config.site_id,
+            wire.SITE_ID: site.config.site_id,
             "jurisdiction": site.config.jurisdiction,
-            "audit-hash": entry.hash,
-            "audit-length": chain.head.length,
+            wire.AUDIT_HASH: entry.hash,
+            wire.AUDIT_LENGTH: chain.head.length,
         }
     )

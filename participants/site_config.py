@@ -13,12 +13,12 @@ does not set it requires no signed approval.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from participants.errors import SiteConfigError
-from policies.yaml_file import problems_from_validation, read_yaml_mapping
+from trialcore.yaml_file import problems_from_validation, read_yaml_mapping
 
 EMBEDDED_PARTITIONS = 4
 
@@ -45,7 +45,7 @@ class CsvSource(_Frozen):
     )
 
 
-DataSource = Annotated[Union[EmbeddedSource, CsvSource], Field(discriminator="kind")]
+DataSource = Annotated[EmbeddedSource | CsvSource, Field(discriminator="kind")]
 
 
 class SiteConfig(_Frozen):

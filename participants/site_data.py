@@ -14,10 +14,10 @@ import numpy.typing as npt
 from sklearn.model_selection import train_test_split
 
 from participants.csv_connector import read_csv_records
-from participants.errors import DataSourceError
 from participants.embedded_data import embedded_partition
+from participants.errors import DataSourceError
 from participants.site_config import CsvSource, LoadedSiteConfig
-from policies.errors import Problem
+from trialcore.errors import Problem
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -104,10 +104,19 @@ def split_records(
     if num_test < 1 or count - num_test < 1:
         raise DataSourceError(
             f"Too few records in '{shown_as}' to split",
-            [Problem(shown_as, "", f"{count} record(s)", f"enough records for a non-empty train and test part (test_fraction {test_fraction})")],
+            [
+                Problem(
+                    shown_as,
+                    "",
+                    f"{count} record(s)",
+                    f"enough records for a non-empty train and test part (test_fraction {test_fraction})",
+                )
+            ],
         )
     classes = int(np.unique(labels).size)
-    stratifiable = classes > 1 and np.bincount(labels.astype(int)).min() >= 2 and min(num_test, count - num_test) >= classes
+    stratifiable = (
+        classes > 1 and np.bincount(labels.astype(int)).min() >= 2 and min(num_test, count - num_test) >= classes
+    )
     stratify = labels if stratifiable else None
     x_train, x_test, y_train, y_test = train_test_split(
         features, labels, test_size=test_fraction, random_state=SPLIT_SEED, stratify=stratify

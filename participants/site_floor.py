@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from policies import ComposedPolicy
-from sandbox.spec import TrialSpec
+from trialcore.spec import TrialSpec
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,9 @@ def site_floor(spec: TrialSpec, policy: ComposedPolicy) -> tuple[int, DpSettings
     epochs = min(spec.local_training.epochs, policy.max_local_epochs)
     if privacy.noise_multiplier is None or privacy.max_grad_norm is None:
         if policy.min_noise_multiplier > 0:
-            return epochs, DpSettings(noise_multiplier=policy.min_noise_multiplier, max_grad_norm=policy.max_clipping_norm)
+            return epochs, DpSettings(
+                noise_multiplier=policy.min_noise_multiplier, max_grad_norm=policy.max_clipping_norm
+            )
         return epochs, None
     return epochs, DpSettings(
         noise_multiplier=max(privacy.noise_multiplier, policy.min_noise_multiplier),

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Mapping
 from functools import lru_cache
-from typing import Mapping
 
 from flwr.app import ConfigRecord, Context, Error, Message, MessageType
 from flwr.clientapp.typing import ClientAppCallable, Mod
@@ -36,14 +36,14 @@ from participants.record_values import RecordValueError, as_int, as_str
 from participants.site_audit import append_site_entry
 from participants.site_config import LoadedSiteConfig
 from policies import ComposedPolicy, evaluate, load_policy
-from policies.clock import Clock, system_clock
-from policies.errors import SandboxError
-from sandbox.spec import TrialSpec
-from sandbox.spec_facts import trial_facts
+from trialcore import wire
+from trialcore.clock import Clock, system_clock
+from trialcore.errors import SandboxError
+from trialcore.spec import TrialSpec
+from trialcore.spec_facts import trial_facts
 
 logger = logging.getLogger(__name__)
 
-SPEC_JSON_KEY = "trial-spec-json"
 GUARDED_TYPES = (MessageType.TRAIN, MessageType.EVALUATE, MessageType.QUERY)
 
 
@@ -69,8 +69,8 @@ def site_policy(site: LoadedSiteConfig, clock: Clock = system_clock) -> Composed
 def verified_spec(config: ConfigRecord) -> TrialSpec:
     """The trial spec the message carries, after checking it against the spec hash it names."""
     try:
-        spec_json = as_str(config, SPEC_JSON_KEY)
-        named_hash = as_str(config, "spec-hash")
+        spec_json = as_str(config, wire.SPEC_JSON)
+        named_hash = as_str(config, wire.SPEC_HASH)
     except RecordValueError as err:
         raise Refused(f"message lacks the trial spec or its hash ({err})") from err
     if hashlib.sha256(spec_json.encode("utf-8")).hexdigest() != named_hash:
@@ -91,12 +91,16 @@ def check_message(msg: Message, site: LoadedSiteConfig, *, clock: Clock = system
     verdict = evaluate(trial_facts(spec), {site.config.site_id: policy}, clock=clock)
     denials = [d for d in verdict.denials if d.site_id == site.config.site_id]
     if denials:
-        raise Refused("; ".join(f"{d.clause}: {d.reason} (found {d.value_found}; allowed {d.allowed}; {d.source_file})" for d in denials))
+        raise Refused(
+            "; ".join(
+                f"{d.clause}: {d.reason} (found {d.value_found}; allowed {d.allowed}; {d.source_file})" for d in denials
+            )
+        )
     if msg.metadata.message_type != MessageType.QUERY:
-        server_round = as_int(config, "server-round")
+        server_round = as_int(config, wire.SERVER_ROUND)
         if not 1 <= server_round <= spec.rounds:
             raise Refused(f"max-rounds: round {server_round} is outside the trial's {spec.rounds} rounds")
-    approval = check_site_approval(site, trial_id=spec.trial_id, spec_hash=as_str(config, "spec-hash"))
+    approval = check_site_approval(site, trial_id=spec.trial_id, spec_hash=as_str(config, wire.SPEC_HASH))
     if not approval.ok:
         raise Refused(f"approval: {approval.reason} ({approval.path})")
     return spec
@@ -129,14 +133,20 @@ def _refusal(msg: Message, reason: str) -> Message:
     return Message(Error(code=ErrorCode.MOD_FAILED_PRECONDITION, reason=reason), reply_to=msg)
 
 
-def _audit_refusal(msg: Message, site: LoadedSiteConfig, context: Context, settings: Mapping[str, object], reason: str) -> None:
+def _audit_refusal(
+    msg: Message, site: LoadedSiteConfig, context: Context, settings: Mapping[str, object], reason: str
+) -> None:
     """Write the refusal to the site's own chain when the message names a usable trial id and spec hash."""
     config = msg.content.config_records.get("config")
     if config is None:
         return
     try:
         append_site_entry(
-            site, config, run_id=context.run_id, settings=settings, event="refusal",
+            site,
+            config,
+            run_id=context.run_id,
+            settings=settings,
+            event="refusal",
             payload={"message_type": str(msg.metadata.message_type), "reason": reason},
         )
     except (KeyError, TypeError, SandboxError) as err:

@@ -7,18 +7,16 @@ its state lives under the trial's run folder, which ``sandbox run`` passes in th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from participants.site_config import LoadedSiteConfig
-
-RUN_DIR_KEY = "run-dir"
-RUNS_ROOT_KEY = "runs-root"
+from trialcore import wire
 
 
 def simulated_site_dir(site: LoadedSiteConfig, *, trial_id: str, run_id: int, settings: Mapping[str, object]) -> Path:
     """The folder under the run folder that stands in for a state folder of a site that sets none."""
-    run_dir = settings.get(RUN_DIR_KEY)
+    run_dir = settings.get(wire.RUN_DIR)
     if not isinstance(run_dir, str) or not run_dir:
-        run_dir = str(Path(str(settings.get(RUNS_ROOT_KEY) or "runs")) / trial_id / f"flwr-{run_id}")
+        run_dir = str(Path(str(settings.get(wire.RUNS_ROOT) or "runs")) / trial_id / f"flwr-{run_id}")
     return Path(run_dir) / "sites" / site.config.site_id

@@ -8,10 +8,9 @@ site's privacy ledger (:mod:`participants.privacy_ledger`) before its update lea
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import secrets
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import torch

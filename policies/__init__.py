@@ -13,21 +13,20 @@ This package imports neither Flower nor torch.
 
 from __future__ import annotations
 
-from policies.clock import Clock, fixed_clock, system_clock
 from policies.composed import ComposedPolicy
 from policies.composition import Composition, compose_sites
 from policies.decision import ROW_COLUMNS, Clause, Decision, Finding, PreflightResult
 from policies.errors import LooseningError, PolicyFileError
-from policies.facts import PrivacyCost, SiteFacts, TrialFacts
 from policies.layering import LoadedLayer, compose_chain
 from policies.loader import load_layers, load_policies, load_policy, load_preset
 from policies.preflight import evaluate
 from policies.presets import PresetInfo, list_presets, preset_names, preset_text
 from policies.schema import PolicyLayer
 from policies.vocabulary import Vocabulary, vocabulary
+from trialcore.clock import Clock, fixed_clock, system_clock
+from trialcore.facts import PrivacyCost, SiteFacts, TrialFacts
 
 __all__ = [
-    "PrivacyCost",
     "ROW_COLUMNS",
     "Clause",
     "Clock",
@@ -41,6 +40,7 @@ __all__ = [
     "PolicyLayer",
     "PreflightResult",
     "PresetInfo",
+    "PrivacyCost",
     "SiteFacts",
     "TrialFacts",
     "Vocabulary",

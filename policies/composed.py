@@ -105,9 +105,7 @@ class ComposedPolicy:
         if self.jurisdiction is None:
             return self.allowed_aggregator_jurisdictions
         return frozenset(
-            d
-            for d in self.allowed_aggregator_jurisdictions
-            if d == self.jurisdiction or d in self.transfer_mechanisms
+            d for d in self.allowed_aggregator_jurisdictions if d == self.jurisdiction or d in self.transfer_mechanisms
         )
 
     def as_json(self) -> dict[str, Any]:

@@ -184,10 +184,22 @@ def _rule(path: str) -> FieldRule:
 
 def _window_findings(combined: ComposedPolicy, by_site: Mapping[str, str]) -> list[Finding]:
     """A finding if no UTC day lies inside every validity window and every sandbox plan."""
-    starts = [(d, p) for d, p in ((combined.valid_from, "validity.valid_from"),
-                                   (combined.sandbox_plan_start, "approvals.sandbox_plan_start")) if d is not None]
-    ends = [(d, p) for d, p in ((combined.valid_until, "validity.valid_until"),
-                                 (combined.sandbox_plan_end, "approvals.sandbox_plan_end")) if d is not None]
+    starts = [
+        (d, p)
+        for d, p in (
+            (combined.valid_from, "validity.valid_from"),
+            (combined.sandbox_plan_start, "approvals.sandbox_plan_start"),
+        )
+        if d is not None
+    ]
+    ends = [
+        (d, p)
+        for d, p in (
+            (combined.valid_until, "validity.valid_until"),
+            (combined.sandbox_plan_end, "approvals.sandbox_plan_end"),
+        )
+        if d is not None
+    ]
     if not starts or not ends:
         return []
     start, start_path = max(starts, key=_day)

@@ -10,13 +10,14 @@ refused if any decision denies or any finding exists.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
 from policies.composed import ComposedPolicy
-from policies.errors import PolicyRefusal, Problem
-from policies.facts import PrivacyCost
+from trialcore.errors import PolicyRefusal, Problem
+from trialcore.facts import PrivacyCost
 
 __all__ = ["ROW_COLUMNS", "Clause", "Decision", "Finding", "PreflightResult"]
 
@@ -89,8 +90,12 @@ class Decision:
 
     def problem(self) -> Problem:
         """This denial as a one-line :class:`Problem` (file: site.clause: found ...; reason)."""
-        return Problem(self.source_file or "(no policy file)", f"{self.site_id}.{self.clause}", self.value_found,
-                       f"{self.reason} (allowed: {self.allowed})")
+        return Problem(
+            self.source_file or "(no policy file)",
+            f"{self.site_id}.{self.clause}",
+            self.value_found,
+            f"{self.reason} (allowed: {self.allowed})",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,8 +176,12 @@ class PreflightResult:
             "trial_id": self.trial_id,
             "evaluated_at": self.evaluated_at.isoformat(),
             "refused": self.refused,
-            "summary": {"sites": len(sites), "sites_denying": denied, "denials": len(self.denials),
-                        "findings": len(self.findings)},
+            "summary": {
+                "sites": len(sites),
+                "sites_denying": denied,
+                "denials": len(self.denials),
+                "findings": len(self.findings),
+            },
             "decisions": [d.as_dict() for d in self.decisions],
             "findings": [f.as_dict() for f in self.findings],
             "combined_policy": None if self.combined is None else self.combined.as_json(),

@@ -3,7 +3,7 @@
 ``compose_chain`` folds the layers root first. The root sets the starting values (and
 defaults fill what it leaves out); each lower layer may only *tighten* what the layers
 above it set, in the direction :mod:`policies.rules` gives for the field. A lower
-layer that loosens anything is refused with a :class:`~policies.errors.LooseningError`
+layer that loosens anything is refused with a :class:`~trialcore.errors.LooseningError`
 whose every problem names both files, the field and both values::
 
     examples/policies/institutions/x.yaml: privacy.epsilon_budget: found 20.0; must not
@@ -22,10 +22,11 @@ from pathlib import PurePath
 from typing import Any
 
 from policies.composed import ComposedPolicy
-from policies.errors import LooseningError, PolicyFileError, Problem
+from policies.errors import LooseningError, PolicyFileError
 from policies.rules import DEFAULT_SOURCE, FIELD_RULES, FieldRule, Kind, render
 from policies.schema import PolicyLayer
 from policies.vocabulary import VOCABULARY_SOURCE, vocabulary
+from trialcore.errors import Problem
 
 __all__ = ["LoadedLayer", "compose_chain", "missing_at_root"]
 
@@ -74,10 +75,7 @@ def compose_chain(layers: Sequence[LoadedLayer]) -> ComposedPolicy:
     terms: dict[str, dict[str, str]] = {}
     for rule in FIELD_RULES:
         raw = rule.read(root.layer)
-        if raw is None:
-            value = None if rule.default is None else rule.normalise(rule.default)
-        else:
-            value = rule.normalise(raw)
+        value = (None if rule.default is None else rule.normalise(rule.default)) if raw is None else rule.normalise(raw)
         source = DEFAULT_SOURCE if raw is None else root.source
         values[rule.attr], prov[rule.path] = value, source
         terms[rule.path] = _initial_terms(rule, value, source)
@@ -117,12 +115,10 @@ def _initial_terms(rule: FieldRule, value: Any, source: str) -> dict[str, str]:
 def _add_vocabulary_redlines(values: dict[str, Any], terms: dict[str, dict[str, str]]) -> None:
     base = vocabulary().redlines
     values["redline_purposes"] = values["redline_purposes"] | base
-    terms["purposes.redlines"] = {term: VOCABULARY_SOURCE for term in base} | terms["purposes.redlines"]
+    terms["purposes.redlines"] = dict.fromkeys(base, VOCABULARY_SOURCE) | terms["purposes.redlines"]
 
 
-def _drop_redlines_from_allowed(
-    values: dict[str, Any], prov: dict[str, str], terms: dict[str, dict[str, str]]
-) -> None:
+def _drop_redlines_from_allowed(values: dict[str, Any], prov: dict[str, str], terms: dict[str, dict[str, str]]) -> None:
     blocked = values["allowed_purposes"] & values["redline_purposes"]
     if blocked:
         values["allowed_purposes"] = values["allowed_purposes"] - blocked
@@ -196,5 +192,5 @@ def _tighten(
     elif kind is Kind.REFINE:
         changed = {key: text for key, text in new.items() if current.get(key) != text}
         if changed:
-            terms[rule.path].update({key: source for key in changed})
+            terms[rule.path].update(dict.fromkeys(changed, source))
             take({**current, **changed})

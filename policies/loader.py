@@ -7,13 +7,13 @@ the file without ``extends`` is the root and must set every required field.
 
 Every problem of every file in the chain - missing file, empty, non-UTF-8, YAML syntax
 error, top-level list, unknown key, wrong type, bad value, unknown ``extends`` target,
-a cycle - is collected and raised once as a :class:`~policies.errors.PolicyFileError`,
+a cycle - is collected and raised once as a :class:`~trialcore.errors.PolicyFileError`,
 each naming the file as given, the dotted field and the value found. Only a chain that
 loads cleanly is layered (:func:`policies.layering.compose_chain`), which may raise
-:class:`~policies.errors.LooseningError`.
+:class:`~trialcore.errors.LooseningError`.
 
 Relative dates (``today+365d``) resolve against the injected clock at load time; see
-:mod:`policies.clock`.
+:mod:`trialcore.clock`.
 """
 
 from __future__ import annotations
@@ -29,13 +29,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from policies.clock import Clock, system_clock, utc_today
 from policies.composed import ComposedPolicy
-from policies.errors import BadInputError, LooseningError, PolicyFileError, Problem, show_value
+from policies.errors import LooseningError, PolicyFileError
 from policies.layering import LoadedLayer, compose_chain
 from policies.presets import PRESET_PREFIX, preset_file, preset_names, preset_source
 from policies.schema import PolicyLayer
-from policies.yaml_file import problems_from_validation, read_yaml_mapping
+from trialcore.clock import Clock, system_clock, utc_today
+from trialcore.errors import BadInputError, Problem, show_value
+from trialcore.yaml_file import problems_from_validation, read_yaml_mapping
 
 __all__ = ["load_layers", "load_policies", "load_policy", "load_preset"]
 
@@ -122,7 +123,7 @@ class _Loader:
             problems.append(Problem(parent.shown, "extends", show_value(extends), allowed))
 
         if target.startswith(PRESET_PREFIX):
-            name = target[len(PRESET_PREFIX):].strip()
+            name = target[len(PRESET_PREFIX) :].strip()
             if preset_file(name) is None:
                 refuse(f"unknown preset; allowed: {presets}")
                 return None

@@ -18,12 +18,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from policies.clauses import CHECKS, SiteContext
-from policies.clock import Clock, system_clock, utc_today
 from policies.composed import ComposedPolicy
 from policies.composition import compose_sites
 from policies.decision import Clause, Decision, Finding, PreflightResult
-from policies.facts import TrialFacts
 from policies.rules import render
+from trialcore.clock import Clock, system_clock, utc_today
+from trialcore.facts import TrialFacts
 
 __all__ = ["evaluate"]
 
@@ -54,8 +54,17 @@ def evaluate(
     for site_id, jurisdiction in trial.sites:
         policy = site_policies.get(site_id)
         if policy is None:
-            decisions.append(Decision(site_id, Clause.POLICY.value, False, "no policy loaded for this site", "",
-                                      site_id, "a policy file for every site"))
+            decisions.append(
+                Decision(
+                    site_id,
+                    Clause.POLICY.value,
+                    False,
+                    "no policy loaded for this site",
+                    "",
+                    site_id,
+                    "a policy file for every site",
+                )
+            )
             continue
         present[site_id] = policy
         site = SiteContext(site_id, jurisdiction, policy, today)
@@ -63,8 +72,14 @@ def evaluate(
     composition = compose_sites(present) if present else None
     findings = list(composition.findings) if composition else []
     findings += _unreachable_aggregator(trial, decisions, present)
-    return PreflightResult(trial.trial_id, now, tuple(decisions), tuple(findings),
-                           composition.policy if composition else None, dict(trial.privacy_costs))
+    return PreflightResult(
+        trial.trial_id,
+        now,
+        tuple(decisions),
+        tuple(findings),
+        composition.policy if composition else None,
+        dict(trial.privacy_costs),
+    )
 
 
 def _unreachable_aggregator(
@@ -75,7 +90,9 @@ def _unreachable_aggregator(
         return []
     sites = tuple(d.site_id for d in blocked)
     common = frozenset.intersection(*(p.reachable_aggregators() for p in present.values()))
-    reason = (f"aggregator jurisdiction {trial.aggregator_jurisdiction} is not reachable from site(s) "
-              f"{', '.join(sites)}; jurisdictions every site can reach: {render(common) if common else 'none'}")
+    reason = (
+        f"aggregator jurisdiction {trial.aggregator_jurisdiction} is not reachable from site(s) "
+        f"{', '.join(sites)}; jurisdictions every site can reach: {render(common) if common else 'none'}"
+    )
     sources = tuple(dict.fromkeys(d.source_file for d in blocked))
     return [Finding("aggregator-jurisdiction-forbidden", reason, sites, sources)]

@@ -53,7 +53,7 @@ __all__ = [
 
 
 STRATEGY_NAMES = ("FedAvg", "FedProx", "FedAdam", "FedYogi", "FedTrimmedAvg", "FedMedian")
-"""Flower strategies a trial spec can name (``sandbox.spec.StrategySpec``)."""
+"""Flower strategies a trial spec can name (``trialcore.spec.StrategySpec``)."""
 StrategyName = Literal["FedAvg", "FedProx", "FedAdam", "FedYogi", "FedTrimmedAvg", "FedMedian"]
 
 
@@ -175,7 +175,9 @@ class EnforcementSection(_Strict):
         default=None, ge=1, description="Rounds an excluded site sits out; default 2 (a larger number is stricter)."
     )
     suspend_after_violations: StrictInt | None = Field(
-        default=None, ge=1, description="Trial-wide violations that suspend the trial until a regulator resumes it; default 6."
+        default=None,
+        ge=1,
+        description="Trial-wide violations that suspend the trial until a regulator resumes it; default 6.",
     )
     terminate_after_violations: StrictInt | None = Field(
         default=None, ge=1, description="Trial-wide violations that terminate the trial; default 8."

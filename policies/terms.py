@@ -5,7 +5,7 @@ line a user can act on, listing the allowed terms (the vocabulary is
 :mod:`policies.vocabulary`). Numbers are never booleans and always finite; jurisdictions
 are ISO 3166-1 alpha-2 (an unquoted ``NO`` - YAML 1.1 reads it as false - is explained);
 dates accept ``today``, ``today-Nd`` and ``today+Nd`` resolved against the ``today`` in
-the validation context (see :mod:`policies.clock`).
+the validation context (see :mod:`trialcore.clock`).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo
 
-from policies.clock import resolve_relative_date, system_clock, utc_today
 from policies.iso3166 import jurisdiction_problem
 from policies.vocabulary import vocabulary
+from trialcore.clock import resolve_relative_date, system_clock, utc_today
 
 __all__ = [
     "DataCategory",

@@ -10,7 +10,7 @@ a one-line meaning each. Two subsets are fixed here rather than in any policy la
 
 The file ships inside the package and is read with :mod:`importlib.resources`, so it
 works from an installed wheel. It is validated on first use; a broken vocabulary is a
-packaging bug (:class:`~policies.errors.SandboxError`, exit 1), not user input.
+packaging bug (:class:`~trialcore.errors.SandboxError`, exit 1), not user input.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from policies.errors import SandboxError
+from trialcore.errors import SandboxError
 
 __all__ = ["VOCABULARY_SOURCE", "Vocabulary", "vocabulary"]
 

@@ -9,23 +9,23 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from policies.audit_entry import ChainHead
-from policies.audit_verify import verify_chain
-from policies.errors import ExitCode
 from sandbox.cli_approvals import approve, certs_app
 from sandbox.cli_control import resume, suspend, terminate
 from sandbox.cli_policies import check, policies_app, show_preflight
 from sandbox.cli_privacy import privacy_app
 from sandbox.consent import preflight_with_approvals
-from sandbox.cli_output import OutputFormat, configure_logging, emit_json, guarded
 from sandbox.federation import load_federation
-from sandbox.spec_loading import LoadedSpec, load_spec
+from trialcore.audit_entry import ChainHead
+from trialcore.audit_verify import verify_chain
+from trialcore.cli_output import OutputFormat, configure_logging, emit_json, guarded
+from trialcore.errors import ExitCode
+from trialcore.spec_loading import LoadedSpec, load_spec
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(
@@ -46,7 +46,9 @@ app.add_typer(certs_app, name="certs")
 for _command in (suspend, resume, terminate):
     app.command()(_command)
 
-FormatOption = typer.Option(OutputFormat.text, "--format", help="text for people, json for machines (one document on stdout).")
+FormatOption = typer.Option(
+    OutputFormat.text, "--format", help="text for people, json for machines (one document on stdout)."
+)
 stderr = Console(stderr=True)
 
 
@@ -92,7 +94,11 @@ def spec_summary(loaded: LoadedSpec) -> dict[str, Any]:
         "min_participants": spec.min_participants,
         "local_training": f"{spec.local_training.epochs} epoch(s), batch {spec.local_training.batch_size}, lr {spec.local_training.learning_rate}",
         "privacy": f"epsilon budget {privacy.epsilon_budget} per site for this trial, delta {privacy.delta}, {privacy.accountant} accountant"
-        + (f", DP-SGD noise {privacy.noise_multiplier}, clip {privacy.max_grad_norm}" if privacy.noise_multiplier else ", no DP-SGD"),
+        + (
+            f", DP-SGD noise {privacy.noise_multiplier}, clip {privacy.max_grad_norm}"
+            if privacy.noise_multiplier
+            else ", no DP-SGD"
+        ),
         "aggregator_jurisdiction": spec.aggregator.jurisdiction,
         "federation": str(loaded.federation_dir),
         "seed": spec.seed,
@@ -104,8 +110,16 @@ def spec_summary(loaded: LoadedSpec) -> dict[str, Any]:
 def run(
     spec: str = typer.Argument(..., help="Trial spec (YAML)."),
     runs_root: Path = typer.Option(Path("runs"), "--runs-root", help="Where runs/<trial-id>/<run-id>/ is written."),
-    metrics_port: int = typer.Option(9464, "--metrics-port", min=0, max=65535, help="Port to serve Prometheus metrics on 127.0.0.1 (0 = any free port)."),
-    linger_seconds: float = typer.Option(0.0, "--linger-seconds", min=0, help="Keep serving metrics this long after the trial ends (for a last scrape)."),
+    metrics_port: int = typer.Option(
+        9464,
+        "--metrics-port",
+        min=0,
+        max=65535,
+        help="Port to serve Prometheus metrics on 127.0.0.1 (0 = any free port).",
+    ),
+    linger_seconds: float = typer.Option(
+        0.0, "--linger-seconds", min=0, help="Keep serving metrics this long after the trial ends (for a last scrape)."
+    ),
     output: OutputFormat = FormatOption,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Flower's and Ray's logs."),
 ) -> None:
@@ -131,8 +145,13 @@ def run(
         result = guarded(
             output,
             lambda: run_in_simulation(
-                loaded, runs_root=runs_root, metrics_port=metrics_port, on_metrics_served=served, on_round=progress.update,
-                linger_seconds=linger_seconds, preflight=verdict,
+                loaded,
+                runs_root=runs_root,
+                metrics_port=metrics_port,
+                on_metrics_served=served,
+                on_round=progress.update,
+                linger_seconds=linger_seconds,
+                preflight=verdict,
             ),
         )
     summary = run_summary(result)
@@ -142,7 +161,9 @@ def run(
     else:
         print_run_summary(Console(), summary)
     if terminated:
-        stderr.print("[bold red]The trial was terminated on request before it finished[/bold red] (see the audit chain for the reason).")
+        stderr.print(
+            "[bold red]The trial was terminated on request before it finished[/bold red] (see the audit chain for the reason)."
+        )
         raise typer.Exit(int(ExitCode.REFUSED_BY_POLICY))
     if summary["state"] == BUDGET_EXHAUSTED_STATE:
         exhausted = ", ".join(f"{site} (round {r})" for site, r in summary.get("budget_exhausted_sites", {}).items())
@@ -157,14 +178,18 @@ def run(
 @audit_app.command("verify")
 def audit_verify(
     path: Path = typer.Argument(..., help="An audit chain (audit.jsonl, or a site's chain)."),
-    report: Optional[Path] = typer.Option(None, "--report", help="report.json holding the chain's recorded head (detects truncation)."),
+    report: Path | None = typer.Option(
+        None, "--report", help="report.json holding the chain's recorded head (detects truncation)."
+    ),
     output: OutputFormat = FormatOption,
 ) -> None:
     """Verify a chain: exit 0 if intact, 5 naming the first bad line if anything was edited, removed, reordered, inserted or truncated."""
     expected = guarded(output, lambda: _expected_head(path, report)) if report is not None else None
     result = guarded(output, lambda: verify_chain(path, expected_head=expected))
     if output is OutputFormat.json:
-        emit_json({"ok": result.ok, "exit_code": 0 if result.ok else int(ExitCode.INTEGRITY_FAILED), **result.as_json()})
+        emit_json(
+            {"ok": result.ok, "exit_code": 0 if result.ok else int(ExitCode.INTEGRITY_FAILED), **result.as_json()}
+        )
     elif result.ok:
         print(f"{path}: intact, {result.length} entries, head {result.head_hash}")
     else:

@@ -7,15 +7,21 @@ from rich.console import Console
 from rich.table import Table
 
 from policies import ROW_COLUMNS, PreflightResult, list_presets, load_preset, preset_names, preset_text
-from policies.errors import BadInputError, ExitCode, Problem, show_value
-from sandbox.cli_output import OutputFormat, emit_json, guarded
 from sandbox.consent import preflight_with_approvals
 from sandbox.preflight import expected_privacy_stop
-from sandbox.spec_loading import load_spec
+from trialcore.cli_output import OutputFormat, emit_json, guarded
+from trialcore.errors import BadInputError, ExitCode, Problem, show_value
+from trialcore.spec_loading import load_spec
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
-policies_app = typer.Typer(help="The bundled jurisdiction presets (illustrative, not legal advice).", context_settings=CONTEXT, no_args_is_help=True)
-FormatOption = typer.Option(OutputFormat.text, "--format", help="text for people, json for machines (one document on stdout).")
+policies_app = typer.Typer(
+    help="The bundled jurisdiction presets (illustrative, not legal advice).",
+    context_settings=CONTEXT,
+    no_args_is_help=True,
+)
+FormatOption = typer.Option(
+    OutputFormat.text, "--format", help="text for people, json for machines (one document on stdout)."
+)
 
 
 def check(
@@ -41,12 +47,18 @@ def show_preflight(
     :func:`sandbox.preflight.expected_privacy_stop`).
     """
     if output is OutputFormat.json:
-        emit_json({
-            "ok": not result.refused, "exit_code": int(ExitCode.REFUSED_BY_POLICY if result.refused else ExitCode.OK),
-            **result.as_json(), "privacy_stop_expected_before_round": privacy_stop,
-        })
+        emit_json(
+            {
+                "ok": not result.refused,
+                "exit_code": int(ExitCode.REFUSED_BY_POLICY if result.refused else ExitCode.OK),
+                **result.as_json(),
+                "privacy_stop_expected_before_round": privacy_stop,
+            }
+        )
         return
-    table = Table(title=f"Pre-flight of '{result.trial_id}': {'REFUSED' if result.refused else 'permitted'}", title_justify="left")
+    table = Table(
+        title=f"Pre-flight of '{result.trial_id}': {'REFUSED' if result.refused else 'permitted'}", title_justify="left"
+    )
     for column in ROW_COLUMNS:
         table.add_column(column, overflow="fold")
     for row in result.rows(include_permits=permits):
@@ -66,15 +78,30 @@ def show_preflight(
 def privacy_dry_run_table(result: PreflightResult) -> Table:
     """Per site: the epsilon the whole trial would spend against what the site's ledger has left."""
     table = Table(title="Privacy dry run (epsilon at the trial's delta; nothing has run)", title_justify="left")
-    for column in ("site", "accountant", "spent before", "this trial", "after the trial", "dataset budget", "left now",
-                   "trial budget", "rounds that fit"):
+    for column in (
+        "site",
+        "accountant",
+        "spent before",
+        "this trial",
+        "after the trial",
+        "dataset budget",
+        "left now",
+        "trial budget",
+        "rounds that fit",
+    ):
         table.add_column(column)
     for site_id, cost in sorted(result.privacy_costs.items()):
         short = cost.rounds_affordable < cost.rounds
         table.add_row(
-            site_id, cost.accountant, f"{cost.spent_before:.3f}", f"{cost.trial_epsilon:.3f}", f"{cost.cumulative_after:.3f}",
-            f"{cost.epsilon_budget:g}", f"{max(cost.epsilon_budget - cost.spent_before, 0.0):.3f}",
-            f"{cost.trial_epsilon_budget:g}", f"{cost.rounds_affordable} of {cost.rounds}",
+            site_id,
+            cost.accountant,
+            f"{cost.spent_before:.3f}",
+            f"{cost.trial_epsilon:.3f}",
+            f"{cost.cumulative_after:.3f}",
+            f"{cost.epsilon_budget:g}",
+            f"{max(cost.epsilon_budget - cost.spent_before, 0.0):.3f}",
+            f"{cost.trial_epsilon_budget:g}",
+            f"{cost.rounds_affordable} of {cost.rounds}",
             style="bold red" if short else None,
         )
     return table
@@ -92,12 +119,18 @@ def list_command(output: OutputFormat = FormatOption) -> None:
 
 
 @policies_app.command("show")
-def show_command(name: str = typer.Argument(..., help="Preset name (see 'sandbox policies list')."), output: OutputFormat = FormatOption) -> None:
+def show_command(
+    name: str = typer.Argument(..., help="Preset name (see 'sandbox policies list')."),
+    output: OutputFormat = FormatOption,
+) -> None:
     """Print one preset: its YAML with the article each value comes from (json: its composed fields)."""
 
     def find() -> str:
         if name not in preset_names():
-            raise BadInputError(f"Unknown preset {name!r}", [Problem("NAME", "", show_value(name), f"one of: {', '.join(preset_names())}")])
+            raise BadInputError(
+                f"Unknown preset {name!r}",
+                [Problem("NAME", "", show_value(name), f"one of: {', '.join(preset_names())}")],
+            )
         return name
 
     guarded(output, find)

@@ -9,27 +9,33 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from participants.privacy_accountant import ACCOUNTANT_CHOICES, Mechanism, epsilon, parse_accountant
 from participants.privacy_ledger import LEDGER_SUFFIX, PrivacyLedger, summarise
-from policies.errors import BadInputError, Problem
-from sandbox.cli_output import OutputFormat, emit_json, guarded
+from trialcore.cli_output import OutputFormat, emit_json, guarded
+from trialcore.errors import BadInputError, Problem
+from trialcore.privacy_accountant import ACCOUNTANT_CHOICES, Mechanism, epsilon, parse_accountant
 
 privacy_app = typer.Typer(
     help="Privacy accounting: epsilon of DP-SGD settings, and a site's privacy ledger.",
     context_settings={"help_option_names": ["-h", "--help"]},
     no_args_is_help=True,
 )
-FormatOption = typer.Option(OutputFormat.text, "--format", help="text for people, json for machines (one document on stdout).")
+FormatOption = typer.Option(
+    OutputFormat.text, "--format", help="text for people, json for machines (one document on stdout)."
+)
 OPTIONS = ("--noise-multiplier", "--sample-rate", "--steps", "--delta")
 
 
 @privacy_app.command("epsilon")
 def epsilon_command(
-    noise_multiplier: float = typer.Option(..., "--noise-multiplier", help="DP-SGD noise std over the clipping norm (> 0)."),
+    noise_multiplier: float = typer.Option(
+        ..., "--noise-multiplier", help="DP-SGD noise std over the clipping norm (> 0)."
+    ),
     sample_rate: float = typer.Option(..., "--sample-rate", help="Poisson sampling rate of each step, in (0, 1]."),
     steps: int = typer.Option(..., "--steps", help="DP-SGD steps (>= 0)."),
     delta: float = typer.Option(..., "--delta", help="Delta of the (epsilon, delta) guarantee, in (0, 1)."),
-    accountant: str = typer.Option("rdp", "--accountant", help=f"One of: {ACCOUNTANT_CHOICES} (the Gaussian/CLT accountant is refused)."),
+    accountant: str = typer.Option(
+        "rdp", "--accountant", help=f"One of: {ACCOUNTANT_CHOICES} (the Gaussian/CLT accountant is refused)."
+    ),
     output: OutputFormat = FormatOption,
 ) -> None:
     """Epsilon of STEPS DP-SGD steps at one noise multiplier and sample rate, by Opacus's accountant."""
@@ -39,13 +45,21 @@ def epsilon_command(
         output, lambda: epsilon([mechanism], delta=delta, accountant=chosen, source="command line", names=OPTIONS)
     )
     if output is OutputFormat.json:
-        emit_json({
-            "epsilon": value, "accountant": chosen.value, "noise_multiplier": noise_multiplier,
-            "sample_rate": sample_rate, "steps": steps, "delta": delta,
-        })
+        emit_json(
+            {
+                "epsilon": value,
+                "accountant": chosen.value,
+                "noise_multiplier": noise_multiplier,
+                "sample_rate": sample_rate,
+                "steps": steps,
+                "delta": delta,
+            }
+        )
         return
-    print(f"epsilon = {value:.4f}  ({chosen.value} accountant; noise multiplier {noise_multiplier:g}, "
-          f"sample rate {sample_rate:g}, {steps} steps, delta {delta:g})")
+    print(
+        f"epsilon = {value:.4f}  ({chosen.value} accountant; noise multiplier {noise_multiplier:g}, "
+        f"sample rate {sample_rate:g}, {steps} steps, delta {delta:g})"
+    )
 
 
 def _ledger_files(path: Path) -> list[Path]:
@@ -53,12 +67,24 @@ def _ledger_files(path: Path) -> list[Path]:
     if path.is_file() or path.is_symlink():
         return [path]
     if path.is_dir():
-        found = [p for p in sorted(path.glob(f"*{LEDGER_SUFFIX}")) or sorted(path.glob(f"privacy/*{LEDGER_SUFFIX}")) if p.is_file()]
+        found = [
+            p
+            for p in sorted(path.glob(f"*{LEDGER_SUFFIX}")) or sorted(path.glob(f"privacy/*{LEDGER_SUFFIX}"))
+            if p.is_file()
+        ]
         if found:
             return found
-    raise BadInputError(f"No privacy ledger at {path}", [
-        Problem(str(path), "", "nothing readable", f"a ledger file (<state_dir>/privacy/<dataset>{LEDGER_SUFFIX}), its privacy folder or the state folder")
-    ])
+    raise BadInputError(
+        f"No privacy ledger at {path}",
+        [
+            Problem(
+                str(path),
+                "",
+                "nothing readable",
+                f"a ledger file (<state_dir>/privacy/<dataset>{LEDGER_SUFFIX}), its privacy folder or the state folder",
+            )
+        ],
+    )
 
 
 @privacy_app.command("ledger")
@@ -70,7 +96,7 @@ def ledger_command(
     files = guarded(output, lambda: _ledger_files(path))
     summaries: list[dict[str, Any]] = []
     for file in files:
-        charges = guarded(output, lambda: PrivacyLedger(file).charges())
+        charges = guarded(output, PrivacyLedger(file).charges)
         summaries.append({"path": str(file), **summarise(charges)})
     if output is OutputFormat.json:
         emit_json({"ledgers": summaries})
@@ -81,13 +107,25 @@ def ledger_command(
             title=f"Privacy ledger of site {summary['site_id']}, dataset {summary['dataset']} ({summary['path']})",
             title_justify="left",
         )
-        for column in ("trial", "rounds charged", "steps", "trial epsilon / budget", "delta", "accountant", "dataset epsilon after"):
+        for column in (
+            "trial",
+            "rounds charged",
+            "steps",
+            "trial epsilon / budget",
+            "delta",
+            "accountant",
+            "dataset epsilon after",
+        ):
             table.add_column(column)
         for trial in summary["trials"]:
             table.add_row(
-                trial["trial_id"], str(trial["rounds"]), str(trial["steps"]),
-                f"{trial['trial_epsilon']:.4f} / {trial['trial_epsilon_budget']:g}", f"{trial['delta']:g}",
-                trial["accountant"], f"{trial['cumulative_epsilon_after']:.4f}",
+                trial["trial_id"],
+                str(trial["rounds"]),
+                str(trial["steps"]),
+                f"{trial['trial_epsilon']:.4f} / {trial['trial_epsilon_budget']:g}",
+                f"{trial['delta']:g}",
+                trial["accountant"],
+                f"{trial['cumulative_epsilon_after']:.4f}",
             )
         console.print(table)
         if summary["charges"]:

@@ -26,12 +26,12 @@ from typing import Any
 
 from participants.approvals import ApprovalState, ApprovalStatus, check_site_approval
 from policies import PreflightResult
-from policies.clock import Clock, system_clock
 from policies.decision import Decision
-from policies.errors import IntegrityError, Problem
 from sandbox.federation import load_federation
 from sandbox.preflight import preflight
-from sandbox.spec_loading import LoadedSpec
+from trialcore.clock import Clock, system_clock
+from trialcore.errors import IntegrityError, Problem
+from trialcore.spec_loading import LoadedSpec
 
 APPROVAL_CLAUSE = "approval"
 
@@ -55,7 +55,9 @@ def approval_status(loaded: LoadedSpec) -> list[ApprovalStatus]:
         When the federation, a site's trusted-keys file or its policy chain cannot be read.
     """
     sites = load_federation(loaded)
-    return [check_site_approval(site, trial_id=loaded.spec.trial_id, spec_hash=loaded.spec_hash) for site in sites.values()]
+    return [
+        check_site_approval(site, trial_id=loaded.spec.trial_id, spec_hash=loaded.spec_hash) for site in sites.values()
+    ]
 
 
 def integrity_error(loaded: LoadedSpec, statuses: list[ApprovalStatus]) -> IntegrityError | None:
@@ -72,9 +74,13 @@ def approval_decisions(loaded: LoadedSpec, statuses: list[ApprovalStatus]) -> li
     rows = []
     for status in statuses:
         required = status.state is not ApprovalState.NOT_REQUIRED
-        found = f"spec {status.approval.spec_hash[:12]}" if status.approval is not None else ("none" if required else "")
+        found = (
+            f"spec {status.approval.spec_hash[:12]}" if status.approval is not None else ("none" if required else "")
+        )
         allowed = f"approval of spec {loaded.spec_hash[:12]} by a trusted key" if required else "no approval required"
-        rows.append(Decision(status.site_id, APPROVAL_CLAUSE, status.ok, status.reason, shown_path(status.path), found, allowed))
+        rows.append(
+            Decision(status.site_id, APPROVAL_CLAUSE, status.ok, status.reason, shown_path(status.path), found, allowed)
+        )
     return rows
 
 

@@ -20,10 +20,10 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Callable
 
 from sandbox.update_screening import NON_FINITE, NORM_TOO_LARGE, SITE_REFUSED, WRONG_SHAPE
 
@@ -90,7 +90,7 @@ class Enforcer:
     def __init__(self, run_dir: Path, ladder: Ladder, *, clock: Callable[[], datetime] | None = None) -> None:
         self.path = run_dir / INCIDENTS_FILE
         self.ladder = ladder
-        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.clock = clock or (lambda: datetime.now(UTC))
         self.site_violations: dict[str, int] = {}
         self.trial_violations = 0
         self._exclusions: dict[str, tuple[int, int]] = {}

@@ -16,6 +16,7 @@ from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
 from participants.record_values import as_floats, as_int
+from trialcore import wire
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +48,10 @@ def pooled_feature_scaling(
         if reply.has_error():
             logger.warning("a site gave no feature sums: %s", reply.error.reason)
             continue
-        metrics = reply.content.metric_records["metrics"]
-        count += as_int(metrics, "num-examples")
-        sums = [a + b for a, b in zip(sums, as_floats(metrics, "feature-sum"))]
-        squares = [a + b for a, b in zip(squares, as_floats(metrics, "feature-sum-squares"))]
+        metrics = reply.content.metric_records[wire.METRICS_RECORD]
+        count += as_int(metrics, wire.NUM_EXAMPLES)
+        sums = [a + b for a, b in zip(sums, as_floats(metrics, wire.FEATURE_SUM))]
+        squares = [a + b for a, b in zip(squares, as_floats(metrics, wire.FEATURE_SUM_SQUARES))]
     if count == 0:
         return [0.0] * num_features, [1.0] * num_features
     mean = [s / count for s in sums]

@@ -10,9 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from participants.site_config import LoadedSiteConfig, load_site_config
-from policies.errors import BadInputError, Problem, show_value
-from sandbox.errors import SpecError
-from sandbox.spec_loading import LoadedSpec
+from trialcore.errors import BadInputError, Problem, SpecError, show_value
+from trialcore.spec_loading import LoadedSpec
 
 
 def site_config_path(loaded: LoadedSpec, site_id: str) -> Path:
@@ -33,7 +32,14 @@ def load_federation(loaded: LoadedSpec) -> dict[str, LoadedSiteConfig]:
     if not loaded.federation_dir.is_dir():
         raise SpecError(
             f"Invalid trial spec '{source}'",
-            [Problem(source, "federation", show_value(spec.federation), f"a folder of site configs relative to the spec (no folder at {loaded.federation_dir})")],
+            [
+                Problem(
+                    source,
+                    "federation",
+                    show_value(spec.federation),
+                    f"a folder of site configs relative to the spec (no folder at {loaded.federation_dir})",
+                )
+            ],
         )
     problems: list[Problem] = []
     sites: dict[str, LoadedSiteConfig] = {}
@@ -41,7 +47,12 @@ def load_federation(loaded: LoadedSpec) -> dict[str, LoadedSiteConfig]:
         path = site_config_path(loaded, participant.site_id)
         if not path.is_file():
             problems.append(
-                Problem(source, f"participants.{index}.site_id", show_value(participant.site_id), f"a site of the federation (no file {path})")
+                Problem(
+                    source,
+                    f"participants.{index}.site_id",
+                    show_value(participant.site_id),
+                    f"a site of the federation (no file {path})",
+                )
             )
             continue
         try:
@@ -51,7 +62,12 @@ def load_federation(loaded: LoadedSpec) -> dict[str, LoadedSiteConfig]:
             continue
         if site.config.site_id != participant.site_id:
             problems.append(
-                Problem(str(path), "site_id", show_value(site.config.site_id), f"{participant.site_id!r}, as the file name and the trial say")
+                Problem(
+                    str(path),
+                    "site_id",
+                    show_value(site.config.site_id),
+                    f"{participant.site_id!r}, as the file name and the trial say",
+                )
             )
         if site.config.jurisdiction != participant.jurisdiction:
             problems.append(

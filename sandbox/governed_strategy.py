@@ -16,19 +16,19 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import Iterable, Protocol
+from collections.abc import Iterable
+from typing import Protocol
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
 from participants.record_values import as_float, as_int, as_str
-from participants.client_app import BUDGET_EXHAUSTED_PREFIX, LEDGER_ERROR_PREFIX, SMALL_CELL_PREFIX
-from participants.site_audit import SITE_RECORD_KEY
 from sandbox.enforcement import Enforcer, Incident
-from sandbox.trial_control import Action, TrialControl
 from sandbox.round_outcome import RoundOutcome, SiteRoundMetrics, pool
+from sandbox.trial_control import Action, TrialControl
 from sandbox.update_screening import SITE_REFUSED, Rejection, screen_reply
+from trialcore import wire
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class GovernedStrategy(Strategy):
         self._outcomes[server_round] = RoundOutcome(server_round=server_round)
         self._round_entry = self.observer.round_started(server_round)
         self._global_arrays[server_round] = arrays
-        config["coordinator-entry"] = self._round_entry
+        config[wire.COORDINATOR_ENTRY] = self._round_entry
         return self._without_excluded(
             server_round, self.inner.configure_train(server_round, arrays, config, grid), training=True
         )
@@ -156,7 +156,7 @@ class GovernedStrategy(Strategy):
             if reply.has_error():
                 reason = reply.error.reason or "no reason given"
                 outcome.refusals.append((site_id, reason))
-                if reason.startswith((BUDGET_EXHAUSTED_PREFIX, LEDGER_ERROR_PREFIX)):
+                if reason.startswith((wire.BUDGET_EXHAUSTED_PREFIX, wire.LEDGER_ERROR_PREFIX)):
                     site_id = self._name_from_reason(reply, reason)
                     self.budget_exhausted.add(site_id)
                     self.observer.budget_exhausted(server_round, site_id, reason)
@@ -164,8 +164,8 @@ class GovernedStrategy(Strategy):
                 continue
             outcome.trained_sites.append(site_id)
             self._note_site_audit(outcome, reply)
-            metrics = reply.content.metric_records.get("metrics")
-            if metrics is not None and "epsilon-spent" in metrics:
+            metrics = reply.content.metric_records.get(wire.METRICS_RECORD)
+            if metrics is not None and wire.EPSILON_SPENT in metrics:
                 self.observer.privacy_reported(server_round, site_id, metrics)
             rejection = screen_reply(site_id, reply.content, global_arrays, max_update_l2_norm=self.max_update_l2_norm)
             if rejection is not None:
@@ -175,7 +175,9 @@ class GovernedStrategy(Strategy):
         if len(accepted) < self.min_participants:
             logger.warning(
                 "round %s: %s accepted update(s), %s needed: keeping the previous global model",
-                server_round, len(accepted), self.min_participants,
+                server_round,
+                len(accepted),
+                self.min_participants,
             )
             self.observer.round_skipped(server_round, accepted=len(accepted), required=self.min_participants)
             self._stop_if_budget_exhausted(server_round)
@@ -194,7 +196,13 @@ class GovernedStrategy(Strategy):
             )
 
     def _reject(self, server_round: int, rejection: Rejection) -> None:
-        logger.warning("round %s: update from %s rejected (%s): %s", server_round, rejection.site_id, rejection.reason, rejection.detail)
+        logger.warning(
+            "round %s: update from %s rejected (%s): %s",
+            server_round,
+            rejection.site_id,
+            rejection.reason,
+            rejection.detail,
+        )
         self.observer.update_rejected(server_round, rejection.site_id, rejection.reason, rejection.detail)
         if self.enforcer is None:
             return
@@ -203,15 +211,19 @@ class GovernedStrategy(Strategy):
             return
         self.observer.incident_recorded(incident)
         if incident.action in ("suspend", "terminate") and self.control is not None:
-            self.control.escalate(Action(incident.action), f"{incident.rule} violations reached the policy's {incident.action} threshold")
+            self.control.escalate(
+                Action(incident.action), f"{incident.rule} violations reached the policy's {incident.action} threshold"
+            )
 
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
-        config["coordinator-entry"] = self._round_entry
+        config[wire.COORDINATOR_ENTRY] = self._round_entry
         return self._without_excluded(server_round, self.inner.configure_evaluate(server_round, arrays, config, grid))
 
-    def _without_excluded(self, server_round: int, messages: Iterable[Message], *, training: bool = False) -> list[Message]:
+    def _without_excluded(
+        self, server_round: int, messages: Iterable[Message], *, training: bool = False
+    ) -> list[Message]:
         """Drop messages to sites the enforcer excluded for this round, and training to sites out of budget."""
         kept = []
         for message in messages:
@@ -230,21 +242,21 @@ class GovernedStrategy(Strategy):
         outcome = self._outcomes[server_round]
         for reply in replies:
             if reply.has_error():
-                if (reply.error.reason or "").startswith(SMALL_CELL_PREFIX):
+                if (reply.error.reason or "").startswith(wire.SMALL_CELL_PREFIX):
                     outcome.withheld_sites.append(self._site_of(reply))
                 continue
-            metrics = reply.content.metric_records["metrics"]
+            metrics = reply.content.metric_records[wire.METRICS_RECORD]
             site_id = self._site_of(reply)
             self._note_site_audit(outcome, reply)
             outcome.sites[site_id] = SiteRoundMetrics(
                 site_id=site_id,
-                num_train=as_int(metrics, "num-train-examples"),
-                num_test=as_int(metrics, "num-examples"),
-                test_accuracy=as_float(metrics, "test-accuracy"),
-                test_loss=as_float(metrics, "test-loss"),
-                test_auroc=as_float(metrics, "test-auroc") if as_int(metrics, "test-auroc-defined") else None,
-                train_accuracy=as_float(metrics, "train-accuracy"),
-                train_loss=as_float(metrics, "train-loss"),
+                num_train=as_int(metrics, wire.NUM_TRAIN_EXAMPLES),
+                num_test=as_int(metrics, wire.NUM_EXAMPLES),
+                test_accuracy=as_float(metrics, wire.TEST_ACCURACY),
+                test_loss=as_float(metrics, wire.TEST_LOSS),
+                test_auroc=as_float(metrics, wire.TEST_AUROC) if as_int(metrics, wire.TEST_AUROC_DEFINED) else None,
+                train_accuracy=as_float(metrics, wire.TRAIN_ACCURACY),
+                train_loss=as_float(metrics, wire.TRAIN_LOSS),
             )
         outcome.global_metrics = pool(list(outcome.sites.values()))
         outcome.duration_seconds = time.perf_counter() - self._round_started_at.pop(server_round)
@@ -254,9 +266,12 @@ class GovernedStrategy(Strategy):
 
     def _note_site_audit(self, outcome: RoundOutcome, reply: Message) -> None:
         """Keep the site's newest audit head, which it names in every reply."""
-        record = reply.content.config_records.get(SITE_RECORD_KEY)
-        if record is not None and "audit-hash" in record:
-            outcome.site_audit_heads[as_str(record, "site-id")] = (as_str(record, "audit-hash"), as_int(record, "audit-length"))
+        record = reply.content.config_records.get(wire.SITE_RECORD)
+        if record is not None and wire.AUDIT_HASH in record:
+            outcome.site_audit_heads[as_str(record, wire.SITE_ID)] = (
+                as_str(record, wire.AUDIT_HASH),
+                as_int(record, wire.AUDIT_LENGTH),
+            )
 
     def _name_from_reason(self, reply: Message, reason: str) -> str:
         """The site a privacy refusal names (``... site <id>: ...``); remembered for the node that sent it."""
@@ -272,6 +287,6 @@ class GovernedStrategy(Strategy):
         A node that never named its site (e.g. one refusing from round 1 on) is ``node-<Flower node id>``.
         """
         node = reply.metadata.src_node_id
-        if not reply.has_error() and SITE_RECORD_KEY in reply.content.config_records:
-            self._site_by_node[node] = str(reply.content.config_records[SITE_RECORD_KEY]["site-id"])
+        if not reply.has_error() and wire.SITE_RECORD in reply.content.config_records:
+            self._site_by_node[node] = str(reply.content.config_records[wire.SITE_RECORD][wire.SITE_ID])
         return self._site_by_node.get(node, f"node-{node}")

@@ -7,9 +7,8 @@ never carries a site's policy.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from dataclasses import replace
+from pathlib import Path
 
 from participants.privacy_ledger import PrivacyLedger
 from participants.privacy_plan import ledger_path, trial_cost
@@ -17,12 +16,11 @@ from participants.site_config import LoadedSiteConfig
 from participants.site_data import load_site_data
 from participants.site_floor import site_floor
 from policies import ComposedPolicy, PreflightResult, PrivacyCost, evaluate, load_policies
-from policies.clock import Clock, system_clock
-from policies.errors import Problem
-from sandbox.errors import SpecError
 from sandbox.federation import load_federation
-from sandbox.spec_facts import trial_facts
-from sandbox.spec_loading import LoadedSpec
+from trialcore.clock import Clock, system_clock
+from trialcore.errors import Problem, SpecError
+from trialcore.spec_facts import trial_facts
+from trialcore.spec_loading import LoadedSpec
 
 
 def _as_shown(path: Path) -> str:
@@ -69,8 +67,14 @@ def privacy_dry_run(
         path = ledger_path(site, trial_id=loaded.spec.trial_id, run_id=0, settings={})  # a real site needs a state_dir
         ledger = PrivacyLedger(path) if site.config.state_dir else None
         costs[site_id] = trial_cost(
-            site, loaded.spec, policy, spec_hash=loaded.spec_hash, num_train=load_site_data(site).num_train,
-            epochs=epochs, dp=dp, ledger=ledger,
+            site,
+            loaded.spec,
+            policy,
+            spec_hash=loaded.spec_hash,
+            num_train=load_site_data(site).num_train,
+            epochs=epochs,
+            dp=dp,
+            ledger=ledger,
         )
     return costs
 

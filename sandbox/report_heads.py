@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from policies.audit_entry import ChainHead
-from policies.errors import BadInputError, Problem, show_value
+from trialcore.audit_entry import ChainHead
+from trialcore.errors import BadInputError, Problem, show_value
 
 
 def _heads(report: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -31,17 +32,27 @@ def recorded_head(report_path: Path, chain: Path) -> ChainHead:
     try:
         report = json.loads(report_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise BadInputError(f"Cannot read report '{shown}'", [Problem(shown, "", type(err).__name__, "a report.json written by sandbox run")]) from err
+        raise BadInputError(
+            f"Cannot read report '{shown}'",
+            [Problem(shown, "", type(err).__name__, "a report.json written by sandbox run")],
+        ) from err
     if not isinstance(report, dict):
-        raise BadInputError(f"Cannot read report '{shown}'", [Problem(shown, "", "not a JSON object", "a report.json written by sandbox run")])
+        raise BadInputError(
+            f"Cannot read report '{shown}'",
+            [Problem(shown, "", "not a JSON object", "a report.json written by sandbox run")],
+        )
     target = chain.resolve()
     known = []
-    for field, head in _heads(report):
+    for _field, head in _heads(report):
         path = (report_path.parent / str(head.get("path", ""))).resolve()
         known.append(str(head.get("path")))
         if path == target:
             return ChainHead(hash=str(head["hash"]), length=int(head["length"]))
     raise BadInputError(
         f"Report '{shown}' records no head for '{chain}'",
-        [Problem(shown, "audit", show_value(str(chain)), f"one of the chains it records: {', '.join(known) or '(none)'}")],
+        [
+            Problem(
+                shown, "audit", show_value(str(chain)), f"one of the chains it records: {', '.join(known) or '(none)'}"
+            )
+        ],
     )

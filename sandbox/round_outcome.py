@@ -62,7 +62,9 @@ def pool(sites: list[SiteRoundMetrics]) -> GlobalRoundMetrics | None:
     return GlobalRoundMetrics(
         test_accuracy=sum(s.test_accuracy * s.num_test for s in sites) / num_test,
         test_loss=sum(s.test_loss * s.num_test for s in sites) / num_test,
-        test_auroc=(sum((s.test_auroc or 0.0) * s.num_test for s in with_auroc) / auroc_weight) if auroc_weight else None,
+        test_auroc=(sum((s.test_auroc or 0.0) * s.num_test for s in with_auroc) / auroc_weight)
+        if auroc_weight
+        else None,
         train_accuracy=(sum(s.train_accuracy * s.num_train for s in sites) / num_train) if num_train else 0.0,
         num_test=num_test,
     )

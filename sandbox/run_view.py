@@ -33,7 +33,9 @@ class RoundProgress:
         self._progress.start()
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         self._progress.stop()
 
     def update(self, outcome: RoundOutcome) -> None:
@@ -78,28 +80,51 @@ def run_summary(result: RunResult) -> dict[str, Any]:
         ],
         "budget_exhausted_sites": {
             s["site_id"]: s["privacy"]["budget_exhausted_at_round"]
-            for s in report["sites"] if s["privacy"]["budget_exhausted_at_round"] is not None
+            for s in report["sites"]
+            if s["privacy"]["budget_exhausted_at_round"] is not None
         },
         "metrics_url": result.metrics_url,
-        "files": {name: str(result.run_dir / name) for name in ("report.json", "audit.jsonl", "model.pt", "metrics.prom")},
+        "files": {
+            name: str(result.run_dir / name) for name in ("report.json", "audit.jsonl", "model.pt", "metrics.prom")
+        },
     }
 
 
 def print_run_summary(console: Console, summary: dict[str, Any]) -> None:
     """A table per site and the global result, then where the evidence is."""
-    table = Table(title=f"Trial {summary['trial_id']}: {summary['state']} after {summary['rounds_completed']} rounds", title_justify="left")
-    columns = ("site", "jurisdiction", "train records", "test records", "test accuracy",
-               "epsilon: trial / budget", "epsilon: dataset / budget")
+    table = Table(
+        title=f"Trial {summary['trial_id']}: {summary['state']} after {summary['rounds_completed']} rounds",
+        title_justify="left",
+    )
+    columns = (
+        "site",
+        "jurisdiction",
+        "train records",
+        "test records",
+        "test accuracy",
+        "epsilon: trial / budget",
+        "epsilon: dataset / budget",
+    )
     for column in columns:
         table.add_column(column)
     for site in summary["sites"]:
         accuracy = "suppressed (small cohort)" if site["suppressed"] else _fmt(site["test_accuracy"])
         trial = f"{_fmt(site['trial_epsilon'])} / {site['trial_epsilon_budget']:g}"
         dataset = f"{_fmt(site['epsilon_spent'])} / {_fmt(site['epsilon_budget'])}"
-        table.add_row(site["site_id"], site["jurisdiction"], str(site["num_train"]), str(site["num_test"]), accuracy, trial, dataset)
+        table.add_row(
+            site["site_id"],
+            site["jurisdiction"],
+            str(site["num_train"]),
+            str(site["num_test"]),
+            accuracy,
+            trial,
+            dataset,
+        )
     table.add_row("[bold]global (pooled)", "", "", "", f"[bold]{_fmt(summary['global_test_accuracy'])}", "", "")
     console.print(table)
-    console.print(f"AUROC {_fmt(summary['global_test_auroc'])}, fairness gap (max - min site accuracy) {_fmt(summary['fairness_accuracy_gap'])}")
+    console.print(
+        f"AUROC {_fmt(summary['global_test_auroc'])}, fairness gap (max - min site accuracy) {_fmt(summary['fairness_accuracy_gap'])}"
+    )
     console.print(f"Run folder: [bold]{summary['run_dir']}[/bold]")
     for name, path in summary["files"].items():
         console.print(f"  {name:<12} {path}")

@@ -8,10 +8,11 @@ app with :func:`make_server_app` so it can inject the metrics registry and a pro
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from flwr.app import ArrayRecord, ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
@@ -19,20 +20,20 @@ from prometheus_client import CollectorRegistry
 
 from monitoring.exporter import serve
 from monitoring.metrics import SandboxMetrics
-from policies import Clause, PreflightResult
 from participants.model import build_model
-from participants.site_guard import SPEC_JSON_KEY
-from policies.audit_entry import canonical_json
-from sandbox.feature_scaling import pooled_feature_scaling
-from sandbox.enforcement import ENFORCEMENT_RULES, Enforcer, Ladder
-from sandbox.governed_strategy import GovernedStrategy, PrivacyBudgetStop
+from policies import Clause, PreflightResult
 from sandbox.consent import consent_matrix, preflight_with_approvals
+from sandbox.enforcement import ENFORCEMENT_RULES, Enforcer, Ladder
+from sandbox.feature_scaling import pooled_feature_scaling
+from sandbox.governed_strategy import GovernedStrategy, PrivacyBudgetStop
 from sandbox.round_outcome import RoundOutcome
-from sandbox.spec_loading import LoadedSpec, load_spec
 from sandbox.strategy_choice import build_inner_strategy
-from sandbox.update_screening import SCREENING_REASONS, SITE_REFUSED
 from sandbox.trial_control import TrialControl, TrialTerminated
 from sandbox.trial_recorder import BUDGET_EXHAUSTED_STATE, DEFAULT_MIN_COHORT_SIZE, TrialRecorder
+from sandbox.update_screening import SCREENING_REASONS, SITE_REFUSED
+from trialcore import wire
+from trialcore.canonical_json import canonical_json
+from trialcore.spec_loading import LoadedSpec, load_spec
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class TrialHooks:
 
 def new_run_id(clock: Callable[[], datetime] | None = None) -> str:
     """A sortable run id from the UTC start time, e.g. ``20261125T101500Z``."""
-    moment = clock() if clock is not None else datetime.now(timezone.utc)
+    moment = clock() if clock is not None else datetime.now(UTC)
     return moment.strftime("%Y%m%dT%H%M%S%fZ")
 
 
@@ -79,9 +80,9 @@ def train_config(loaded: LoadedSpec) -> ConfigRecord:
     """
     return ConfigRecord(
         {
-            "trial-id": loaded.spec.trial_id,
-            "spec-hash": loaded.spec_hash,
-            SPEC_JSON_KEY: canonical_json(loaded.spec.model_dump(mode="json")).decode("utf-8"),
+            wire.TRIAL_ID: loaded.spec.trial_id,
+            wire.SPEC_HASH: loaded.spec_hash,
+            wire.SPEC_JSON: canonical_json(loaded.spec.model_dump(mode="json")).decode("utf-8"),
         }
     )
 
@@ -118,12 +119,12 @@ def enforcement_ladder(verdict: PreflightResult | None) -> Ladder:
 def round_config(grid: Grid, loaded: LoadedSpec, *, min_cohort_size: int) -> ConfigRecord:
     """The trial's config record completed with the federation-wide feature scaling (asks every site once)."""
     config = train_config(loaded)
-    config["min-cohort-size"] = min_cohort_size
+    config[wire.MIN_COHORT_SIZE] = min_cohort_size
     mean, std = pooled_feature_scaling(
         grid, config, num_sites=len(loaded.spec.participants), num_features=loaded.spec.model.input_features
     )
-    config["feature-mean"] = mean
-    config["feature-std"] = std
+    config[wire.FEATURE_MEAN] = mean
+    config[wire.FEATURE_STD] = std
     return config
 
 
@@ -131,22 +132,34 @@ def run_trial(grid: Grid, loaded: LoadedSpec, run_dir: Path, hooks: TrialHooks) 
     """Run the trial on ``grid`` with the governed strategy; return the report written to ``run_dir``."""
     spec = loaded.spec
     recorder = TrialRecorder(
-        loaded, run_dir, run_id=run_dir.name, metrics=hooks.metrics, registry=hooks.registry, on_round=hooks.on_round,
+        loaded,
+        run_dir,
+        run_id=run_dir.name,
+        metrics=hooks.metrics,
+        registry=hooks.registry,
+        on_round=hooks.on_round,
         min_cohort_size=min_cohort_size(hooks.preflight),
         privacy_costs=hooks.preflight.privacy_costs if hooks.preflight is not None else {},
     )
     strategy = GovernedStrategy(
-        build_inner_strategy(spec), observer=recorder, max_update_l2_norm=max_update_l2_norm(hooks.preflight),
+        build_inner_strategy(spec),
+        observer=recorder,
+        max_update_l2_norm=max_update_l2_norm(hooks.preflight),
         min_participants=spec.min_participants,
         control=TrialControl(run_dir, on_change=recorder.control_changed),
         enforcer=Enforcer(run_dir, enforcement_ladder(hooks.preflight)),
         num_sites=len(spec.participants),
     )
-    model = build_model(spec.model.name, num_features=spec.model.input_features, hidden_units=spec.model.hidden_units, seed=spec.seed)
+    model = build_model(
+        spec.model.name, num_features=spec.model.input_features, hidden_units=spec.model.hidden_units, seed=spec.seed
+    )
     recorder.trial_started()
     if hooks.preflight is not None:
         summary = hooks.preflight.as_json()["summary"]
-        recorder.record("preflight-passed", {"sites": summary["sites"], "denials": summary["denials"], "findings": summary["findings"]})
+        recorder.record(
+            "preflight-passed",
+            {"sites": summary["sites"], "denials": summary["denials"], "findings": summary["findings"]},
+        )
     recorder.consent = consent_matrix(loaded)
     recorder.record("consent-matrix", recorder.consent)
     config = round_config(grid, loaded, min_cohort_size=recorder.min_cohort_size)
@@ -178,10 +191,10 @@ def make_server_app(settings: Mapping[str, str], hooks: TrialHooks | None = None
     @server_app.main()
     def _main(grid: Grid, context: Context) -> None:
         merged: dict[str, Any] = {**context.run_config, **settings}
-        loaded = load_spec(str(merged["trial-spec"]))
+        loaded = load_spec(str(merged[wire.TRIAL_SPEC]))
         # Under `flwr run` the run folder is named after Flower's run id, which the sites know too.
-        default_dir = Path(str(merged.get("runs-root") or "runs")) / loaded.spec.trial_id / f"flwr-{context.run_id}"
-        run_dir = Path(str(merged.get("run-dir") or default_dir))
+        default_dir = Path(str(merged.get(wire.RUNS_ROOT) or "runs")) / loaded.spec.trial_id / f"flwr-{context.run_id}"
+        run_dir = Path(str(merged.get(wire.RUN_DIR) or default_dir))
         if hooks is not None:
             run_trial(grid, loaded, run_dir, hooks)
             return
@@ -190,7 +203,7 @@ def make_server_app(settings: Mapping[str, str], hooks: TrialHooks | None = None
             raise verdict.refusal()
         registry = CollectorRegistry()
         own = TrialHooks(registry=registry, metrics=new_metrics(loaded, registry), preflight=verdict)
-        with serve(registry, port=int(merged.get("metrics-port", 9464))) as server:
+        with serve(registry, port=int(merged.get(wire.METRICS_PORT, 9464))) as server:
             logger.warning("serving metrics for Prometheus at %s", server.url)
             run_trial(grid, loaded, run_dir, own)
 

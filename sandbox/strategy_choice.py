@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flwr.serverapp.strategy import FedAdam, FedAvg, FedMedian, FedProx, FedTrimmedAvg, FedYogi, Strategy
 
-from sandbox.spec import TrialSpec
+from trialcore.spec import TrialSpec
 
 STRATEGIES: dict[str, type[FedAvg]] = {
     "FedAvg": FedAvg,

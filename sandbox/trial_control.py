@@ -13,12 +13,12 @@ import enum
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
-from policies.errors import BadInputError, Problem, show_value
+from trialcore.errors import BadInputError, Problem, show_value
 
 CONTROL_FILE = "control.jsonl"
 
@@ -58,13 +58,24 @@ def request_action(run_dir: Path, action: Action, reason: str, *, shown_as: str 
     """
     name = shown_as or str(run_dir)
     if not (run_dir / "audit.jsonl").is_file():
-        raise BadInputError(f"Not a run folder: {name!r}", [Problem(name, "", "no audit.jsonl", "a folder runs/<trial-id>/<run-id>/ of a running trial")])
+        raise BadInputError(
+            f"Not a run folder: {name!r}",
+            [Problem(name, "", "no audit.jsonl", "a folder runs/<trial-id>/<run-id>/ of a running trial")],
+        )
     if (run_dir / "report.json").is_file():
-        raise BadInputError(f"The trial in {name!r} has already ended", [Problem(name, "", "a report.json (the trial ended)", "the folder of a trial that is still running")])
+        raise BadInputError(
+            f"The trial in {name!r} has already ended",
+            [Problem(name, "", "a report.json (the trial ended)", "the folder of a trial that is still running")],
+        )
     if not reason.strip() or "\n" in reason:
-        raise BadInputError("A reason is required", [Problem("--reason", "", show_value(reason), "one non-empty line saying why")])
-    request = ControlRequest(action=action, reason=reason.strip(), requested_at=datetime.now(timezone.utc).isoformat())
-    line = json.dumps({"action": request.action.value, "reason": request.reason, "requested_at": request.requested_at}) + "\n"
+        raise BadInputError(
+            "A reason is required", [Problem("--reason", "", show_value(reason), "one non-empty line saying why")]
+        )
+    request = ControlRequest(action=action, reason=reason.strip(), requested_at=datetime.now(UTC).isoformat())
+    line = (
+        json.dumps({"action": request.action.value, "reason": request.reason, "requested_at": request.requested_at})
+        + "\n"
+    )
     with open(run_dir / CONTROL_FILE, "ab") as handle:
         handle.write(line.encode("utf-8"))
         handle.flush()
@@ -85,7 +96,9 @@ class TrialControl:
         How often a suspended trial looks for a resume or terminate request.
     """
 
-    def __init__(self, run_dir: Path, *, on_change: Callable[[ControlRequest], None], poll_seconds: float = 0.5) -> None:
+    def __init__(
+        self, run_dir: Path, *, on_change: Callable[[ControlRequest], None], poll_seconds: float = 0.5
+    ) -> None:
         self.path = run_dir / CONTROL_FILE
         self.on_change = on_change
         self.poll_seconds = poll_seconds
@@ -95,7 +108,7 @@ class TrialControl:
 
     def escalate(self, action: Action, reason: str) -> None:
         """Graduated enforcement's own suspend or terminate, honoured before the next round like a regulator's."""
-        self._escalations.append(ControlRequest(action, reason, datetime.now(timezone.utc).isoformat()))
+        self._escalations.append(ControlRequest(action, reason, datetime.now(UTC).isoformat()))
 
     def _new_requests(self) -> list[ControlRequest]:
         if not self.path.exists():

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 from flwr.app import ArrayRecord, MetricRecord
@@ -22,12 +23,13 @@ from monitoring.exporter import write_textfile
 from monitoring.metrics import SandboxMetrics
 from participants.record_values import as_float
 from policies import PrivacyCost
-from policies.atomic_file import write_bytes_atomic, write_json_atomic
-from policies.audit_chain import AuditChain
 from sandbox.enforcement import Incident
-from sandbox.trial_control import ControlRequest
 from sandbox.round_outcome import RoundOutcome, SiteRoundMetrics
-from sandbox.spec_loading import LoadedSpec
+from sandbox.trial_control import ControlRequest
+from trialcore import wire
+from trialcore.atomic_file import write_bytes_atomic, write_json_atomic
+from trialcore.audit_chain import AuditChain
+from trialcore.spec_loading import LoadedSpec
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +65,7 @@ PRIVACY_SCOPE = {
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class TrialRecorder:
@@ -114,7 +116,11 @@ class TrialRecorder:
         run_dir.mkdir(parents=True, exist_ok=True)
         spec = loaded.spec
         self.audit = AuditChain.open(
-            run_dir / "audit.jsonl", actor="coordinator", trial_id=spec.trial_id, spec_hash=loaded.spec_hash, clock=clock
+            run_dir / "audit.jsonl",
+            actor="coordinator",
+            trial_id=spec.trial_id,
+            spec_hash=loaded.spec_hash,
+            clock=clock,
         )
         self.rounds: list[dict[str, Any]] = []
         self.site_counts: dict[str, dict[str, int]] = {}
@@ -135,10 +141,14 @@ class TrialRecorder:
         for participant in spec.participants:
             cost = self.dry_run.get(participant.site_id)
             metrics.set_privacy(
-                participant.site_id, epsilon_spent=cost.spent_before if cost else 0.0,
-                epsilon_budget=cost.epsilon_budget if cost else spec.privacy.epsilon_budget, delta=spec.privacy.delta,
+                participant.site_id,
+                epsilon_spent=cost.spent_before if cost else 0.0,
+                epsilon_budget=cost.epsilon_budget if cost else spec.privacy.epsilon_budget,
+                delta=spec.privacy.delta,
             )
-            metrics.set_trial_privacy(participant.site_id, epsilon_spent=0.0, epsilon_budget=spec.privacy.epsilon_budget)
+            metrics.set_trial_privacy(
+                participant.site_id, epsilon_spent=0.0, epsilon_budget=spec.privacy.epsilon_budget
+            )
 
     # -- audit ---------------------------------------------------------------------------------
 
@@ -177,7 +187,9 @@ class TrialRecorder:
         if site_id in self.metrics.sites:
             self.metrics.reject_update(site_id, reason)
         else:  # an error reply from a node that never named its site: no label value to count it under
-            logger.warning("round %s: rejection from unnamed %s (%s) is audited but not counted", server_round, site_id, reason)
+            logger.warning(
+                "round %s: rejection from unnamed %s (%s) is audited but not counted", server_round, site_id, reason
+            )
         rejection = {"site_id": site_id, "reason": reason, "detail": detail}
         self.rejections.setdefault(server_round, []).append(rejection)
         self.record("update-rejected", {"round": server_round, **rejection})
@@ -191,17 +203,21 @@ class TrialRecorder:
 
     def privacy_reported(self, server_round: int, site_id: str, figures: MetricRecord) -> None:
         """Publish a site's ledger after its charge for this round (what the site's ledger now holds)."""
-        spent, budget, delta = (as_float(figures, k) for k in ("epsilon-spent", "epsilon-budget", "privacy-delta"))
+        spent, budget, delta = (
+            as_float(figures, k) for k in (wire.EPSILON_SPENT, wire.EPSILON_BUDGET, wire.PRIVACY_DELTA)
+        )
         if site_id in self.metrics.sites:
             self.metrics.set_privacy(site_id, epsilon_spent=spent, epsilon_budget=budget, delta=delta)
             self.metrics.set_trial_privacy(
-                site_id, epsilon_spent=as_float(figures, "trial-epsilon"), epsilon_budget=as_float(figures, "trial-epsilon-budget")
+                site_id,
+                epsilon_spent=as_float(figures, wire.TRIAL_EPSILON),
+                epsilon_budget=as_float(figures, wire.TRIAL_EPSILON_BUDGET),
             )
         self.privacy[site_id] = {
             "epsilon_spent": spent,
             "epsilon_budget": budget,
-            "trial_epsilon": as_float(figures, "trial-epsilon"),
-            "trial_epsilon_budget": as_float(figures, "trial-epsilon-budget"),
+            "trial_epsilon": as_float(figures, wire.TRIAL_EPSILON),
+            "trial_epsilon_budget": as_float(figures, wire.TRIAL_EPSILON_BUDGET),
             "delta": delta,
             "last_charged_round": server_round,
         }
@@ -217,13 +233,17 @@ class TrialRecorder:
     def round_skipped(self, server_round: int, *, accepted: int, required: int) -> None:
         """Audit a round that aggregated nothing: the previous global model stays."""
         self.skipped_rounds.add(server_round)
-        self.record("round-skipped", {"round": server_round, "accepted_updates": accepted, "min_participants": required})
+        self.record(
+            "round-skipped", {"round": server_round, "accepted_updates": accepted, "min_participants": required}
+        )
 
     def round_finished(self, outcome: RoundOutcome) -> None:
         for site_id, metrics in outcome.sites.items():
             self.site_counts[site_id] = {"num_train": metrics.num_train, "num_test": metrics.num_test}
         released = {s: m for s, m in outcome.sites.items() if m.num_test >= self.min_cohort_size}
-        withheld = (outcome.sites.keys() - released.keys()) | {s for s in outcome.withheld_sites if s in self.metrics.sites}
+        withheld = (outcome.sites.keys() - released.keys()) | {
+            s for s in outcome.withheld_sites if s in self.metrics.sites
+        }
         for site_id in withheld:
             if site_id not in self.suppressed_sites:
                 self.suppressed_sites.add(site_id)
@@ -262,8 +282,13 @@ class TrialRecorder:
         state = {"suspend": "suspended", "resume": "running", "terminate": "terminated"}[request.action.value]
         self.state = state
         self.metrics.set_state(state)
-        event = {"suspend": "trial-suspended", "resume": "trial-resumed", "terminate": "trial-terminated"}[request.action.value]
-        self.record(event, {"reason": request.reason, "requested_at": request.requested_at, "before_round": len(self.rounds) + 1})
+        event = {"suspend": "trial-suspended", "resume": "trial-resumed", "terminate": "trial-terminated"}[
+            request.action.value
+        ]
+        self.record(
+            event,
+            {"reason": request.reason, "requested_at": request.requested_at, "before_round": len(self.rounds) + 1},
+        )
 
     def trial_finished(self, arrays: ArrayRecord | None, *, state: str = "finished") -> dict[str, Any]:
         """Write ``model.pt``, the final audit entry, ``report.json`` and ``metrics.prom``; return the report.
@@ -277,7 +302,9 @@ class TrialRecorder:
             torch.save(arrays.to_torch_state_dict(), buffer)
             write_bytes_atomic(self.run_dir / "model.pt", buffer.getvalue())
         self.metrics.set_state(state)
-        self.record("trial-finished", {"state": state, "rounds_completed": len(self.rounds), "model_saved": arrays is not None})
+        self.record(
+            "trial-finished", {"state": state, "rounds_completed": len(self.rounds), "model_saved": arrays is not None}
+        )
         report = self.report()
         write_json_atomic(self.run_dir / "report.json", report)
         write_textfile(self.registry, self.run_dir / "metrics.prom")
@@ -345,14 +372,18 @@ class TrialRecorder:
         spec = self.loaded.spec
         cost = self.dry_run.get(site_id)
         reported = self.privacy.get(site_id)
-        figures: dict[str, Any] = reported if reported is not None else {
-            "epsilon_spent": cost.spent_before if cost else 0.0,
-            "epsilon_budget": cost.epsilon_budget if cost else spec.privacy.epsilon_budget,
-            "trial_epsilon": 0.0,
-            "trial_epsilon_budget": spec.privacy.epsilon_budget,
-            "delta": spec.privacy.delta,
-            "last_charged_round": None,
-        }
+        figures: dict[str, Any] = (
+            reported
+            if reported is not None
+            else {
+                "epsilon_spent": cost.spent_before if cost else 0.0,
+                "epsilon_budget": cost.epsilon_budget if cost else spec.privacy.epsilon_budget,
+                "trial_epsilon": 0.0,
+                "trial_epsilon_budget": spec.privacy.epsilon_budget,
+                "delta": spec.privacy.delta,
+                "last_charged_round": None,
+            }
+        )
         return {
             **figures,
             "accountant": spec.privacy.accountant,

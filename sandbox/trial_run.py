@@ -11,22 +11,21 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from policies import PreflightResult
-
 from monitoring.exporter import serve
 from participants.client_app import make_client_app
-from participants.node_identity import FEDERATION_DIR_KEY, FEDERATION_SITES_KEY
-from participants.site_audit import RUN_DIR_KEY
+from policies import PreflightResult
 from sandbox.federation import load_federation
 from sandbox.round_outcome import RoundOutcome
 from sandbox.server_app import TrialHooks, make_server_app, new_metrics, new_run_id
-from sandbox.spec_loading import LoadedSpec
+from trialcore import wire
+from trialcore.spec_loading import LoadedSpec
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +50,9 @@ class RunResult:
 def simulated_site_settings(loaded: LoadedSpec, run_dir: Path) -> dict[str, str]:
     """The run settings a simulated site needs: the run folder (its state) and the federation it belongs to."""
     return {
-        RUN_DIR_KEY: str(run_dir.resolve()),
-        FEDERATION_DIR_KEY: str(loaded.federation_dir),
-        FEDERATION_SITES_KEY: ",".join(loaded.spec.site_ids),
+        wire.RUN_DIR: str(run_dir.resolve()),
+        wire.FEDERATION_DIR: str(loaded.federation_dir),
+        wire.FEDERATION_SITES: ",".join(loaded.spec.site_ids),
     }
 
 
@@ -78,7 +77,7 @@ def run_in_simulation(
     run_dir = runs_root / loaded.spec.trial_id / new_run_id()
     registry = CollectorRegistry()
     hooks = TrialHooks(registry=registry, metrics=new_metrics(loaded, registry), on_round=on_round, preflight=preflight)
-    server_app = make_server_app({"trial-spec": str(loaded.path), "run-dir": str(run_dir.resolve())}, hooks)
+    server_app = make_server_app({wire.TRIAL_SPEC: str(loaded.path), wire.RUN_DIR: str(run_dir.resolve())}, hooks)
     client_app = make_client_app(simulated_site_settings(loaded, run_dir))
     with serve(registry, port=metrics_port) as server:
         if on_metrics_served is not None:
@@ -99,7 +98,8 @@ class _RunSimulationDeprecation(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not (
-            str(record.msg).startswith("DEPRECATED FEATURE") and "run_simulation" in " ".join(map(str, record.args or ()))
+            str(record.msg).startswith("DEPRECATED FEATURE")
+            and "run_simulation" in " ".join(map(str, record.args or ()))
         )
 
 

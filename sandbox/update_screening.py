@@ -108,7 +108,9 @@ def screen_update(
     norm = update_l2_norm(decoded, reference)
     if not norm <= max_update_l2_norm:
         return Rejection(
-            site_id, NORM_TOO_LARGE, f"L2 norm of the update {norm:.6g} exceeds the policy bound {max_update_l2_norm:.6g}"
+            site_id,
+            NORM_TOO_LARGE,
+            f"L2 norm of the update {norm:.6g} exceeds the policy bound {max_update_l2_norm:.6g}",
         )
     return None
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from participants.approval_keys import load_private_key, new_key_pair
 from participants.approvals import approval_path, sign_approval, site_policy_hash, write_approval
 from participants.site_config import LoadedSiteConfig, load_site_config
-from sandbox.spec_loading import load_spec
+from trialcore.spec_loading import load_spec
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_SITES = ("de-berlin", "fr-lyon", "gb-leeds", "ch-zurich")
@@ -68,8 +68,12 @@ class DemoCopy:
             policy_hash = site_policy_hash(site)
             assert policy_hash is not None
             approval = sign_approval(
-                trial_id=loaded.spec.trial_id, site_id=site_id, spec_hash=loaded.spec_hash, policy_hash=policy_hash,
-                key=load_private_key(self.key(site_id)), approved_at=datetime.now(timezone.utc),
+                trial_id=loaded.spec.trial_id,
+                site_id=site_id,
+                spec_hash=loaded.spec_hash,
+                policy_hash=policy_hash,
+                key=load_private_key(self.key(site_id)),
+                approved_at=datetime.now(UTC),
             )
             write_approval(self.approval(site_id, loaded.spec.trial_id), approval)
 

@@ -29,9 +29,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import pytest
 import yaml
@@ -56,8 +57,14 @@ def _require_binary(name: str) -> str:
     found = shutil.which(name)
     if found is None and os.name == "posix" and os.geteuid() == 0 and shutil.which("apt-get"):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "install", "-y", "prometheus"], env=env, check=False,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
+        subprocess.run(
+            ["apt-get", "install", "-y", "prometheus"],
+            env=env,
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=600,
+        )
         found = shutil.which(name)
     if found is None:
         pytest.fail(f"The `{name}` binary (Debian package `prometheus`) is required; {_INSTALL_HINT}")
@@ -251,7 +258,10 @@ def start_prometheus(
                     f"--web.listen-address=127.0.0.1:{port}",
                     "--log.level=warn",
                 ],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=preexec,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                preexec_fn=preexec,
             )
         server = PrometheusServer(process, port, workdir)
         try:

@@ -36,7 +36,7 @@ import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
-from datetime import datetime, timezone  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
 from typing import Any  # noqa: E402
 
 import yaml  # noqa: E402
@@ -50,7 +50,7 @@ from policies import (  # noqa: E402
     fixed_clock,
     load_policies,
 )
-from policies.clock import Clock  # noqa: E402
+from trialcore.clock import Clock  # noqa: E402
 
 EXAMPLES = REPO / "examples"
 DEMO_SITES = {"de-berlin": "DE", "fr-lyon": "FR", "gb-leeds": "GB", "ch-zurich": "CH"}
@@ -153,7 +153,7 @@ def load_from_yaml(clock: Clock) -> dict[str, float | int]:
 
 def policy_timings() -> dict[str, float | int]:
     """Both measurements, in seconds (medians), with the target and the sizes they were taken at."""
-    clock = fixed_clock(datetime.now(timezone.utc))  # one "today" for relative dates and validity checks
+    clock = fixed_clock(datetime.now(UTC))  # one "today" for relative dates and validity checks
     return {"policy_sites": SITES, **compose_preflight(clock), **load_from_yaml(clock)}
 
 

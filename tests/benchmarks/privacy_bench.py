@@ -56,8 +56,9 @@ import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
+from collections.abc import Mapping  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
-from typing import Any, Mapping  # noqa: E402
+from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -66,7 +67,6 @@ from prometheus_client import CollectorRegistry  # noqa: E402
 
 from participants.client_app import make_client_app, train_handler  # noqa: E402
 from participants.model import build_model  # noqa: E402
-from participants.privacy_accountant import Accountant, Mechanism, epsilon  # noqa: E402
 from participants.privacy_plan import round_mechanism  # noqa: E402
 from participants.site_config import LoadedSiteConfig  # noqa: E402
 from participants.site_data import SiteData, load_site_data  # noqa: E402
@@ -75,10 +75,11 @@ from participants.training import TrainSettings, train_locally  # noqa: E402
 from policies import ComposedPolicy, load_policies  # noqa: E402
 from sandbox.federation import load_federation  # noqa: E402
 from sandbox.server_app import TrialHooks, make_server_app, new_metrics  # noqa: E402
-from sandbox.spec import TrialSpec  # noqa: E402
-from sandbox.spec_loading import LoadedSpec, load_spec  # noqa: E402
 from sandbox.trial_run import FLOWER_ENVIRONMENT, _run_simulation, simulated_site_settings  # noqa: E402
 from tests.approved_demo import DemoCopy, approved_demo_at  # noqa: E402
+from trialcore.privacy_accountant import Accountant, Mechanism, epsilon  # noqa: E402
+from trialcore.spec import TrialSpec  # noqa: E402
+from trialcore.spec_loading import LoadedSpec, load_spec  # noqa: E402
 
 EPSILONS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
 """Per-site epsilon budgets of the whole trial (record-level, at the spec's delta)."""
@@ -133,8 +134,12 @@ def site_shapes(loaded: LoadedSpec) -> list[SiteShape]:
         )
         shapes.append(
             SiteShape(
-                site_id=site_id, num_train=num_train, epochs=epochs, sample_rate=mechanism.sample_rate,
-                steps_per_round=mechanism.steps, min_noise_multiplier=policy.min_noise_multiplier,
+                site_id=site_id,
+                num_train=num_train,
+                epochs=epochs,
+                sample_rate=mechanism.sample_rate,
+                steps_per_round=mechanism.steps,
+                min_noise_multiplier=policy.min_noise_multiplier,
             )
         )
     return shapes
@@ -150,8 +155,11 @@ def calibrated_noise_multiplier(shapes: list[SiteShape], *, target_epsilon: floa
         warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
         for shape in shapes:
             sigma = get_noise_multiplier(
-                target_epsilon=target_epsilon, target_delta=delta, sample_rate=shape.sample_rate,
-                steps=rounds * shape.steps_per_round, accountant="rdp",
+                target_epsilon=target_epsilon,
+                target_delta=delta,
+                sample_rate=shape.sample_rate,
+                steps=rounds * shape.steps_per_round,
+                accountant="rdp",
             )
             needed.append(max(float(sigma), shape.min_noise_multiplier))
     scale: int = 10**NOISE_DECIMALS
@@ -163,7 +171,8 @@ def planned_trial_epsilon(shapes: list[SiteShape], *, noise_multiplier: float, d
     return max(
         epsilon(
             [Mechanism(noise_multiplier=noise_multiplier, sample_rate=s.sample_rate, steps=s.steps_per_round)] * rounds,
-            delta=delta, accountant=Accountant.RDP,
+            delta=delta,
+            accountant=Accountant.RDP,
         )
         for s in shapes
     )
@@ -227,7 +236,9 @@ def run_summary(seed: int, report: dict[str, Any]) -> dict[str, Any]:
     """One run's end state, rounds, global test accuracy (fraction) and largest site epsilon spent (null: none charged)."""
     final_global = (report.get("final") or {}).get("global") or {}
     accuracy = final_global.get("test_accuracy")
-    charged = [s["privacy"]["epsilon_spent"] for s in report["sites"] if s["privacy"].get("last_charged_round") is not None]
+    charged = [
+        s["privacy"]["epsilon_spent"] for s in report["sites"] if s["privacy"].get("last_charged_round") is not None
+    ]
     return {
         "seed": seed,
         "state": report["state"],
@@ -246,8 +257,12 @@ def utility_row(
     noise: float | None = None
     planned: float | None = None
     if target_epsilon is not None:
-        noise = calibrated_noise_multiplier(shapes, target_epsilon=target_epsilon, delta=spec.privacy.delta, rounds=spec.rounds)
-        planned = round(planned_trial_epsilon(shapes, noise_multiplier=noise, delta=spec.privacy.delta, rounds=spec.rounds), 4)
+        noise = calibrated_noise_multiplier(
+            shapes, target_epsilon=target_epsilon, delta=spec.privacy.delta, rounds=spec.rounds
+        )
+        planned = round(
+            planned_trial_epsilon(shapes, noise_multiplier=noise, delta=spec.privacy.delta, rounds=spec.rounds), 4
+        )
     runs = []
     for seed in SEEDS:
         spec_path = write_spec(demo, seed=seed, epsilon_budget=target_epsilon, noise_multiplier=noise)
@@ -291,7 +306,9 @@ def utility_table() -> dict[str, Any]:
         base = load_spec(demo.spec)
         shapes = site_shapes(base)
         rows = [utility_row(demo, Path(tmp) / "runs", shapes, base, eps) for eps in (*EPSILONS, None)]
-    reaching = [r for r in rows if r["dp"] and r["all_runs_finished"] and (r["median_accuracy"] or 0.0) >= ACCURACY_TARGET]
+    reaching = [
+        r for r in rows if r["dp"] and r["all_runs_finished"] and (r["median_accuracy"] or 0.0) >= ACCURACY_TARGET
+    ]
     dp_rounds = _median_round_seconds([run for r in rows if r["dp"] for run in r["runs"]])
     plain_rounds = _median_round_seconds([run for r in rows if not r["dp"] for run in r["runs"]])
     smallest = min(reaching, key=lambda r: r["epsilon"], default=None)
@@ -302,22 +319,30 @@ def utility_table() -> dict[str, Any]:
         "accountant": "rdp",
         "seeds": list(SEEDS),
         "sites": [
-            {"site_id": s.site_id, "num_train": s.num_train, "epochs": s.epochs,
-             "sample_rate": round(s.sample_rate, 6), "steps_per_round": s.steps_per_round}
+            {
+                "site_id": s.site_id,
+                "num_train": s.num_train,
+                "epochs": s.epochs,
+                "sample_rate": round(s.sample_rate, 6),
+                "steps_per_round": s.steps_per_round,
+            }
             for s in shapes
         ],
         "rows": rows,
         "accuracy_target": ACCURACY_TARGET,
         "federated_round_time": {
             "what": "median duration of one federated round (every site trains, then evaluates; report.json) over "
-                    "all DP rows' runs against the no-DP runs, same simulation",
+            "all DP rows' runs against the no-DP runs, same simulation",
             "dp_median_round_seconds": dp_rounds,
             "no_dp_median_round_seconds": plain_rounds,
             "dp_round_time_ratio": None if not (dp_rounds and plain_rounds) else round(dp_rounds / plain_rounds, 3),
             "target": DP_RATIO_TARGET,
         },
-        "smallest_budget_reaching_0_93": None if smallest is None else {
-            "epsilon": smallest["epsilon"], "noise_multiplier": smallest["noise_multiplier"],
+        "smallest_budget_reaching_0_93": None
+        if smallest is None
+        else {
+            "epsilon": smallest["epsilon"],
+            "noise_multiplier": smallest["noise_multiplier"],
             "median_accuracy": smallest["median_accuracy"],
         },
     }
@@ -343,11 +368,16 @@ def dp_round_timing() -> dict[str, Any]:
     if dp is None:
         raise RuntimeError(f"{TIMING_SITE} applies no DP to the demo spec; nothing to compare")
     settings = TrainSettings(
-        epochs=epochs, batch_size=spec.local_training.batch_size, learning_rate=spec.local_training.learning_rate, seed=spec.seed
+        epochs=epochs,
+        batch_size=spec.local_training.batch_size,
+        learning_rate=spec.local_training.learning_rate,
+        seed=spec.seed,
     )
 
     def one_round(with_dp: bool) -> tuple[float, int]:
-        model = build_model(spec.model.name, num_features=data.num_features, hidden_units=spec.model.hidden_units, seed=spec.seed)
+        model = build_model(
+            spec.model.name, num_features=data.num_features, hidden_units=spec.model.hidden_units, seed=spec.seed
+        )
         started = time.perf_counter()
         result = train_locally(model, data.x_train, data.y_train, settings, dp=dp if with_dp else None)
         return time.perf_counter() - started, result.steps
@@ -361,7 +391,7 @@ def dp_round_timing() -> dict[str, Any]:
         seconds: dict[bool, list[float]] = {True: [], False: []}
         steps: dict[bool, int] = {}
         for index in range(TIMING_REPEATS):
-            for with_dp in ((True, False) if index % 2 == 0 else (False, True)):
+            for with_dp in (True, False) if index % 2 == 0 else (False, True):
                 elapsed, steps[with_dp] = one_round(with_dp)
                 seconds[with_dp].append(elapsed)
     finally:

@@ -26,10 +26,10 @@ from prometheus_client import CollectorRegistry
 from participants.client_app import make_client_app
 from participants.model import build_model
 from sandbox.server_app import TrialHooks, make_server_app, new_metrics, round_config
-from sandbox.spec_loading import LoadedSpec, load_spec
 from sandbox.strategy_choice import build_inner_strategy
 from sandbox.trial_recorder import DEFAULT_MIN_COHORT_SIZE
 from sandbox.trial_run import FLOWER_ENVIRONMENT, _run_simulation, simulated_site_settings
+from trialcore.spec_loading import LoadedSpec, load_spec
 
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # `python tests/benchmarks/run.py` puts only this folder on the path
@@ -37,6 +37,7 @@ if str(REPO) not in sys.path:  # `python tests/benchmarks/run.py` puts only this
 
 from tests.benchmarks.policy_bench import policy_timings  # noqa: E402
 from tests.benchmarks.privacy_bench import privacy_results  # noqa: E402
+
 if str(REPO) not in sys.path:  # run as a script (make bench): make tests.approved_demo importable
     sys.path.insert(0, str(REPO))
 
@@ -56,8 +57,11 @@ def plain_server_app(loaded: LoadedSpec) -> ServerApp:
         config = round_config(grid, loaded, min_cohort_size=DEFAULT_MIN_COHORT_SIZE)
         model = build_model(spec.model.name, num_features=spec.model.input_features, seed=spec.seed)
         build_inner_strategy(spec).start(
-            grid=grid, initial_arrays=ArrayRecord(model.state_dict()), num_rounds=spec.rounds,
-            train_config=config, evaluate_config=ConfigRecord(dict(config)),
+            grid=grid,
+            initial_arrays=ArrayRecord(model.state_dict()),
+            num_rounds=spec.rounds,
+            train_config=config,
+            evaluate_config=ConfigRecord(dict(config)),
         )
 
     return server_app

@@ -12,9 +12,10 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -38,7 +39,13 @@ class DemoRun:
 
 def sandbox_env() -> dict[str, str]:
     env = dict(os.environ)
-    env.update({"FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1", "RAY_USAGE_STATS_ENABLED": "0"})
+    env.update(
+        {
+            "FLWR_TELEMETRY_ENABLED": "0",
+            "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
+            "RAY_USAGE_STATS_ENABLED": "0",
+        }
+    )
     return env
 
 
@@ -48,11 +55,28 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
     workdir = tmp_path_factory.mktemp("demo")
     demo = approved_demo_at(workdir)
     port = free_port()
-    with start_prometheus(workdir / "prometheus", scrape_targets=[f"127.0.0.1:{port}"], scrape_interval="1s") as prometheus:
+    with start_prometheus(
+        workdir / "prometheus", scrape_targets=[f"127.0.0.1:{port}"], scrape_interval="1s"
+    ) as prometheus:
         completed = subprocess.run(
-            [str(SANDBOX), "run", str(demo.spec), "--runs-root", str(workdir / "runs"),
-             "--metrics-port", str(port), "--linger-seconds", "3", "--format", "json"],
-            cwd=workdir, env=sandbox_env(), capture_output=True, text=True, timeout=600,
+            [
+                str(SANDBOX),
+                "run",
+                str(demo.spec),
+                "--runs-root",
+                str(workdir / "runs"),
+                "--metrics-port",
+                str(port),
+                "--linger-seconds",
+                "3",
+                "--format",
+                "json",
+            ],
+            cwd=workdir,
+            env=sandbox_env(),
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         assert completed.returncode == 0, completed.stderr[-4000:]
         summary = json.loads(completed.stdout)

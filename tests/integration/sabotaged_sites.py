@@ -9,8 +9,8 @@ import this module by name: the repo root must be on their ``PYTHONPATH``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import partial
-from typing import Mapping
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, Context, Error, Message, RecordDict
@@ -19,7 +19,7 @@ from flwr.common.constant import ErrorCode
 
 from participants.client_app import make_client_app, train_handler
 from participants.record_values import as_int
-from participants.site_audit import SITE_RECORD_KEY
+from trialcore import wire
 
 REFUSE = "refuse"
 SABOTAGE_KINDS = ("nan", "inf", "wrong-shape", "scale-1e6")
@@ -48,16 +48,21 @@ def sabotaged_train(
 ) -> Message:
     """The real train handler, except that ``site_id`` does ``plan[server round]`` to its reply."""
     reply = train_handler(msg, context, overrides)
-    if reply.has_error() or str(reply.content.config_records[SITE_RECORD_KEY]["site-id"]) != site_id:
+    if reply.has_error() or str(reply.content.config_records[wire.SITE_RECORD]["site-id"]) != site_id:
         return reply
     kind = plan.get(as_int(msg.content.config_records["config"], "server-round"))
     if kind is None:
         return reply
     if kind == REFUSE:
-        return Message(Error(code=ErrorCode.MOD_FAILED_PRECONDITION, reason="test: this site refuses to train"), reply_to=msg)
+        return Message(
+            Error(code=ErrorCode.MOD_FAILED_PRECONDITION, reason="test: this site refuses to train"), reply_to=msg
+        )
     content = RecordDict(
-        {"arrays": tampered(reply.content.array_records["arrays"], kind), "metrics": reply.content.metric_records["metrics"],
-         SITE_RECORD_KEY: reply.content.config_records[SITE_RECORD_KEY]}
+        {
+            "arrays": tampered(reply.content.array_records["arrays"], kind),
+            "metrics": reply.content.metric_records["metrics"],
+            wire.SITE_RECORD: reply.content.config_records[wire.SITE_RECORD],
+        }
     )
     return Message(content=content, reply_to=msg)
 

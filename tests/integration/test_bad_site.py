@@ -10,23 +10,24 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import torch
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from policies.audit_verify import verify_chain
 from sandbox import trial_run
 from sandbox.preflight import preflight
-from sandbox.spec_loading import load_spec
 from tests.approved_demo import copy_demo
 from tests.integration.conftest import REPO
 from tests.integration.sabotaged_sites import REFUSE, make_sabotaged_client_app
 from tests.prometheus_server import free_port
+from trialcore.audit_verify import verify_chain
+from trialcore.spec_loading import load_spec
 
 pytestmark = pytest.mark.integration
 
@@ -64,10 +65,13 @@ def _simulate(spec_path: Path, runs_root: Path, plan: dict[int, str]) -> Run:
         # The simulated sites are Ray workers: they import tests.integration.sabotaged_sites by name.
         patch.setenv("PYTHONPATH", os.pathsep.join(filter(None, (str(REPO), os.environ.get("PYTHONPATH")))))
         patch.setattr(
-            trial_run, "make_client_app",
+            trial_run,
+            "make_client_app",
             lambda settings: make_sabotaged_client_app(settings, site_id=BAD_SITE, plan=plan),
         )
-        result = trial_run.run_in_simulation(loaded, runs_root=runs_root, metrics_port=free_port(), preflight=preflight(loaded))
+        result = trial_run.run_in_simulation(
+            loaded, runs_root=runs_root, metrics_port=free_port(), preflight=preflight(loaded)
+        )
     return Run(result.run_dir, result.report, _rejected_counts((result.run_dir / "metrics.prom").read_text()))
 
 
@@ -82,8 +86,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Run, Run]]:
     spec_path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
     demo.approve(spec_path)  # the sites sign this 4-round spec
     sabotaged = _simulate(spec_path, workdir / "sabotaged", SABOTAGE)
-    refused = _simulate(spec_path, workdir / "refused", {r: REFUSE for r in range(1, ROUNDS + 1)})
-    yield sabotaged, refused
+    refused = _simulate(spec_path, workdir / "refused", dict.fromkeys(range(1, ROUNDS + 1), REFUSE))
+    return sabotaged, refused
 
 
 def test_each_bad_update_is_rejected_with_its_reason(runs: tuple[Run, Run]) -> None:
@@ -99,7 +103,10 @@ def test_each_bad_update_is_rejected_with_its_reason(runs: tuple[Run, Run]) -> N
     details = [entry["rejections"][0]["detail"] for entry in rounds]
     assert details[0] == "1 of 31 values are not finite (NaN 1, +Inf 0, -Inf 0); first in array '0.weight'"
     assert details[1] == "2 of 31 values are not finite (NaN 0, +Inf 1, -Inf 1); first in array '0.weight'"
-    assert details[2] == "array '0.weight' has shape (31,) dtype float32; the global model's has shape (1, 30) dtype float32"
+    assert (
+        details[2]
+        == "array '0.weight' has shape (31,) dtype float32; the global model's has shape (1, 30) dtype float32"
+    )
     assert details[3].startswith("L2 norm of the update ") and details[3].endswith(" exceeds the policy bound 10")
     assert float(details[3].split()[5]) > 1e5
 
@@ -108,9 +115,13 @@ def test_rejections_are_counted_per_site_and_reason(runs: tuple[Run, Run]) -> No
     """sandbox_updates_rejected_total counts the bad site's rejections by reason, and nothing for honest sites."""
     sabotaged, _ = runs
     assert {key: value for key, value in sabotaged.rejected.items() if value} == {
-        (BAD_SITE, "non-finite"): 2.0, (BAD_SITE, "wrong-shape"): 1.0, (BAD_SITE, "norm-too-large"): 1.0
+        (BAD_SITE, "non-finite"): 2.0,
+        (BAD_SITE, "wrong-shape"): 1.0,
+        (BAD_SITE, "norm-too-large"): 1.0,
     }
-    assert {site for site, _ in sabotaged.rejected} == {*HONEST_SITES, BAD_SITE}, "every site's series exists from the start"
+    assert {site for site, _ in sabotaged.rejected} == {*HONEST_SITES, BAD_SITE}, (
+        "every site's series exists from the start"
+    )
 
 
 def test_rejections_are_audited_in_the_intact_chain(runs: tuple[Run, Run]) -> None:
@@ -120,11 +131,15 @@ def test_rejections_are_audited_in_the_intact_chain(runs: tuple[Run, Run]) -> No
     assert [(e["payload"]["round"], e["payload"]["site_id"], e["payload"]["reason"]) for e in entries] == [
         (r, BAD_SITE, EXPECTED_REASONS[r]) for r in range(1, ROUNDS + 1)
     ]
-    assert [e["payload"]["detail"] for e in entries] == [entry["rejections"][0]["detail"] for entry in sabotaged.report["rounds"]]
+    assert [e["payload"]["detail"] for e in entries] == [
+        entry["rejections"][0]["detail"] for entry in sabotaged.report["rounds"]
+    ]
     assert not sabotaged.audit_entries("round-skipped")
     result = verify_chain(sabotaged.run_dir / "audit.jsonl")
     assert result.ok, result.message()
-    assert result.length == 4 + ROUNDS * 4 + 1  # started, pre-flight, consent, features; per round configured, rejected, policy-violation, aggregated; finished
+    assert (
+        result.length == 4 + ROUNDS * 4 + 1
+    )  # started, pre-flight, consent, features; per round configured, rejected, policy-violation, aggregated; finished
 
 
 def test_global_model_is_as_if_the_bad_site_had_stayed_out(runs: tuple[Run, Run]) -> None:
@@ -154,7 +169,9 @@ def test_a_refusing_site_is_counted_as_site_refused(runs: tuple[Run, Run]) -> No
     _, refused = runs
     sites = [entry["rejections"][0]["site_id"] for entry in refused.report["rounds"]]
     assert sites[0].startswith("node-") and sites[1:] == [BAD_SITE] * (ROUNDS - 1)
-    assert {key: value for key, value in refused.rejected.items() if value} == {(BAD_SITE, "site-refused"): ROUNDS - 1.0}
+    assert {key: value for key, value in refused.rejected.items() if value} == {
+        (BAD_SITE, "site-refused"): ROUNDS - 1.0
+    }
     assert len(refused.audit_entries("update-rejected")) == ROUNDS
 
 
@@ -164,16 +181,25 @@ def test_violations_escalate_to_exclusion_with_incident_records(runs: tuple[Run,
     lines = (sabotaged.run_dir / "incidents.jsonl").read_text(encoding="utf-8").splitlines()
     incidents = [json.loads(line) for line in lines]
     assert [(i["round"], i["site_id"], i["action"]) for i in incidents] == [
-        (1, BAD_SITE, "warn"), (2, BAD_SITE, "warn"), (3, BAD_SITE, "warn"), (4, BAD_SITE, "exclude")
+        (1, BAD_SITE, "warn"),
+        (2, BAD_SITE, "warn"),
+        (3, BAD_SITE, "warn"),
+        (4, BAD_SITE, "exclude"),
     ]
     assert [i["rule"] for i in incidents] == ["update-integrity", "update-integrity", "update-integrity", "update-norm"]
     assert all(i["reporting_deadline"] > i["time"] for i in incidents)
     assert sabotaged.report["incidents"] == incidents
-    assert [e["payload"]["action"] for e in sabotaged.audit_entries("policy-violation")] == ["warn", "warn", "warn", "exclude"]
+    assert [e["payload"]["action"] for e in sabotaged.audit_entries("policy-violation")] == [
+        "warn",
+        "warn",
+        "warn",
+        "exclude",
+    ]
     violations = {
         (s.labels["site"], s.labels["rule"]): s.value
         for family in text_string_to_metric_families((sabotaged.run_dir / "metrics.prom").read_text())
-        for s in family.samples if s.name == "sandbox_policy_violations_total"
+        for s in family.samples
+        if s.name == "sandbox_policy_violations_total"
     }
     assert violations[(BAD_SITE, "update-integrity")] == 3 and violations[(BAD_SITE, "update-norm")] == 1
     assert violations[("de-berlin", "update-integrity")] == 0

@@ -46,7 +46,11 @@ def test_epsilon_agrees_across_ledger_report_metrics_prometheus_and_opacus(demo_
         charges = _lines(ledger_file)
         assert [c["round"] for c in charges] == list(range(1, 11))
         ledger_epsilon = charges[-1]["cumulative_epsilon"]
-        updates = [e["payload"]["dp_sgd"] for e in _lines(run_dir / "sites" / site_id / "audit.jsonl") if e["event"] == "update-sent"]
+        updates = [
+            e["payload"]["dp_sgd"]
+            for e in _lines(run_dir / "sites" / site_id / "audit.jsonl")
+            if e["event"] == "update-sent"
+        ]
         accountant = RDPAccountant()
         accountant.history = [(u["noise_multiplier"], u["sample_rate"], u["steps"]) for u in updates]
         opacus_epsilon = accountant.get_epsilon(delta)

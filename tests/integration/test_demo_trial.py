@@ -10,10 +10,10 @@ import torch
 
 from participants.embedded_data import embedded_partition
 from participants.site_data import split_records
-from policies.audit_verify import verify_chain
-from policies.audit_entry import ChainHead
 from tests.integration.conftest import DemoRun
 from tests.prometheus_server import require_promtool
+from trialcore.audit_entry import ChainHead
+from trialcore.audit_verify import verify_chain
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,10 @@ def test_report_names_every_site_with_counts_and_round_history(demo_run: DemoRun
     report = demo_run.report
     assert len(report["spec_hash"]) == 64
     assert [(s["site_id"], s["jurisdiction"]) for s in report["sites"]] == [
-        ("de-berlin", "DE"), ("fr-lyon", "FR"), ("gb-leeds", "GB"), ("ch-zurich", "CH")
+        ("de-berlin", "DE"),
+        ("fr-lyon", "FR"),
+        ("gb-leeds", "GB"),
+        ("ch-zurich", "CH"),
     ]
     assert sum(s["num_train"] + s["num_test"] for s in report["sites"]) == 569
     assert len({s["num_train"] for s in report["sites"]}) == 4, "sites differ in size (non-IID)"
@@ -53,9 +56,13 @@ def test_run_folder_holds_model_audit_and_metrics(demo_run: DemoRun) -> None:
     state = torch.load(demo_run.run_dir / "model.pt", weights_only=True)
     assert state["0.weight"].shape == (1, 30)
     head = demo_run.report["audit"]["coordinator"]
-    result = verify_chain(demo_run.run_dir / "audit.jsonl", expected_head=ChainHead(hash=head["hash"], length=head["length"]))
+    result = verify_chain(
+        demo_run.run_dir / "audit.jsonl", expected_head=ChainHead(hash=head["hash"], length=head["length"])
+    )
     assert result.ok, result.message()
-    assert result.length == 1 + 1 + 1 + 1 + 2 * 10 + 1  # started, pre-flight, consent, features, 10 x (configured, aggregated), finished
+    assert (
+        result.length == 1 + 1 + 1 + 1 + 2 * 10 + 1
+    )  # started, pre-flight, consent, features, 10 x (configured, aggregated), finished
     assert (demo_run.run_dir / "metrics.prom").read_text().count("sandbox_global_accuracy") > 0
 
 
@@ -73,7 +80,9 @@ def test_prometheus_scraped_the_same_accuracy_as_the_report(demo_run: DemoRun) -
     trial = demo_run.report["trial_id"]
     global_series = prometheus.query(f'last_over_time(sandbox_global_accuracy{{trial="{trial}",split="test"}}[10m])')
     assert len(global_series) == 1
-    assert float(global_series[0]["value"][1]) == pytest.approx(demo_run.report["final"]["global"]["test_accuracy"], abs=1e-9)
+    assert float(global_series[0]["value"][1]) == pytest.approx(
+        demo_run.report["final"]["global"]["test_accuracy"], abs=1e-9
+    )
     sites = prometheus.query(f'last_over_time(sandbox_site_accuracy{{trial="{trial}",split="test"}}[10m])')
     scraped = {s["metric"]["site"]: float(s["value"][1]) for s in sites}
     expected = {s["site_id"]: s["final"]["test_accuracy"] for s in demo_run.report["sites"]}
@@ -119,8 +128,12 @@ def test_consent_matrix_is_reported_and_audited(demo_run: DemoRun) -> None:
     for site in consent["sites"].values():
         assert site["approved"] is True and site["required"] is True and site["spec_hash"] == consent["spec_hash"]
         assert len(site["approver_key_fingerprint"]) == 64
-    assert len({site["approver_key_fingerprint"] for site in consent["sites"].values()}) == 4, "each site has its own approver"
+    assert len({site["approver_key_fingerprint"] for site in consent["sites"].values()}) == 4, (
+        "each site has its own approver"
+    )
     entries = [json.loads(line) for line in (demo_run.run_dir / "audit.jsonl").read_text().splitlines()]
     (audited,) = [e for e in entries if e["event"] == "consent-matrix"]
     assert audited["payload"] == consent
-    assert [e["event"] for e in entries].index("consent-matrix") < [e["event"] for e in entries].index("round-configured")
+    assert [e["event"] for e in entries].index("consent-matrix") < [e["event"] for e in entries].index(
+        "round-configured"
+    )

@@ -38,9 +38,22 @@ def test_flwr_run_runs_the_demo(tmp_path: Path) -> None:
     )
     try:
         completed = subprocess.run(
-            ["flwr", "run", ".", "local", "--federation-config", "num-supernodes=4 client-resources-num-cpus=1",
-             "--run-config", run_config, "--stream"],
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+            [
+                "flwr",
+                "run",
+                ".",
+                "local",
+                "--federation-config",
+                "num-supernodes=4 client-resources-num-cpus=1",
+                "--run-config",
+                run_config,
+                "--stream",
+            ],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
     finally:
         for pid in _superlinks_under(flwr_home):
@@ -55,11 +68,17 @@ def test_flwr_run_runs_the_demo(tmp_path: Path) -> None:
     report = json.loads(reports[0].read_text())
     assert report["state"] == "finished"
     assert report["rounds_completed"] == 10
-    assert report["consent"]["all_consent"] is True, "the coordinator found every site's approval through the federation"
+    assert report["consent"]["all_consent"] is True, (
+        "the coordinator found every site's approval through the federation"
+    )
     assert report["final"]["global"]["test_accuracy"] >= 0.93
     for head in report["audit"]["sites"].values():
         assert (reports[0].parent / head["path"]).is_file(), "each site's chain sits in the same run folder"
     assert not _superlinks_under(flwr_home), "the local SuperLink was left running"
-    checked = subprocess.run([require_promtool(), "check", "metrics"], input=(reports[0].parent / "metrics.prom").read_bytes(),
-                             capture_output=True, timeout=60)
+    checked = subprocess.run(
+        [require_promtool(), "check", "metrics"],
+        input=(reports[0].parent / "metrics.prom").read_bytes(),
+        capture_output=True,
+        timeout=60,
+    )
     assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()

@@ -19,9 +19,9 @@ import pytest
 from opacus.accountants import RDPAccountant
 from prometheus_client.parser import text_string_to_metric_families
 
-from policies.audit_verify import verify_chain
 from tests.approved_demo import DEMO_SITES, DemoCopy, copy_demo
 from tests.integration.conftest import SANDBOX, sandbox_env
+from trialcore.audit_verify import verify_chain
 
 pytestmark = pytest.mark.integration
 
@@ -31,8 +31,11 @@ def _trial_spec(demo: DemoCopy, trial_id: str) -> Path:
     text = demo.spec.read_text().replace("trial_id: cancer-risk-demo", f"trial_id: {trial_id}")
     text = text.replace("rounds: 10", "rounds: 4")
     lines = [
-        "  noise_multiplier: 1.0" if line.strip().startswith("noise_multiplier:") else
-        "  epsilon_budget: 8.0" if line.strip().startswith("epsilon_budget:") else line
+        "  noise_multiplier: 1.0"
+        if line.strip().startswith("noise_multiplier:")
+        else "  epsilon_budget: 8.0"
+        if line.strip().startswith("epsilon_budget:")
+        else line
         for line in text.splitlines()
     ]
     spec.write_text("\n".join(lines) + "\n")
@@ -42,8 +45,22 @@ def _trial_spec(demo: DemoCopy, trial_id: str) -> Path:
 
 def _run(demo: DemoCopy, spec: Path) -> tuple[int, dict[str, Any], str]:
     done = subprocess.run(
-        [str(SANDBOX), "run", str(spec), "--runs-root", str(demo.root / "runs-out"), "--metrics-port", "0", "--format", "json"],
-        cwd=demo.root, env=sandbox_env(), capture_output=True, text=True, timeout=600,
+        [
+            str(SANDBOX),
+            "run",
+            str(spec),
+            "--runs-root",
+            str(demo.root / "runs-out"),
+            "--metrics-port",
+            "0",
+            "--format",
+            "json",
+        ],
+        cwd=demo.root,
+        env=sandbox_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     return done.returncode, json.loads(done.stdout), done.stderr
 
@@ -68,16 +85,30 @@ def two_trials(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         config = demo.site_config(site)
         config.write_text(config.read_text() + f"state_dir: ../../site-state/{site}\n")
     first_spec, second_spec = _trial_spec(demo, "ledger-trial-one"), _trial_spec(demo, "ledger-trial-two")
-    check = subprocess.run([str(SANDBOX), "check", str(first_spec), "--format", "json"], env=sandbox_env(),
-                           capture_output=True, text=True, timeout=120)
+    check = subprocess.run(
+        [str(SANDBOX), "check", str(first_spec), "--format", "json"],
+        env=sandbox_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     first = _run(demo, first_spec)
     ledgers_after_first = {site: _ledger(demo, site) for site in DEMO_SITES}
-    second_check = subprocess.run([str(SANDBOX), "check", str(second_spec), "--format", "json"], env=sandbox_env(),
-                                  capture_output=True, text=True, timeout=120)
+    second_check = subprocess.run(
+        [str(SANDBOX), "check", str(second_spec), "--format", "json"],
+        env=sandbox_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     second = _run(demo, second_spec)
     return {
-        "demo": demo, "first": first, "second": second, "ledgers_after_first": ledgers_after_first,
-        "check": json.loads(check.stdout), "second_check": json.loads(second_check.stdout),
+        "demo": demo,
+        "first": first,
+        "second": second,
+        "ledgers_after_first": ledgers_after_first,
+        "check": json.loads(check.stdout),
+        "second_check": json.loads(second_check.stdout),
     }
 
 
@@ -89,7 +120,8 @@ def test_first_trial_finishes_and_charges_every_round(two_trials: dict[str, Any]
     for site, charges in two_trials["ledgers_after_first"].items():
         assert [c["round"] for c in charges] == [1, 2, 3, 4], site
         assert {(c["noise_multiplier"], c["delta"], c["accountant"], c["trial_id"]) for c in charges} == {
-            (1.0, 1e-5, "rdp", "ledger-trial-one")}
+            (1.0, 1e-5, "rdp", "ledger-trial-one")
+        }
 
 
 def test_check_shows_the_dry_run_against_what_remains(two_trials: dict[str, Any]) -> None:
@@ -103,7 +135,10 @@ def test_check_shows_the_dry_run_against_what_remains(two_trials: dict[str, Any]
         assert 1 <= between[site]["rounds_affordable"] < 4
     assert two_trials["second_check"]["refused"] is False
     assert two_trials["check"]["privacy_stop_expected_before_round"] is None
-    assert two_trials["second_check"]["privacy_stop_expected_before_round"] == two_trials["second"][1]["rounds_completed"] + 1
+    assert (
+        two_trials["second_check"]["privacy_stop_expected_before_round"]
+        == two_trials["second"][1]["rounds_completed"] + 1
+    )
 
 
 def test_second_trial_starts_from_what_the_first_spent(two_trials: dict[str, Any]) -> None:
@@ -146,7 +181,9 @@ def test_exhaustion_is_in_ledgers_chains_metrics_and_report(two_trials: dict[str
         assert all(c["cumulative_epsilon"] <= c["epsilon_budget"] for c in charges)
         entry = next(s for s in report["sites"] if s["site_id"] == site)["privacy"]
         assert entry["epsilon_spent"] == charges[-1]["cumulative_epsilon"]
-        assert _metric(run_dir, "sandbox_privacy_epsilon_spent", site) == pytest.approx(charges[-1]["cumulative_epsilon"], rel=1e-12)
+        assert _metric(run_dir, "sandbox_privacy_epsilon_spent", site) == pytest.approx(
+            charges[-1]["cumulative_epsilon"], rel=1e-12
+        )
         assert _metric(run_dir, "sandbox_privacy_budget_exhausted", site) == (1.0 if site in exhausted else 0.0)
         site_chain = demo.root / "site-state" / site / "ledger-trial-two" / "audit.jsonl"
         assert verify_chain(site_chain).ok

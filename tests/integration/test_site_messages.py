@@ -11,9 +11,9 @@ from flwr.app import Message
 from flwr.superlink.grid.inmemory_grid import InMemoryGrid
 
 from sandbox.preflight import preflight
-from sandbox.spec_loading import load_spec
 from sandbox.trial_run import run_in_simulation
 from tests.approved_demo import DemoCopy
+from trialcore.spec_loading import load_spec
 
 pytestmark = pytest.mark.integration
 

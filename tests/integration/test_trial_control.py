@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from policies.audit_verify import verify_chain
 from tests.approved_demo import DemoCopy
 from tests.integration.conftest import sandbox_env
+from trialcore.audit_verify import verify_chain
 
 pytestmark = pytest.mark.integration
 
@@ -38,19 +38,28 @@ def wait_for(predicate: Any, timeout: float = 120.0) -> Any:
 
 
 def control(action: str, run_dir: Path, reason: str) -> None:
-    done = subprocess.run([str(SANDBOX), action, str(run_dir), "--reason", reason], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [str(SANDBOX), action, str(run_dir), "--reason", reason], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
 
 
 def test_suspend_resume_terminate_a_running_trial(unapproved_demo: DemoCopy) -> None:
     """Suspend holds the trial before its next round, resume lets it go on, terminate stops it: audited, state reported, exit 3."""
     spec = unapproved_demo.examples / "long-demo.yaml"
-    spec.write_text(unapproved_demo.spec.read_text().replace("trial_id: cancer-risk-demo", "trial_id: long-demo").replace("rounds: 10", "rounds: 40"))
+    spec.write_text(
+        unapproved_demo.spec.read_text()
+        .replace("trial_id: cancer-risk-demo", "trial_id: long-demo")
+        .replace("rounds: 10", "rounds: 40")
+    )
     unapproved_demo.approve(spec)
     runs = unapproved_demo.root / "runs-out"
     process = subprocess.Popen(
         [str(SANDBOX), "run", str(spec), "--runs-root", str(runs), "--metrics-port", "0", "--format", "json"],
-        env=sandbox_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=sandbox_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         run_dir = wait_for(lambda: next(iter(runs.glob("long-demo/*")), None))
@@ -74,11 +83,21 @@ def test_suspend_resume_terminate_a_running_trial(unapproved_demo: DemoCopy) -> 
     report = json.loads((run_dir / "report.json").read_text())
     assert report["state"] == "terminated"
     kinds = [e["event"] for e in events(run_dir)]
-    assert kinds.index("trial-suspended") < kinds.index("trial-resumed") < kinds.index("trial-terminated") < kinds.index("trial-finished")
+    assert (
+        kinds.index("trial-suspended")
+        < kinds.index("trial-resumed")
+        < kinds.index("trial-terminated")
+        < kinds.index("trial-finished")
+    )
     terminated = next(e for e in events(run_dir) if e["event"] == "trial-terminated")
     assert terminated["payload"]["reason"] == "fairness gap above the sandbox plan's limit"
     assert verify_chain(run_dir / "audit.jsonl").ok
-    assert 'sandbox_trial_state{sandbox_trial_state="terminated",trial="long-demo"} 1.0' in (run_dir / "metrics.prom").read_text()
+    assert (
+        'sandbox_trial_state{sandbox_trial_state="terminated",trial="long-demo"} 1.0'
+        in (run_dir / "metrics.prom").read_text()
+    )
     # a finished trial takes no more requests
-    late = subprocess.run([str(SANDBOX), "suspend", str(run_dir), "--reason", "too late"], capture_output=True, text=True, timeout=60)
+    late = subprocess.run(
+        [str(SANDBOX), "suspend", str(run_dir), "--reason", "too late"], capture_output=True, text=True, timeout=60
+    )
     assert late.returncode == 2 and "already ended" in late.stderr

@@ -8,8 +8,8 @@ pytest runs as ``pytest`` or ``python -m pytest``.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -18,9 +18,9 @@ _ROOT = str(Path(__file__).resolve().parents[2])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+from monitoring.exporter import serve  # noqa: E402
 from monitoring.metrics import SandboxMetrics  # noqa: E402
 from tests.monitoring.known_trial import new_metrics, populate  # noqa: E402
-from monitoring.exporter import serve  # noqa: E402
 from tests.prometheus_server import PrometheusServer, require_promtool, start_prometheus  # noqa: E402
 
 
@@ -64,8 +64,11 @@ def scraped_trial(
     configuration after about 5 s, so one server per test would slow the run down.
     """
     registry, _ = running_trial()
-    with serve(registry, port=0) as exporter, start_prometheus(
-        tmp_path_factory.mktemp("prometheus"), scrape_targets=[f"127.0.0.1:{exporter.port}"]
-    ) as prometheus:
+    with (
+        serve(registry, port=0) as exporter,
+        start_prometheus(
+            tmp_path_factory.mktemp("prometheus"), scrape_targets=[f"127.0.0.1:{exporter.port}"]
+        ) as prometheus,
+    ):
         prometheus.wait_for("count_over_time(sandbox_round[1m]) >= 2", timeout=20)
         yield prometheus

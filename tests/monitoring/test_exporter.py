@@ -12,8 +12,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from monitoring.exporter import serve, write_textfile
 from monitoring.metrics import SandboxMetrics
-from policies.errors import BadInputError, ExitCode
 from tests.monitoring.known_trial import populate
+from trialcore.errors import BadInputError, ExitCode
 
 
 def scrape(url: str) -> bytes:

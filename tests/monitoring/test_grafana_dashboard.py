@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -101,9 +102,16 @@ def test_dashboard_shows_what_a_regulator_supervises() -> None:
     """Epsilon vs budget, accuracy, fairness, rejections, violations, state, round and audit are on the board."""
     used = {name for _, expr in panel_exprs() for name in _METRIC_NAME.findall(expr)}
     assert {
-        "sandbox_privacy_epsilon_spent", "sandbox_privacy_epsilon_budget", "sandbox_global_accuracy",
-        "sandbox_site_accuracy", "sandbox_fairness_accuracy_gap", "sandbox_updates_rejected_total",
-        "sandbox_policy_violations_total", "sandbox_trial_state", "sandbox_round", "sandbox_audit_entries_total",
+        "sandbox_privacy_epsilon_spent",
+        "sandbox_privacy_epsilon_budget",
+        "sandbox_global_accuracy",
+        "sandbox_site_accuracy",
+        "sandbox_fairness_accuracy_gap",
+        "sandbox_updates_rejected_total",
+        "sandbox_policy_violations_total",
+        "sandbox_trial_state",
+        "sandbox_round",
+        "sandbox_audit_entries_total",
     } <= used
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -14,16 +14,32 @@ from monitoring.metrics import TRIAL_STATES, SandboxMetrics
 from tests.monitoring.known_trial import REASONS, RULES, SITES, TRIAL_ID, populate
 
 EXPOSED_NAMES = (
-    "sandbox_privacy_epsilon_spent", "sandbox_privacy_epsilon_budget", "sandbox_privacy_delta",
-    "sandbox_rounds_completed_total", "sandbox_round", "sandbox_round_duration_seconds",
-    "sandbox_participants_active", "sandbox_site_accuracy", "sandbox_global_accuracy", "sandbox_site_loss",
-    "sandbox_global_auroc", "sandbox_fairness_accuracy_gap", "sandbox_updates_rejected_total",
-    "sandbox_policy_violations_total", "sandbox_small_cell_suppressed_total", "sandbox_trial_state",
-    "sandbox_secure_aggregation_enabled", "sandbox_audit_entries_total", "sandbox_audit_head_info",
+    "sandbox_privacy_epsilon_spent",
+    "sandbox_privacy_epsilon_budget",
+    "sandbox_privacy_delta",
+    "sandbox_rounds_completed_total",
+    "sandbox_round",
+    "sandbox_round_duration_seconds",
+    "sandbox_participants_active",
+    "sandbox_site_accuracy",
+    "sandbox_global_accuracy",
+    "sandbox_site_loss",
+    "sandbox_global_auroc",
+    "sandbox_fairness_accuracy_gap",
+    "sandbox_updates_rejected_total",
+    "sandbox_policy_violations_total",
+    "sandbox_small_cell_suppressed_total",
+    "sandbox_trial_state",
+    "sandbox_secure_aggregation_enabled",
+    "sandbox_audit_entries_total",
+    "sandbox_audit_head_info",
     "sandbox_build_info",
 )
-SITE_NAMES = {name for name in EXPOSED_NAMES if "privacy" in name or "site_" in name
-              or name.endswith(("rejected_total", "violations_total", "suppressed_total"))}
+SITE_NAMES = {
+    name
+    for name in EXPOSED_NAMES
+    if "privacy" in name or "site_" in name or name.endswith(("rejected_total", "violations_total", "suppressed_total"))
+}
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 
@@ -74,8 +90,14 @@ def test_counters_start_at_zero_for_every_site_reason_and_rule(
 def test_measured_values_are_absent_until_measured(registry: CollectorRegistry, metrics: SandboxMetrics) -> None:
     """An unmeasured (or small-cell suppressed) statistic is missing, never a misleading 0."""
     found = samples(registry)
-    for name in ("sandbox_site_accuracy", "sandbox_site_loss", "sandbox_global_accuracy",
-                 "sandbox_privacy_epsilon_spent", "sandbox_fairness_accuracy_gap", "sandbox_audit_head_info"):
+    for name in (
+        "sandbox_site_accuracy",
+        "sandbox_site_loss",
+        "sandbox_global_accuracy",
+        "sandbox_privacy_epsilon_spent",
+        "sandbox_fairness_accuracy_gap",
+        "sandbox_audit_head_info",
+    ):
         assert name not in found, name
     metrics.suppress_small_cell("karolinska")
     assert value(registry, "sandbox_small_cell_suppressed_total", site="karolinska") == 1.0
@@ -115,7 +137,7 @@ def test_setters_record_values_in_base_units(registry: CollectorRegistry, metric
     assert value(registry, "sandbox_secure_aggregation_enabled") == 1.0
     states = {labels["sandbox_trial_state"]: v for labels, v in samples(registry)["sandbox_trial_state"]}
     assert states == {state: float(state == "running") for state in TRIAL_STATES}
-    (build_labels, _), = samples(registry)["sandbox_build_info"]
+    ((build_labels, _),) = samples(registry)["sandbox_build_info"]
     assert build_labels["version"] and build_labels["flwr"]
 
 

@@ -50,9 +50,16 @@ def test_every_alert_has_regulator_annotations() -> None:
     for rule in (rule for group in groups for rule in group["rules"]):
         assert rule["labels"]["severity"] in {"warning", "critical"}, rule["alert"]
         assert rule["annotations"]["summary"] and rule["annotations"]["description"], rule["alert"]
-    assert {"SandboxPrivacyBudgetNearlySpent", "SandboxPrivacyBudgetExhausted", "SandboxPolicyViolation",
-            "SandboxUpdatesRejected", "SandboxFairnessGapHigh", "SandboxTrialSuspended",
-            "SandboxTrialTerminated", "SandboxMetricsTargetDown"} <= alert_names()
+    assert {
+        "SandboxPrivacyBudgetNearlySpent",
+        "SandboxPrivacyBudgetExhausted",
+        "SandboxPolicyViolation",
+        "SandboxUpdatesRejected",
+        "SandboxFairnessGapHigh",
+        "SandboxTrialSuspended",
+        "SandboxTrialTerminated",
+        "SandboxMetricsTargetDown",
+    } <= alert_names()
 
 
 @pytest.mark.integration

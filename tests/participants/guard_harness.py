@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +14,13 @@ from flwr.app.message.message import make_message
 from flwr.app.metadata import Metadata
 from flwr.common.constant import ErrorCode
 
-from participants.site_audit import RUN_DIR_KEY
-from participants.site_guard import SPEC_JSON_KEY, make_site_guard
+from participants.site_guard import make_site_guard
 from policies import fixed_clock
-from policies.audit_entry import canonical_json
-from sandbox.spec_loading import load_spec
+from trialcore import wire
+from trialcore.canonical_json import canonical_json
+from trialcore.spec_loading import load_spec
 
-PINNED = fixed_clock(datetime(2027, 3, 1, 12, 0, tzinfo=timezone.utc))
+PINNED = fixed_clock(datetime(2027, 3, 1, 12, 0, tzinfo=UTC))
 
 
 def spec_document(spec: Path) -> dict[str, Any]:
@@ -28,18 +28,34 @@ def spec_document(spec: Path) -> dict[str, Any]:
     return load_spec(spec).spec.model_dump(mode="json")
 
 
-def message(document: dict[str, Any], *, server_round: int = 1, spec_hash: str | None = None,
-            message_type: str = MessageType.TRAIN) -> Message:
+def message(
+    document: dict[str, Any],
+    *,
+    server_round: int = 1,
+    spec_hash: str | None = None,
+    message_type: str = MessageType.TRAIN,
+) -> Message:
     """The coordinator's message carrying ``document`` and its hash (or ``spec_hash`` if given)."""
     spec_json = canonical_json(document).decode()
-    config = ConfigRecord({
-        "trial-id": document["trial_id"],
-        "spec-hash": spec_hash or hashlib.sha256(spec_json.encode()).hexdigest(),
-        SPEC_JSON_KEY: spec_json,
-        "server-round": server_round,
-    })
-    metadata = Metadata(run_id=1, message_id="m1", src_node_id=0, dst_node_id=5, reply_to_message_id="",
-                        group_id="1", created_at=time.time(), ttl=3600, message_type=message_type)
+    config = ConfigRecord(
+        {
+            "trial-id": document["trial_id"],
+            "spec-hash": spec_hash or hashlib.sha256(spec_json.encode()).hexdigest(),
+            wire.SPEC_JSON: spec_json,
+            "server-round": server_round,
+        }
+    )
+    metadata = Metadata(
+        run_id=1,
+        message_id="m1",
+        src_node_id=0,
+        dst_node_id=5,
+        reply_to_message_id="",
+        group_id="1",
+        created_at=time.time(),
+        ttl=3600,
+        message_type=message_type,
+    )
     return make_message(metadata=metadata, content=RecordDict({"config": config}))
 
 
@@ -51,8 +67,10 @@ def guard_reply(msg: Message, site_config: Path, run_dir: Path) -> tuple[Message
         reached.append(site_config.stem)
         return Message(RecordDict(), reply_to=m)
 
-    context = Context(run_id=1, node_id=5, node_config={"site-config": str(site_config)}, state=RecordDict(), run_config={})
-    guard = make_site_guard({RUN_DIR_KEY: str(run_dir)}, clock=PINNED)
+    context = Context(
+        run_id=1, node_id=5, node_config={"site-config": str(site_config)}, state=RecordDict(), run_config={}
+    )
+    guard = make_site_guard({wire.RUN_DIR: str(run_dir)}, clock=PINNED)
     return guard(msg, context, handler), reached
 
 

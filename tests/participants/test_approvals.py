@@ -8,7 +8,7 @@ import shutil
 import stat
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,10 +16,10 @@ import pytest
 from participants.approval_keys import load_private_key, load_trusted_keys, new_key_pair
 from participants.approvals import check_site_approval, policy_hash, read_approval, sign_approval, write_approval
 from participants.errors import KeyFileError
-from sandbox.spec_loading import load_spec, spec_hash
-from sandbox.spec import TrialSpec
 from tests.approved_demo import REPO, DemoCopy
 from tests.participants.guard_harness import assert_refused, guard_reply, message, site_chain, spec_document
+from trialcore.spec import TrialSpec
+from trialcore.spec_loading import load_spec, spec_hash
 
 SITE = "gb-leeds"
 
@@ -33,16 +33,24 @@ def test_site_refuses_until_its_approver_signs_then_serves(unapproved_demo: Demo
     """Without an approval the site refuses the demo (naming where the approval should be); once signed, it serves it."""
     msg = message(spec_document(unapproved_demo.spec))
     reply, reached = guard_reply(msg, unapproved_demo.site_config(SITE), tmp_path / "run")
-    assert_refused(reply, reached, tmp_path / "run", SITE, "approval: no signed approval", str(unapproved_demo.approval(SITE)))
+    assert_refused(
+        reply, reached, tmp_path / "run", SITE, "approval: no signed approval", str(unapproved_demo.approval(SITE))
+    )
     unapproved_demo.approve(sites=(SITE,))
     reply, reached = guard_reply(msg, unapproved_demo.site_config(SITE), tmp_path / "run")
     assert not reply.has_error() and reached == [SITE]
 
 
-def test_spec_hash_not_approved_is_refused_with_reason_in_the_sites_chain(approved_demo: DemoCopy, tmp_path: Path) -> None:
+def test_spec_hash_not_approved_is_refused_with_reason_in_the_sites_chain(
+    approved_demo: DemoCopy, tmp_path: Path
+) -> None:
     """A permitted but different spec (edited after approval) is refused; the site's own chain says why."""
-    reply, reached = guard_reply(message(edited_document(approved_demo)), approved_demo.site_config(SITE), tmp_path / "run")
-    assert_refused(reply, reached, tmp_path / "run", SITE, "approval: the approval covers spec hash", "edited after approval")
+    reply, reached = guard_reply(
+        message(edited_document(approved_demo)), approved_demo.site_config(SITE), tmp_path / "run"
+    )
+    assert_refused(
+        reply, reached, tmp_path / "run", SITE, "approval: the approval covers spec hash", "edited after approval"
+    )
     assert "edited after approval" in site_chain(tmp_path / "run", SITE)[-1]["payload"]["reason"]
 
 
@@ -51,11 +59,21 @@ def test_approval_signed_by_an_untrusted_key_is_refused(approved_demo: DemoCopy,
     stranger = new_key_pair(tmp_path / "stranger", "stranger")
     loaded = load_spec(approved_demo.spec)
     genuine = read_approval(approved_demo.approval(SITE))
-    forged = sign_approval(trial_id=loaded.spec.trial_id, site_id=SITE, spec_hash=loaded.spec_hash, policy_hash=genuine.policy_hash,
-                           key=load_private_key(stranger.private_key), approved_at=datetime.now(timezone.utc))
+    forged = sign_approval(
+        trial_id=loaded.spec.trial_id,
+        site_id=SITE,
+        spec_hash=loaded.spec_hash,
+        policy_hash=genuine.policy_hash,
+        key=load_private_key(stranger.private_key),
+        approved_at=datetime.now(UTC),
+    )
     write_approval(approved_demo.approval(SITE), forged)
-    reply, reached = guard_reply(message(spec_document(approved_demo.spec)), approved_demo.site_config(SITE), tmp_path / "run")
-    assert_refused(reply, reached, tmp_path / "run", SITE, f"signed by key {stranger.fingerprint[:16]}", "does not trust")
+    reply, reached = guard_reply(
+        message(spec_document(approved_demo.spec)), approved_demo.site_config(SITE), tmp_path / "run"
+    )
+    assert_refused(
+        reply, reached, tmp_path / "run", SITE, f"signed by key {stranger.fingerprint[:16]}", "does not trust"
+    )
 
 
 def test_tampered_approval_json_is_refused(approved_demo: DemoCopy, tmp_path: Path) -> None:
@@ -73,15 +91,22 @@ def test_policy_edited_after_approval_is_refused(approved_demo: DemoCopy, tmp_pa
     """When any file of the site's policy chain changes (here its country file), its earlier approval no longer holds."""
     country = approved_demo.examples / "policies" / "countries" / "gb.yaml"
     country.write_text(country.read_text() + "\n# amended\n")
-    reply, reached = guard_reply(message(spec_document(approved_demo.spec)), approved_demo.site_config(SITE), tmp_path / "run")
+    reply, reached = guard_reply(
+        message(spec_document(approved_demo.spec)), approved_demo.site_config(SITE), tmp_path / "run"
+    )
     assert_refused(reply, reached, tmp_path / "run", SITE, "policy files changed since this approval")
 
 
 def test_site_without_trusted_keys_requires_no_approval(unapproved_demo: DemoCopy, tmp_path: Path) -> None:
     """A site whose node config sets no trusted_keys serves a permitted trial without any signed approval."""
     config = unapproved_demo.site_config(SITE)
-    config.write_text("".join(line for line in config.read_text().splitlines(keepends=True)
-                              if not line.startswith(("approvals_dir:", "trusted_keys:"))))
+    config.write_text(
+        "".join(
+            line
+            for line in config.read_text().splitlines(keepends=True)
+            if not line.startswith(("approvals_dir:", "trusted_keys:"))
+        )
+    )
     reply, reached = guard_reply(message(spec_document(unapproved_demo.spec)), config, tmp_path / "run")
     assert not reply.has_error() and reached == [SITE]
 
@@ -114,8 +139,14 @@ def test_approval_is_written_atomically(approved_demo: DemoCopy, monkeypatch: py
     path = approved_demo.approval(SITE)
     before = path.read_bytes()
     loaded = load_spec(approved_demo.spec)
-    newer = sign_approval(trial_id=loaded.spec.trial_id, site_id=SITE, spec_hash="0" * 64, policy_hash="0" * 64,
-                          key=load_private_key(approved_demo.key(SITE)), approved_at=datetime.now(timezone.utc))
+    newer = sign_approval(
+        trial_id=loaded.spec.trial_id,
+        site_id=SITE,
+        spec_hash="0" * 64,
+        policy_hash="0" * 64,
+        key=load_private_key(approved_demo.key(SITE)),
+        approved_at=datetime.now(UTC),
+    )
 
     def interrupted(src: str, dst: str) -> None:
         raise OSError("disk full")
@@ -125,7 +156,9 @@ def test_approval_is_written_atomically(approved_demo: DemoCopy, monkeypatch: py
         write_approval(path, newer)
     monkeypatch.undo()
     assert path.read_bytes() == before
-    assert sorted(p.name for p in path.parent.iterdir()) == sorted(["de-berlin.json", "fr-lyon.json", "gb-leeds.json", "ch-zurich.json"])
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted(
+        ["de-berlin.json", "fr-lyon.json", "gb-leeds.json", "ch-zurich.json"]
+    )
     assert check_site_approval(approved_demo.site(SITE), trial_id=loaded.spec.trial_id, spec_hash=loaded.spec_hash).ok
 
 
@@ -143,7 +176,9 @@ def test_private_key_pasted_into_trusted_keys_is_bad_input_without_echoing_it(tm
 
 def test_approval_logic_loads_no_flwr_or_torch() -> None:
     """Signing and checking approvals (shared by the CLI and the site's guard) import neither flwr nor torch."""
-    script = ("import sys, participants.approvals, participants.approval_keys, sandbox.consent, sandbox.cli_approvals; "
-              "leaked = sorted(m for m in ('flwr', 'torch') if m in sys.modules); assert not leaked, leaked")
+    script = (
+        "import sys, participants.approvals, participants.approval_keys, sandbox.consent, sandbox.cli_approvals; "
+        "leaked = sorted(m for m in ('flwr', 'torch') if m in sys.modules); assert not leaked, leaked"
+    )
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

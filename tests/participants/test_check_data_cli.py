@@ -60,7 +60,9 @@ def test_unknown_key_in_site_config_exits_2_listing_allowed_keys(sites: Path) ->
     result = check("sites/gb-leeds.yaml")
     assert result.exit_code == 2
     [line] = [x for x in result.stderr.splitlines() if x.startswith("sites/gb-leeds.yaml:")]
-    assert line.startswith("sites/gb-leeds.yaml: test_fration: found unknown key 'test_fration'; one of the known keys (")
+    assert line.startswith(
+        "sites/gb-leeds.yaml: test_fration: found unknown key 'test_fration'; one of the known keys ("
+    )
     assert "test_fraction" in line and "jurisdiction" in line
     assert result.stdout == ""
 

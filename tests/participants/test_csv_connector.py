@@ -94,7 +94,9 @@ def test_non_numeric_value_names_row_and_column(tmp_path: Path) -> None:
     """A non-numeric cell is named by its row (as a spreadsheet counts) and column, with the value found."""
     text = GOOD_CSV.replace("\n2,20,-2,0\n", "\n2,twenty,-2,0\n")
     assert "twenty" in text
-    assert problem_lines(write_site(tmp_path, text)) == ["data/records.csv: row 4, column b: found 'twenty'; a finite number"]
+    assert problem_lines(write_site(tmp_path, text)) == [
+        "data/records.csv: row 4, column b: found 'twenty'; a finite number"
+    ]
 
 
 def test_target_not_0_or_1_is_refused(tmp_path: Path) -> None:
@@ -107,7 +109,10 @@ def test_every_bad_cell_is_reported_at_once(tmp_path: Path) -> None:
     """Several bad cells are all listed, so the data engineer fixes them in one pass."""
     text = GOOD_CSV.replace("\n2,20,-2,0\n", "\n2,nan,-2,0\n").replace("\n3,30,-3,1\n", "\n3,30,-3,yes\n")
     lines = problem_lines(write_site(tmp_path, text))
-    assert [line.split(": found")[0] for line in lines] == ["data/records.csv: row 4, column b", "data/records.csv: row 5, column y"]
+    assert [line.split(": found")[0] for line in lines] == [
+        "data/records.csv: row 4, column b",
+        "data/records.csv: row 5, column y",
+    ]
 
 
 def test_too_few_records_to_split_is_bad_input_not_a_crash(tmp_path: Path) -> None:

@@ -65,8 +65,13 @@ def test_clipping_bounds_each_step() -> None:
     x, y = toy_data()
     model = build_model("logistic_regression", num_features=5, seed=1)
     before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
-    result = train_locally(model, x * 100, y, TrainSettings(epochs=1, batch_size=16, learning_rate=1.0, seed=2),
-                           dp=DpSettings(noise_multiplier=1e-6, max_grad_norm=0.01))
+    result = train_locally(
+        model,
+        x * 100,
+        y,
+        TrainSettings(epochs=1, batch_size=16, learning_rate=1.0, seed=2),
+        dp=DpSettings(noise_multiplier=1e-6, max_grad_norm=0.01),
+    )
     after = torch.cat([p.detach().flatten() for p in model.parameters()])
     # each step moves the weights by at most lr * max_grad_norm (mean of clipped per-sample gradients)
     assert float(torch.linalg.vector_norm(after - before)) <= result.steps * 1.0 * 0.01 * 1.05

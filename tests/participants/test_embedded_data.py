@@ -18,7 +18,7 @@ PARTITIONS = range(4)
 
 
 def _records(features: np.ndarray, labels: np.ndarray) -> list[tuple[float, ...]]:
-    return sorted(tuple(row) + (float(label),) for row, label in zip(features.tolist(), labels.tolist()))
+    return sorted((*tuple(row), float(label)) for row, label in zip(features.tolist(), labels.tolist()))
 
 
 def test_partitions_cover_every_record_exactly_once() -> None:

@@ -23,7 +23,9 @@ from scipy.optimize import brentq
 from scipy.stats import norm
 from typer.testing import CliRunner
 
-from participants.privacy_accountant import (
+from sandbox.cli import app
+from trialcore.errors import ExitCode
+from trialcore.privacy_accountant import (
     PRV_MAX_EPSILON,
     Accountant,
     Mechanism,
@@ -31,8 +33,6 @@ from participants.privacy_accountant import (
     epsilon,
     parse_accountant,
 )
-from policies.errors import ExitCode
-from sandbox.cli import app
 
 noise_multipliers = st.floats(min_value=0.6, max_value=5.0)
 sample_rates = st.one_of(st.just(1.0), st.floats(min_value=1e-3, max_value=1.0, exclude_min=True))
@@ -85,7 +85,9 @@ def test_rdp_known_answer() -> None:
     assert rdp([Mechanism(1.0, 0.01, 1000)], 1e-5) == pytest.approx(2.10, abs=0.01)
 
 
-@pytest.mark.parametrize(("sigma", "steps", "delta"), [(1.0, 10, 1e-5), (2.0, 4, 1e-5), (0.8, 50, 1e-6), (3.0, 100, 1e-3)])
+@pytest.mark.parametrize(
+    ("sigma", "steps", "delta"), [(1.0, 10, 1e-5), (2.0, 4, 1e-5), (0.8, 50, 1e-6), (3.0, 100, 1e-3)]
+)
 def test_prv_at_full_batch_is_the_exact_gaussian_mechanism(sigma: float, steps: int, delta: float) -> None:
     """At q = 1 the PRV epsilon is the exact Gaussian-mechanism epsilon (an upper estimate within 0.02); RDP bounds it from above."""
     exact = gaussian_mechanism_epsilon(sigma, steps, delta)
@@ -225,7 +227,9 @@ def test_unknown_accountants_refused(name: str) -> None:
     assert problem.source == "spec.yaml" and problem.allowed == "rdp, prv"
 
 
-@pytest.mark.parametrize(("name", "expected"), [("rdp", Accountant.RDP), ("RDP", Accountant.RDP), (" prv ", Accountant.PRV)])
+@pytest.mark.parametrize(
+    ("name", "expected"), [("rdp", Accountant.RDP), ("RDP", Accountant.RDP), (" prv ", Accountant.PRV)]
+)
 def test_accepted_accountant_names(name: str, expected: Accountant) -> None:
     """The two accountants are accepted whatever their case and surrounding spaces."""
     assert parse_accountant(name) is expected
@@ -295,7 +299,12 @@ def test_cli_epsilon_json() -> None:
     document = json.loads(out)
     assert document["epsilon"] == pytest.approx(2.10, abs=0.01)
     assert document | {"epsilon": None} == {
-        "epsilon": None, "accountant": "rdp", "noise_multiplier": 1.0, "sample_rate": 0.01, "steps": 1000, "delta": 1e-5,
+        "epsilon": None,
+        "accountant": "rdp",
+        "noise_multiplier": 1.0,
+        "sample_rate": 0.01,
+        "steps": 1000,
+        "delta": 1e-5,
     }
 
 
@@ -333,8 +342,10 @@ def test_cli_refuses_the_gaussian_accountant(output: str) -> None:
     [
         ({"--sample-rate": "1.5"}, {"--sample-rate"}),
         ({"--noise-multiplier": "0", "--delta": "1"}, {"--noise-multiplier", "--delta"}),
-        ({"--steps": "-3", "--sample-rate": "0", "--noise-multiplier": "-1", "--delta": "0"},
-         {"--steps", "--sample-rate", "--noise-multiplier", "--delta"}),
+        (
+            {"--steps": "-3", "--sample-rate": "0", "--noise-multiplier": "-1", "--delta": "0"},
+            {"--steps", "--sample-rate", "--noise-multiplier", "--delta"},
+        ),
     ],
 )
 def test_cli_bad_values_exit_2_naming_the_options(changes: dict[str, str], named: set[str]) -> None:

@@ -37,10 +37,10 @@ from flwr.app import ArrayRecord, Context, RecordDict
 from participants import client_app
 from participants.model import build_model
 from participants.privacy_ledger import PrivacyLedger
-from participants.site_audit import RUN_DIR_KEY
 from participants.site_config import load_site_config
 from participants.site_data import load_site_data
 from tests.participants.guard_harness import message, spec_document
+from trialcore import wire
 
 spec_path, site_config, run_dir, server_round, mode = sys.argv[1:6]
 document = spec_document(Path(spec_path))
@@ -66,7 +66,7 @@ if mode == "crash":
 
     PrivacyLedger.charge = charge_then_die
 
-reply = client_app.train_handler(msg, context, {RUN_DIR_KEY: run_dir})
+reply = client_app.train_handler(msg, context, {wire.RUN_DIR: run_dir})
 print(json.dumps({
     "error": reply.error.reason if reply.has_error() else None,
     "metrics": None if reply.has_error() else dict(reply.content.metric_records["metrics"]),
@@ -74,12 +74,27 @@ print(json.dumps({
 """
 
 
-def run_round(script: Path, demo: DemoCopy, run_dir: Path, server_round: int, mode: str) -> subprocess.CompletedProcess[str]:
+def run_round(
+    script: Path, demo: DemoCopy, run_dir: Path, server_round: int, mode: str
+) -> subprocess.CompletedProcess[str]:
     """The site's train handler in a fresh process, as a restarted participant would run it."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(
-        [sys.executable, str(script), str(demo.spec), str(demo.site_config(SITE)), str(run_dir), str(server_round), mode],
-        capture_output=True, text=True, env=env, cwd=REPO, timeout=180, check=False,
+        [
+            sys.executable,
+            str(script),
+            str(demo.spec),
+            str(demo.site_config(SITE)),
+            str(run_dir),
+            str(server_round),
+            mode,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=180,
+        check=False,
     )
 
 

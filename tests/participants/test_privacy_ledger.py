@@ -13,17 +13,17 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from participants.privacy_accountant import Accountant, Mechanism, epsilon
 from participants.privacy_ledger import Charge, PlannedCharge, PrivacyLedger, summarise
 from participants.privacy_plan import planned_charge, round_mechanism, trial_cost
 from participants.site_data import load_site_data
 from participants.site_floor import site_floor
 from participants.site_guard import site_policy
-from policies.errors import BudgetExhausted, ExitCode, IntegrityError
 from sandbox.cli import app
-from sandbox.spec import TrialSpec
-from sandbox.spec_loading import load_spec
 from tests.approved_demo import DemoCopy
+from trialcore.errors import BudgetExhausted, ExitCode, IntegrityError
+from trialcore.privacy_accountant import Accountant, Mechanism, epsilon
+from trialcore.spec import TrialSpec
+from trialcore.spec_loading import load_spec
 
 REPO = Path(__file__).resolve().parents[2]
 DELTA = 1e-5
@@ -32,12 +32,26 @@ OTHER = Mechanism(noise_multiplier=1.5, sample_rate=0.2, steps=5)
 PLENTY = 1e6
 
 
-def planned(trial_id: str = "trial-a", server_round: int = 1, mechanism: Mechanism = ROUND, *,
-            budget: float = PLENTY, trial_budget: float = PLENTY, delta: float = DELTA) -> PlannedCharge:
+def planned(
+    trial_id: str = "trial-a",
+    server_round: int = 1,
+    mechanism: Mechanism = ROUND,
+    *,
+    budget: float = PLENTY,
+    trial_budget: float = PLENTY,
+    delta: float = DELTA,
+) -> PlannedCharge:
     return PlannedCharge(
-        site_id="de-berlin", dataset="embedded-breast-cancer-0", trial_id=trial_id, spec_hash="ab" * 32,
-        round=server_round, accountant=Accountant.RDP, mechanism=mechanism, delta=delta,
-        epsilon_budget=budget, trial_epsilon_budget=trial_budget,
+        site_id="de-berlin",
+        dataset="embedded-breast-cancer-0",
+        trial_id=trial_id,
+        spec_hash="ab" * 32,
+        round=server_round,
+        accountant=Accountant.RDP,
+        mechanism=mechanism,
+        delta=delta,
+        epsilon_budget=budget,
+        trial_epsilon_budget=trial_budget,
     )
 
 
@@ -73,12 +87,19 @@ def test_charges_are_appended_and_durable(ledger: PrivacyLedger) -> None:
     assert stat.S_IMODE(ledger.path.stat().st_mode) == 0o600
     assert PrivacyLedger(Path(str(ledger.path))).charges() == made
     assert [c.round for c in made] == [1, 2, 3]
-    assert (made[0].site_id, made[0].dataset, made[0].steps, made[0].sample_rate) == ("de-berlin", "embedded-breast-cancer-0", 10, 0.1)
+    assert (made[0].site_id, made[0].dataset, made[0].steps, made[0].sample_rate) == (
+        "de-berlin",
+        "embedded-breast-cancer-0",
+        10,
+        0.1,
+    )
     for count, charge in enumerate(made, start=1):
         assert charge.trial_epsilon == charge.cumulative_epsilon == pytest.approx(rdp([ROUND] * count), rel=1e-12)
 
 
-def test_trial_epsilon_composes_one_trial_and_cumulative_every_trial(ledger: PrivacyLedger, two_trials: list[Charge]) -> None:
+def test_trial_epsilon_composes_one_trial_and_cumulative_every_trial(
+    ledger: PrivacyLedger, two_trials: list[Charge]
+) -> None:
     """A charge's trial epsilon composes only its trial's charges; its cumulative epsilon every charge on the dataset."""
     a1, a2, b1, a3 = two_trials
     assert a2.trial_epsilon == pytest.approx(rdp([ROUND, ROUND]), rel=1e-12)
@@ -111,7 +132,9 @@ def test_spend_is_recomputed_at_the_delta_asked(ledger: PrivacyLedger, two_trial
 
 
 @pytest.mark.parametrize("which", ["site", "trial"])
-def test_charge_past_a_budget_is_refused_and_writes_nothing(ledger: PrivacyLedger, two_trials: list[Charge], which: str) -> None:
+def test_charge_past_a_budget_is_refused_and_writes_nothing(
+    ledger: PrivacyLedger, two_trials: list[Charge], which: str
+) -> None:
     """A charge that would pass the site policy's budget (across trials) or the trial's is refused (exit 4); the file is untouched."""
     before = ledger.path.read_bytes()
     cumulative_after = rdp([ROUND] * 4 + [OTHER])
@@ -186,8 +209,9 @@ DAMAGES = [(_truncate_mid_line, 4), (_edit_first_byte_of_line_2, 2), (_negative_
 
 
 @pytest.mark.parametrize(("damage", "line"), DAMAGES, ids=lambda d: getattr(d, "__name__", str(d)))
-def test_damaged_ledger_is_an_integrity_error(ledger: PrivacyLedger, two_trials: list[Charge],
-                                              damage: Callable[[bytes], bytes], line: int) -> None:
+def test_damaged_ledger_is_an_integrity_error(
+    ledger: PrivacyLedger, two_trials: list[Charge], damage: Callable[[bytes], bytes], line: int
+) -> None:
     """A damaged line fails reading (exit 5, naming file and line); no further charge is made on top of it."""
     ledger.path.write_bytes(damage(ledger.path.read_bytes()))
     damaged = ledger.path.read_bytes()
@@ -224,7 +248,9 @@ def test_non_utf8_byte_is_an_integrity_error(ledger: PrivacyLedger, two_trials: 
         ledger.charges()
 
 
-def test_an_edit_that_keeps_the_line_valid_is_caught_by_the_hash(ledger: PrivacyLedger, two_trials: list[Charge]) -> None:
+def test_an_edit_that_keeps_the_line_valid_is_caught_by_the_hash(
+    ledger: PrivacyLedger, two_trials: list[Charge]
+) -> None:
     """Lowering a charge's steps leaves valid JSON, but its hash no longer matches: IntegrityError naming the line."""
     lines = ledger.path.read_bytes().split(b"\n")
     steps = f'"steps":{two_trials[1].steps},'.encode()
@@ -294,9 +320,9 @@ def test_cli_without_a_ledger_exits_2(tmp_path: Path) -> None:
 CHARGER = """
 import json, sys
 from pathlib import Path
-from participants.privacy_accountant import Accountant, Mechanism, epsilon
+from trialcore.privacy_accountant import Accountant, Mechanism, epsilon
 from participants.privacy_ledger import PlannedCharge, PrivacyLedger
-from policies.errors import BudgetExhausted
+from trialcore.errors import BudgetExhausted
 
 worker = sys.argv[1]
 mechanism = Mechanism(1.0, 0.1, 10)
@@ -327,8 +353,15 @@ class Chargers:
         script.write_text(CHARGER, encoding="utf-8")
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         self.processes = [
-            subprocess.Popen([sys.executable, str(script), f"worker-{i}"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+            subprocess.Popen(
+                [sys.executable, str(script), f"worker-{i}"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+                cwd=REPO,
+            )
             for i in range(WORKERS)
         ]
         for process in self.processes:
@@ -416,14 +449,17 @@ COST_CASES = {
 
 
 @pytest.mark.parametrize("case", COST_CASES.values(), ids=COST_CASES.keys())
-def test_trial_cost_agrees_with_charging_round_by_round(unapproved_demo: DemoCopy, tmp_path: Path,
-                                                        case: tuple[str, float, float, int, str, int, str | None]) -> None:
+def test_trial_cost_agrees_with_charging_round_by_round(
+    unapproved_demo: DemoCopy, tmp_path: Path, case: tuple[str, float, float, int, str, int, str | None]
+) -> None:
     """The pre-flight dry run's affordable rounds are exactly the rounds a ledger accepts when charged one by one."""
     site_id, noise, trial_budget, rounds, accountant, earlier_rounds, binding = case
     site = unapproved_demo.site(site_id)
     policy = site_policy(site)
     demo = load_spec(unapproved_demo.spec).spec
-    privacy = demo.privacy.model_copy(update={"noise_multiplier": noise, "epsilon_budget": trial_budget, "accountant": accountant})
+    privacy = demo.privacy.model_copy(
+        update={"noise_multiplier": noise, "epsilon_budget": trial_budget, "accountant": accountant}
+    )
     spec = TrialSpec.model_validate(demo.model_copy(update={"rounds": rounds, "privacy": privacy}).model_dump())
     epochs, dp = site_floor(spec, policy)
     assert dp is not None and dp.noise_multiplier == noise
@@ -432,20 +468,37 @@ def test_trial_cost_agrees_with_charging_round_by_round(unapproved_demo: DemoCop
     ledger = PrivacyLedger(tmp_path / "privacy" / "dataset.ledger.jsonl")
     earlier = spec.model_copy(update={"trial_id": "earlier-trial"})
     for server_round in range(1, earlier_rounds + 1):
-        ledger.charge(planned_charge(site, earlier, policy, spec_hash="e" * 64, server_round=server_round, mechanism=mechanism))
+        ledger.charge(
+            planned_charge(site, earlier, policy, spec_hash="e" * 64, server_round=server_round, mechanism=mechanism)
+        )
 
-    cost = trial_cost(site, spec, policy, spec_hash="f" * 64, num_train=num_train, epochs=epochs, dp=dp,
-                      ledger=ledger if earlier_rounds else None)
+    cost = trial_cost(
+        site,
+        spec,
+        policy,
+        spec_hash="f" * 64,
+        num_train=num_train,
+        epochs=epochs,
+        dp=dp,
+        ledger=ledger if earlier_rounds else None,
+    )
 
     accepted: list[int] = []
     for server_round in range(1, rounds + 1):
         try:
-            ledger.charge(planned_charge(site, spec, policy, spec_hash="f" * 64, server_round=server_round, mechanism=mechanism))
+            ledger.charge(
+                planned_charge(site, spec, policy, spec_hash="f" * 64, server_round=server_round, mechanism=mechanism)
+            )
             accepted.append(server_round)
         except BudgetExhausted:
             pass
     assert accepted == list(range(1, cost.rounds_affordable + 1))
-    assert (cost.rounds, cost.accountant, cost.epsilon_budget, cost.trial_epsilon_budget) == (rounds, accountant, 8.0, trial_budget)
+    assert (cost.rounds, cost.accountant, cost.epsilon_budget, cost.trial_epsilon_budget) == (
+        rounds,
+        accountant,
+        8.0,
+        trial_budget,
+    )
     charges = ledger.charges()
     assert cost.spent_before == (charges[earlier_rounds - 1].cumulative_epsilon if earlier_rounds else 0.0)
     if accepted:

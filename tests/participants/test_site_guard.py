@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from flwr.app import Message, MessageType
 
-from policies.audit_entry import canonical_json
 from tests.approved_demo import DemoCopy
 from tests.participants.guard_harness import PINNED, assert_refused, guard_reply, message, site_chain, spec_document
+from trialcore.canonical_json import canonical_json
 
 
 def demo_document(demo: DemoCopy) -> dict[str, Any]:
@@ -44,8 +44,12 @@ def test_expired_policy_refused_under_pinned_clock(approved_demo: DemoCopy, tmp_
     assert_refused(reply, reached, tmp_path, "fr-expired", "validity", "2020-12-31")
 
 
-@pytest.mark.parametrize(("rounds", "server_round", "fragment"), [(80, 1, "max-rounds"), (10, 11, "round 11 is outside")])
-def test_too_many_rounds_refused(approved_demo: DemoCopy, tmp_path: Path, rounds: int, server_round: int, fragment: str) -> None:
+@pytest.mark.parametrize(
+    ("rounds", "server_round", "fragment"), [(80, 1, "max-rounds"), (10, 11, "round 11 is outside")]
+)
+def test_too_many_rounds_refused(
+    approved_demo: DemoCopy, tmp_path: Path, rounds: int, server_round: int, fragment: str
+) -> None:
     """More rounds than the site's policy allows, or a round beyond the trial's own, is refused at the site."""
     msg = message(demo_document(approved_demo) | {"rounds": rounds}, server_round=server_round)
     reply, reached = reply_of(msg, approved_demo, "ch-zurich", tmp_path)
@@ -78,10 +82,10 @@ def test_feature_sum_query_is_guarded_too(approved_demo: DemoCopy, tmp_path: Pat
 
 def test_site_floor_applies_whatever_the_spec_asks(approved_demo: DemoCopy) -> None:
     """Training never uses more local epochs, less noise or a larger clipping norm than the site's policy allows."""
-    from participants.site_floor import site_floor
     from participants.site_config import load_site_config
+    from participants.site_floor import site_floor
     from participants.site_guard import site_policy
-    from sandbox.spec import TrialSpec
+    from trialcore.spec import TrialSpec
 
     policy = site_policy(load_site_config(approved_demo.site_config("de-berlin")), PINNED)
     document = demo_document(approved_demo)
@@ -89,7 +93,13 @@ def test_site_floor_applies_whatever_the_spec_asks(approved_demo: DemoCopy) -> N
     document["privacy"].update(noise_multiplier=0.01, max_grad_norm=50.0)
     epochs, dp = site_floor(TrialSpec.model_validate(document), policy)
     assert epochs == policy.max_local_epochs < 99
-    assert dp is not None and dp.noise_multiplier == policy.min_noise_multiplier and dp.max_grad_norm == policy.max_clipping_norm
+    assert (
+        dp is not None
+        and dp.noise_multiplier == policy.min_noise_multiplier
+        and dp.max_grad_norm == policy.max_clipping_norm
+    )
     document["privacy"].update(noise_multiplier=None, max_grad_norm=None)
     _, dp = site_floor(TrialSpec.model_validate(document), policy)
-    assert dp is not None and dp.noise_multiplier == policy.min_noise_multiplier, "a DP floor applies even to a spec without DP"
+    assert dp is not None and dp.noise_multiplier == policy.min_noise_multiplier, (
+        "a DP floor applies even to a spec without DP"
+    )

@@ -6,7 +6,7 @@ Not a test module (no ``test_`` prefix); imported by name from the tests in this
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ import yaml
 
 from policies import ComposedPolicy, TrialFacts, fixed_clock, load_policy
 
-PINNED_NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+PINNED_NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 PINNED = fixed_clock(PINNED_NOW)
 
 ROOT: dict[str, Any] = {
@@ -70,13 +70,21 @@ def write(path: Path, data: dict[str, Any] | str) -> Path:
     return path
 
 
-def chain(tmp_path: Path, site: str = "site", *, root: dict[str, Any] | None = None,
-          country: dict[str, Any] | None = None, institution: dict[str, Any] | None = None) -> Path:
+def chain(
+    tmp_path: Path,
+    site: str = "site",
+    *,
+    root: dict[str, Any] | None = None,
+    country: dict[str, Any] | None = None,
+    institution: dict[str, Any] | None = None,
+) -> Path:
     """Write root → countries/xx.yaml → institutions/<site>.yaml and return the institution file."""
     write(tmp_path / "root.yaml", merged(ROOT, root or {}))
     write(tmp_path / "countries" / "xx.yaml", {"extends": "../root.yaml", **(country or {"jurisdiction": "DE"})})
-    return write(tmp_path / "institutions" / f"{site}.yaml",
-                 {"extends": "../countries/xx.yaml", "name": site, **(institution or {})})
+    return write(
+        tmp_path / "institutions" / f"{site}.yaml",
+        {"extends": "../countries/xx.yaml", "name": site, **(institution or {})},
+    )
 
 
 def site_policy(tmp_path: Path, site: str = "site", **layers: dict[str, Any]) -> ComposedPolicy:

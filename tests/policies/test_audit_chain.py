@@ -11,7 +11,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +19,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policies.audit_chain import AuditChain, AuditEntry, AuditEntryError, ChainHead
-from policies.audit_entry import GENESIS_HASH, entry_hash
-from policies.audit_verify import TORN_LAST_LINE, verify_chain
-from policies.errors import BadInputError, ExitCode, IntegrityError
+from trialcore.audit_chain import AuditChain, AuditEntry, AuditEntryError, ChainHead
+from trialcore.audit_entry import GENESIS_HASH, entry_hash
+from trialcore.audit_verify import TORN_LAST_LINE, verify_chain
+from trialcore.errors import BadInputError, ExitCode, IntegrityError
 
 SPEC_HASH = hashlib.sha256(b"trial spec").hexdigest()
-START = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
+START = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 ENTRIES = 30
 
 
@@ -167,7 +167,7 @@ def test_inserting_a_copied_line_is_caught(log: tuple[Path, ChainHead, bytes]) -
     rng = random.Random(7)
     for _ in range(60):
         source, at = rng.randrange(len(lines)), rng.randrange(len(lines) + 1)
-        path.write_bytes(b"".join(lines[:at] + [lines[source]] + lines[at:]))
+        path.write_bytes(b"".join([*lines[:at], lines[source], *lines[at:]]))
         report = verify_chain(path)
         duplicate_of_next = source == at  # the copy sits before its twin, so the twin is the misfit
         assert not report.ok and report.first_bad_line == at + (2 if duplicate_of_next else 1)
@@ -364,10 +364,9 @@ def test_any_json_payload_round_trips_and_verifies(payload: dict[str, Any]) -> N
 def test_audit_modules_import_neither_flower_nor_torch() -> None:
     """Sites can keep a chain without pulling the coordinator's or training stack's imports."""
     code = (
-        "import sys, policies.audit_chain, policies.audit_verify;"
+        "import sys, trialcore.audit_chain, trialcore.audit_verify;"
         "bad = [m for m in sys.modules if m.split('.')[0] in {'flwr', 'torch', 'sandbox', 'participants'}];"
         "print(bad); sys.exit(1 if bad else 0)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-

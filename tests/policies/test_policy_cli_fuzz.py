@@ -28,6 +28,7 @@ Run with ``--hypothesis-show-statistics`` to see how the exit codes were spread.
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import tempfile
 import threading
@@ -61,7 +62,10 @@ ALL_FILES = (TRIAL, *SITE_FILES, *POLICY_FILES)
 OTHER_POLICY_FILES = tuple(  # extends targets beside the demo's own layers
     f"policies/{name}.yaml"
     for name in (
-        "countries/us", "institutions/us-boston", "institutions/loosening-example", "institutions/expired-example"
+        "countries/us",
+        "institutions/us-boston",
+        "institutions/loosening-example",
+        "institutions/expired-example",
     )
 )
 
@@ -140,15 +144,62 @@ MECHANISMS = sorted(VOCAB.transfer_mechanisms)
 PRESETS = sorted(preset_names())
 
 PLAIN_SCALARS = (
-    "2020-13-01", "2021-02-30", "0000-00-00", "2020-1-1", "2020-01-01 25:61:61", "2001-12-14t21:59:43.10-05:00",
-    "1e400", "-1e400", ".NaN", ".inf", "-.Inf", "0x1F", "0o17", "0b101", "1_000", "190:20:30", "-0", "NO", "off",
-    "~", "yes", "=",
+    "2020-13-01",
+    "2021-02-30",
+    "0000-00-00",
+    "2020-1-1",
+    "2020-01-01 25:61:61",
+    "2001-12-14t21:59:43.10-05:00",
+    "1e400",
+    "-1e400",
+    ".NaN",
+    ".inf",
+    "-.Inf",
+    "0x1F",
+    "0o17",
+    "0b101",
+    "1_000",
+    "190:20:30",
+    "-0",
+    "NO",
+    "off",
+    "~",
+    "yes",
+    "=",
 )
 NASTY_TEXT = (
-    "", " ", "\t", "\n", "\x00", "a\x00b", "\u202e", "\ufeff", "\u2028", "é", "日本語", "🤖", "a" * 500,
+    "",
+    " ",
+    "\t",
+    "\n",
+    "\x00",
+    "a\x00b",
+    "\u202e",
+    "\ufeff",
+    "\u2028",
+    "é",
+    "日本語",
+    "🤖",
+    "a" * 500,
     "../" * 40,
-    "${HOME}", "{{ x }}", "%s%n", "today", "today+365d", "today-30d", "today+99999d", "today-99999d", "today+100000d",
-    "today + 5d", "today+1y", "2020-02-30", "NO", "UK", "EU", "preset:", "*", "null",
+    "${HOME}",
+    "{{ x }}",
+    "%s%n",
+    "today",
+    "today+365d",
+    "today-30d",
+    "today+99999d",
+    "today-99999d",
+    "today+100000d",
+    "today + 5d",
+    "today+1y",
+    "2020-02-30",
+    "NO",
+    "UK",
+    "EU",
+    "preset:",
+    "*",
+    "null",
 )
 TEXT = st.one_of(st.text(max_size=24), st.sampled_from(NASTY_TEXT))
 HUGE_NUMBERS = (10**400, -(10**400), 2**63, 2**64, -(2**63) - 1, 1e308, 5e-324, -0.0, float("nan"), float("inf"))
@@ -163,18 +214,47 @@ ODD_NUMBERS = st.one_of(
 NUMBERS = st.one_of(PLAUSIBLE_NUMBERS, PLAUSIBLE_NUMBERS, ODD_NUMBERS)
 """Two draws in three a number a policy author might write, one in three an odd one."""
 PROBABILITIES = st.one_of(st.floats(min_value=1e-12, max_value=0.01), NUMBERS)
-COUNTRY = st.one_of(st.sampled_from(("DE", "FR", "GB", "CH", "US", "NO")), st.sampled_from(sorted(ALPHA2)),
-                    st.sampled_from(("UK", "EU", "EL", "de", "D", "DEU", "")), st.just(Plain("NO")))
+COUNTRY = st.one_of(
+    st.sampled_from(("DE", "FR", "GB", "CH", "US", "NO")),
+    st.sampled_from(sorted(ALPHA2)),
+    st.sampled_from(("UK", "EU", "EL", "de", "D", "DEU", "")),
+    st.just(Plain("NO")),
+)
 DATES = st.one_of(
     st.dates(),
-    st.sampled_from(("today", "today+365d", "today-30d", "today+99999d", "today-99999d", "today+100000d",
-                     "today + 5d", "today+1y", "2020-02-30", "9999-12-31", "0001-01-01")),
+    st.sampled_from(
+        (
+            "today",
+            "today+365d",
+            "today-30d",
+            "today+99999d",
+            "today-99999d",
+            "today+100000d",
+            "today + 5d",
+            "today+1y",
+            "2020-02-30",
+            "9999-12-31",
+            "0001-01-01",
+        )
+    ),
     st.builds(Plain, st.sampled_from(PLAIN_SCALARS)),
 )
-SCALARS = st.one_of(st.none(), st.booleans(), NUMBERS, TEXT, st.dates(), st.datetimes(),
-                    st.sampled_from(PURPOSES + RISK_TIERS + CATEGORIES + MECHANISMS))
-KEYS = st.one_of(st.text(max_size=12), st.sampled_from(("privacy", "extends", "allowed", "site_id", "data", "name")),
-                 st.integers(), st.booleans(), st.none())
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    NUMBERS,
+    TEXT,
+    st.dates(),
+    st.datetimes(),
+    st.sampled_from(PURPOSES + RISK_TIERS + CATEGORIES + MECHANISMS),
+)
+KEYS = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(("privacy", "extends", "allowed", "site_id", "data", "name")),
+    st.integers(),
+    st.booleans(),
+    st.none(),
+)
 VALUES = st.recursive(
     SCALARS,
     lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(KEYS, inner, max_size=3)),
@@ -233,15 +313,42 @@ def extends_targets(own_file: str) -> SearchStrategy[Any]:
     siblings = [f"../{Path(name).parent.name}/{Path(name).name}" for name in POLICY_FILES + OTHER_POLICY_FILES]
     return st.one_of(
         st.sampled_from([f"preset:{name}" for name in PRESETS]),
-        st.sampled_from(("preset:nope", "preset:", "preset: eu-gdpr-ai-act ", "PRESET:eu-gdpr-ai-act",
-                         "preset:EU-GDPR-AI-ACT", "preset:../countries/de", "preset:eu-gdpr-ai-act.yaml")),
+        st.sampled_from(
+            (
+                "preset:nope",
+                "preset:",
+                "preset: eu-gdpr-ai-act ",
+                "PRESET:eu-gdpr-ai-act",
+                "preset:EU-GDPR-AI-ACT",
+                "preset:../countries/de",
+                "preset:eu-gdpr-ai-act.yaml",
+            )
+        ),
         st.sampled_from((own, f"./{own}", f"../{Path(own_file).parent.name}/{own}")),  # a cycle to itself
         st.sampled_from(siblings),  # other layers: loosening, other jurisdictions, cycles through them
-        st.sampled_from(("missing.yaml", "../countries/xx.yaml", "../countries", "..", ".", "", "   ", "\x00",
-                         "a" * 300 + ".yaml", "x/" * 2100 + "p.yaml", "../" * 60 + "x.yaml", "~/policy.yaml",
-                         "C:\\policy.yaml", "file:///policy.yaml", "/dev/null", "/nonexistent/policy.yaml",
-                         "../../demo.yaml", "../../demo-sites/de-berlin.yaml")),
-        st.sampled_from(POLICY_FILES + (TRIAL,)).map(lambda name: f"{ROOT_MARK}/{name}"),  # absolute paths
+        st.sampled_from(
+            (
+                "missing.yaml",
+                "../countries/xx.yaml",
+                "../countries",
+                "..",
+                ".",
+                "",
+                "   ",
+                "\x00",
+                "a" * 300 + ".yaml",
+                "x/" * 2100 + "p.yaml",
+                "../" * 60 + "x.yaml",
+                "~/policy.yaml",
+                "C:\\policy.yaml",
+                "file:///policy.yaml",
+                "/dev/null",
+                "/nonexistent/policy.yaml",
+                "../../demo.yaml",
+                "../../demo-sites/de-berlin.yaml",
+            )
+        ),
+        st.sampled_from((*POLICY_FILES, TRIAL)).map(lambda name: f"{ROOT_MARK}/{name}"),  # absolute paths
         VALUES,
     )
 
@@ -250,15 +357,32 @@ TRIAL_FIELDS: dict[str, SearchStrategy[Any]] = {
     "trial_id": st.one_of(st.sampled_from(("x", "a-b", "A", "-a", "a--b", "a" * 64)), TEXT),
     "title": TEXT,
     "purpose": st.one_of(st.sampled_from(PURPOSES), TEXT),
-    "ai_risk_tier": st.one_of(st.sampled_from(RISK_TIERS + ["HIGH"]), TEXT),
+    "ai_risk_tier": st.one_of(st.sampled_from([*RISK_TIERS, "HIGH"]), TEXT),
     "data_categories": terms(CATEGORIES),
     "model": st.one_of(st.none(), VALUES),
     "model.name": st.sampled_from(("logistic_regression", "mlp", "cnn", "")),
     "model.input_features": NUMBERS,
     "model.hidden_units": NUMBERS,
-    "federation": st.one_of(st.sampled_from(("demo-sites", "demo-sites/", "./demo-sites", ".", "..", "missing",
-                                             "demo.yaml", "policies", "/", "\x00", "demo\x00sites", "a" * 300,
-                                             "x/" * 2100)), TEXT),
+    "federation": st.one_of(
+        st.sampled_from(
+            (
+                "demo-sites",
+                "demo-sites/",
+                "./demo-sites",
+                ".",
+                "..",
+                "missing",
+                "demo.yaml",
+                "policies",
+                "/",
+                "\x00",
+                "demo\x00sites",
+                "a" * 300,
+                "x/" * 2100,
+            )
+        ),
+        TEXT,
+    ),
     "aggregator.jurisdiction": COUNTRY,
     "participants": st.lists(
         st.fixed_dictionaries(
@@ -291,15 +415,29 @@ SITE_FIELDS: dict[str, SearchStrategy[Any]] = {
     "data.kind": st.sampled_from(("embedded-breast-cancer", "csv", "")),
     "data.partition": NUMBERS,
     "test_fraction": NUMBERS,
-    "policy": st.one_of(st.sampled_from(("", "\x00", "missing.yaml", "../policies/countries/de.yaml",
-                                         "../policies/institutions", "../demo.yaml", "/dev/null", "a" * 300,
-                                         "x/" * 2100)), TEXT),
+    "policy": st.one_of(
+        st.sampled_from(
+            (
+                "",
+                "\x00",
+                "missing.yaml",
+                "../policies/countries/de.yaml",
+                "../policies/institutions",
+                "../demo.yaml",
+                "/dev/null",
+                "a" * 300,
+                "x/" * 2100,
+            )
+        ),
+        TEXT,
+    ),
     "state_dir": TEXT,
     # Signed approvals. Names longer than the file system allows are left out: participants/approvals.py
     # crashes on them (OSError from Path.is_file), a known bug outside the policy code fuzzed here.
     "approvals_dir": st.sampled_from(("", "\x00", "missing", "../policies", "../demo.yaml", "/dev/null", ".", "/")),
-    "trusted_keys": st.sampled_from(("", "\x00", "missing.pem", "../policies/countries/de.yaml", "../demo.yaml",
-                                     "/dev/null", ".", "/")),
+    "trusted_keys": st.sampled_from(
+        ("", "\x00", "missing.pem", "../policies/countries/de.yaml", "../demo.yaml", "/dev/null", ".", "/")
+    ),
 }
 
 
@@ -329,7 +467,7 @@ def set_known(doc: dict[Key, Any], dotted: str, value: Any) -> None:
     """Set a dotted field, turning whatever stands in the way into a mapping or a list (grown as needed)."""
     parts: list[Key] = [int(part) if part.isdigit() else part for part in dotted.split(".")]
     target: Any = doc
-    for part, following in zip(parts, parts[1:]):
+    for part, following in itertools.pairwise(parts):
         kind: type = list if isinstance(following, int) else dict
         if isinstance(target, list):
             target.extend([None] * (part + 1 - len(target)))
@@ -411,16 +549,69 @@ def with_dp(data: DataObject, doc: dict[str, Any]) -> dict[str, Any]:
 
 BYTE_SNIPPETS = (
     # not UTF-8, or characters YAML refuses
-    b"\xff", b"\xfe\xff", b"\xc3", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xc0\xaf", b"\x00", b"\xef\xbb\xbf",
-    b"\t", b"\r", b"\r\n", b"\x85", "\u2028".encode(), b"\x1b[31m", b"\x7f",
+    b"\xff",
+    b"\xfe\xff",
+    b"\xc3",
+    b"\xed\xa0\x80",
+    b"\xf4\x90\x80\x80",
+    b"\xc0\xaf",
+    b"\x00",
+    b"\xef\xbb\xbf",
+    b"\t",
+    b"\r",
+    b"\r\n",
+    b"\x85",
+    "\u2028".encode(),
+    b"\x1b[31m",
+    b"\x7f",
     # YAML structure: indicators, anchors and aliases, tags (some whose constructors raise), directives
-    b": ", b":", b"- ", b"? ", b"&a ", b"*a", b"*nope", b"<<: *a\n", b"{", b"}", b"[", b"]", b"'", b'"', b"|", b">",
-    b"#", b"!!python/object/apply:os.system ['true']", b"!!binary ", b"!!binary AA==", b"!!float ", b"!!int x",
-    b"!!int ''", b"!!bool x", b"!!timestamp x", b"!!timestamp 2020-13-01", b"!!set ", b"!!map ", b"!custom ",
-    b"%YAML 1.1\n", b"%YAML 9.9\n", b"%TAG ! tag:x,2000:\n", b"---\n", b"...\n", b"\n", b"  ",
+    b": ",
+    b":",
+    b"- ",
+    b"? ",
+    b"&a ",
+    b"*a",
+    b"*nope",
+    b"<<: *a\n",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b"'",
+    b'"',
+    b"|",
+    b">",
+    b"#",
+    b"!!python/object/apply:os.system ['true']",
+    b"!!binary ",
+    b"!!binary AA==",
+    b"!!float ",
+    b"!!int x",
+    b"!!int ''",
+    b"!!bool x",
+    b"!!timestamp x",
+    b"!!timestamp 2020-13-01",
+    b"!!set ",
+    b"!!map ",
+    b"!custom ",
+    b"%YAML 1.1\n",
+    b"%YAML 9.9\n",
+    b"%TAG ! tag:x,2000:\n",
+    b"---\n",
+    b"...\n",
+    b"\n",
+    b"  ",
     # values: impossible dates, numbers beyond float and beyond Python's int-from-text limit, relative dates
-    b"2020-13-01", b"2021-02-30 25:00:00", b"1e400", b".nan", b"~", b"9" * 5000, b"today+99999d", b"today+100000d",
-    b"extends: ", b"preset:nope",
+    b"2020-13-01",
+    b"2021-02-30 25:00:00",
+    b"1e400",
+    b".nan",
+    b"~",
+    b"9" * 5000,
+    b"today+99999d",
+    b"today+100000d",
+    b"extends: ",
+    b"preset:nope",
 )
 SNIPPETS = st.one_of(st.sampled_from(BYTE_SNIPPETS), st.binary(min_size=1, max_size=12))
 
@@ -437,11 +628,11 @@ def damage(data: DataObject, raw: bytes) -> bytes:
             raw = raw[:at] + data.draw(SNIPPETS, label="insert") + raw[at:]
         elif op == "overwrite":
             new = data.draw(SNIPPETS, label="overwrite with")
-            raw = raw[:at] + new + raw[at + len(new):]
+            raw = raw[:at] + new + raw[at + len(new) :]
         elif op == "truncate":
             raw = raw[:at]
         elif op == "cut":
-            raw = raw[:at] + raw[at + data.draw(st.integers(min_value=1, max_value=64), label="cut"):]
+            raw = raw[:at] + raw[at + data.draw(st.integers(min_value=1, max_value=64), label="cut") :]
         elif op == "line":
             lines = raw.splitlines(keepends=True) or [b""]
             index = data.draw(st.integers(min_value=0, max_value=len(lines) - 1), label="line")

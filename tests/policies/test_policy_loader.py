@@ -9,7 +9,7 @@ import pytest
 from policy_layer_builders import PINNED, PINNED_NOW, ROOT, chain, merged, write
 
 from policies import PolicyFileError, load_layers, load_policies, load_policy
-from policies.errors import ExitCode
+from trialcore.errors import ExitCode
 
 
 def _error(path: Path) -> PolicyFileError:
@@ -168,10 +168,13 @@ def test_load_policies_reports_each_shared_problem_once(tmp_path: Path) -> None:
 
 def test_relative_dates_resolve_against_the_pinned_clock(tmp_path: Path) -> None:
     """`today-30d` / `today+365d` resolve against the injected clock's UTC date at load time."""
-    path = chain(tmp_path, institution={
-        "validity": {"valid_from": "today-30d", "valid_until": "today+365d"},
-        "approvals": {"sandbox_plan_start": "today", "sandbox_plan_end": "2031-01-01"},
-    })
+    path = chain(
+        tmp_path,
+        institution={
+            "validity": {"valid_from": "today-30d", "valid_until": "today+365d"},
+            "approvals": {"sandbox_plan_start": "today", "sandbox_plan_end": "2031-01-01"},
+        },
+    )
     policy = load_policy(path, clock=PINNED)
     today = PINNED_NOW.date()
     assert policy.valid_from == today - timedelta(days=30)

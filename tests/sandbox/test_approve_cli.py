@@ -10,9 +10,9 @@ from typer.testing import CliRunner
 
 from participants.approvals import read_approval
 from sandbox.cli import app
-from sandbox.spec_loading import load_spec
 from tests.approved_demo import DEMO_SITES, DemoCopy
 from tests.participants.guard_harness import assert_refused, guard_reply, message, spec_document
+from trialcore.spec_loading import load_spec
 
 
 def approval_rows(document: dict[str, object]) -> dict[str, dict[str, object]]:
@@ -23,7 +23,9 @@ def approval_rows(document: dict[str, object]) -> dict[str, dict[str, object]]:
 
 def test_new_key_writes_a_private_key_0600_and_refuses_to_overwrite(runner: CliRunner, tmp_path: Path) -> None:
     """`certs new-key` writes NAME.key.pem (0600) and NAME.pub.pem and prints the fingerprint; a second run exits 2."""
-    result = runner.invoke(app, ["certs", "new-key", "--out", str(tmp_path / "keys"), "--name", "de-berlin", "--format", "json"])
+    result = runner.invoke(
+        app, ["certs", "new-key", "--out", str(tmp_path / "keys"), "--name", "de-berlin", "--format", "json"]
+    )
     assert result.exit_code == 0, result.stderr
     (key,) = json.loads(result.stdout)["keys"]
     assert stat.S_IMODE(Path(key["private_key"]).stat().st_mode) == 0o600
@@ -49,7 +51,9 @@ def test_approve_then_check_permits(runner: CliRunner, unapproved_demo: DemoCopy
     assert set(rows) == set(DEMO_SITES) and all(row["permit"] for row in rows.values())
 
 
-def test_missing_approvals_are_denial_rows_and_run_runs_nothing(runner: CliRunner, unapproved_demo: DemoCopy, tmp_path: Path) -> None:
+def test_missing_approvals_are_denial_rows_and_run_runs_nothing(
+    runner: CliRunner, unapproved_demo: DemoCopy, tmp_path: Path
+) -> None:
     """Without approvals `check` exits 3 with one `approval` denial per site naming the expected file; `run` exits 3 before round 1."""
     spec = str(unapproved_demo.spec)
     checked = runner.invoke(app, ["check", spec, "--format", "json"])
@@ -99,10 +103,19 @@ def test_approve_bad_inputs_exit_2(runner: CliRunner, unapproved_demo: DemoCopy,
     spec = str(unapproved_demo.spec)
     missing = runner.invoke(app, ["approve", spec, "--site", "gb-leeds", "--key", str(tmp_path / "nope.pem")])
     assert missing.exit_code == 2 and f"{tmp_path / 'nope.pem'}: found no such file" in missing.stderr
-    unknown = runner.invoke(app, ["approve", spec, "--site", "xx-nowhere", "--key", str(unapproved_demo.key("gb-leeds"))])
-    assert unknown.exit_code == 2 and "--site: found 'xx-nowhere'; a participant of trial 'cancer-risk-demo'" in unknown.stderr
-    public = runner.invoke(app, ["approve", spec, "--site", "gb-leeds", "--key", str(unapproved_demo.keys_dir / "gb-leeds.pub.pem")])
+    unknown = runner.invoke(
+        app, ["approve", spec, "--site", "xx-nowhere", "--key", str(unapproved_demo.key("gb-leeds"))]
+    )
+    assert (
+        unknown.exit_code == 2
+        and "--site: found 'xx-nowhere'; a participant of trial 'cancer-risk-demo'" in unknown.stderr
+    )
+    public = runner.invoke(
+        app, ["approve", spec, "--site", "gb-leeds", "--key", str(unapproved_demo.keys_dir / "gb-leeds.pub.pem")]
+    )
     assert public.exit_code == 2 and "no PEM private key" in public.stderr
-    unpaired = runner.invoke(app, ["approve", spec, "--site", "gb-leeds", "--site", "fr-lyon", "--key", str(unapproved_demo.key("gb-leeds"))])
+    unpaired = runner.invoke(
+        app, ["approve", spec, "--site", "gb-leeds", "--site", "fr-lyon", "--key", str(unapproved_demo.key("gb-leeds"))]
+    )
     assert unpaired.exit_code == 2 and "one --key per --site" in unpaired.stderr
     assert not any(unapproved_demo.approval(site).exists() for site in DEMO_SITES)

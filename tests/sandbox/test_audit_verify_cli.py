@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from policies.audit_chain import AuditChain, ChainHead
 from sandbox.cli import app
+from trialcore.audit_chain import AuditChain, ChainHead
 
 SPEC_HASH = hashlib.sha256(b"trial spec").hexdigest()
 ENTRIES = 6
@@ -20,9 +20,13 @@ ENTRIES = 6
 def write_chain(path: Path) -> ChainHead:
     """A short coordinator chain with fixed times; return its head."""
     ticks = iter(range(1000))
-    start = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
     chain = AuditChain.open(
-        path, actor="coordinator", trial_id="cancer-risk-demo", spec_hash=SPEC_HASH, clock=lambda: start + timedelta(seconds=next(ticks))
+        path,
+        actor="coordinator",
+        trial_id="cancer-risk-demo",
+        spec_hash=SPEC_HASH,
+        clock=lambda: start + timedelta(seconds=next(ticks)),
     )
     chain.append("trial-started", {"sites": ["de-berlin", "fr-lyon"], "rounds": 2})
     for number in range(1, ENTRIES):

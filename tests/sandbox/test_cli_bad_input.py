@@ -7,15 +7,16 @@ what is allowed, so a researcher can fix the spec without reading code.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
 from sandbox.cli import app
-from sandbox.spec import TrialSpec
+from trialcore.spec import TrialSpec
 
 Change = Callable[[dict[str, Any]], None]
 
@@ -85,15 +86,39 @@ def _set_jurisdiction(index: int, jurisdiction: str) -> Change:
 TOP_LEVEL_KEYS = ", ".join(sorted(TrialSpec.model_fields))
 
 FIELD_CASES = [
-    pytest.param(_set("roundz", 3), "roundz", "unknown key 'roundz'", f"one of the known keys ({TOP_LEVEL_KEYS})", id="unknown-key"),
+    pytest.param(
+        _set("roundz", 3),
+        "roundz",
+        "unknown key 'roundz'",
+        f"one of the known keys ({TOP_LEVEL_KEYS})",
+        id="unknown-key",
+    ),
     pytest.param(_set("rounds", "ten"), "rounds", "'ten'", "valid integer", id="wrong-type"),
     pytest.param(_set("rounds", -1), "rounds", "-1", "greater than 0", id="negative-rounds"),
     pytest.param(_set("rounds", 0), "rounds", "0", "greater than 0", id="zero-rounds"),
     pytest.param(_set("local_training.epochs", 0), "local_training.epochs", "0", "greater than 0", id="zero-epochs"),
     pytest.param(_set("min_participants", 0), "min_participants", "0", "greater than 0", id="zero-min-participants"),
-    pytest.param(_add_participant("fr-lyon", "FR"), "participants.4.site_id", "'fr-lyon'", "each site listed once", id="site-listed-twice"),
-    pytest.param(_set_jurisdiction(1, "IT"), "participants.1.jurisdiction", "'IT'", "'FR', the jurisdiction the site declares in fr-lyon.yaml", id="jurisdiction-differs-from-site-file"),
-    pytest.param(_add_participant("it-rome", "IT"), "participants.4.site_id", "'it-rome'", "a site of the federation", id="no-site-file"),
+    pytest.param(
+        _add_participant("fr-lyon", "FR"),
+        "participants.4.site_id",
+        "'fr-lyon'",
+        "each site listed once",
+        id="site-listed-twice",
+    ),
+    pytest.param(
+        _set_jurisdiction(1, "IT"),
+        "participants.1.jurisdiction",
+        "'IT'",
+        "'FR', the jurisdiction the site declares in fr-lyon.yaml",
+        id="jurisdiction-differs-from-site-file",
+    ),
+    pytest.param(
+        _add_participant("it-rome", "IT"),
+        "participants.4.site_id",
+        "'it-rome'",
+        "a site of the federation",
+        id="no-site-file",
+    ),
 ]
 
 
@@ -178,7 +203,9 @@ def test_json_failure_is_one_document_listing_every_problem(runner: CliRunner, w
     assert all(p["file"] == shown for p in document["problems"])
 
 
-def test_json_failure_for_a_missing_file_is_one_document(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_json_failure_for_a_missing_file_is_one_document(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With --format json even an unreadable file gives one parseable JSON document naming the file."""
     monkeypatch.chdir(tmp_path)
     result = validate(runner, "nowhere.yaml", "--format", "json")
@@ -186,5 +213,10 @@ def test_json_failure_for_a_missing_file_is_one_document(runner: CliRunner, tmp_
     document = json.loads(result.stdout)
     assert document["exit_code"] == 2
     assert document["problems"] == [
-        {"file": "nowhere.yaml", "field": "", "found": "no such file", "allowed": "give the path of an existing trial spec"}
+        {
+            "file": "nowhere.yaml",
+            "field": "",
+            "found": "no such file",
+            "allowed": "give the path of an existing trial spec",
+        }
     ]

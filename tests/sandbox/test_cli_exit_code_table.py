@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from policies.errors import (
+from trialcore.errors import (
     BadInputError,
     BudgetExhausted,
     ExitCode,
@@ -13,8 +13,8 @@ from policies.errors import (
     PolicyRefusal,
     SandboxError,
     ServiceUnavailable,
+    SpecError,
 )
-from sandbox.errors import SpecError
 
 # The table published in README.md ("Exit codes (every command)").
 PUBLISHED_TABLE = {
@@ -50,7 +50,9 @@ def test_readme_table_documents_the_same_codes() -> None:
     """The README's exit code table, which users read, lists exactly the codes the commands return."""
     text = README.read_text(encoding="utf-8")
     section = text.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
-    rows = {int(code): meaning.strip() for code, meaning in re.findall(r"^\| (\d+) \| ([^|]+) \|$", section, re.MULTILINE)}
+    rows = {
+        int(code): meaning.strip() for code, meaning in re.findall(r"^\| (\d+) \| ([^|]+) \|$", section, re.MULTILINE)
+    }
     assert sorted(rows) == [code.value for code in ExitCode]
     for code in ExitCode:
         assert rows[code.value].startswith(README_MEANINGS[code.name]), (code, rows[code.value])

@@ -14,7 +14,11 @@ from tests.approved_demo import DemoCopy
 def test_check_refuses_a_trial_without_dp_naming_rule_file_and_value(unapproved_demo: DemoCopy, tmp_path: Path) -> None:
     """A trial that adds no DP noise is refused (exit 3) at every site, each denial naming clause, file and value."""
     demo = unapproved_demo.spec
-    lines = [line for line in demo.read_text().splitlines(keepends=True) if not line.lstrip().startswith(("noise_multiplier", "max_grad_norm"))]
+    lines = [
+        line
+        for line in demo.read_text().splitlines(keepends=True)
+        if not line.lstrip().startswith(("noise_multiplier", "max_grad_norm"))
+    ]
     text = "".join(lines).replace("federation: demo-sites", f"federation: {demo.parent / 'demo-sites'}")
     spec = tmp_path / "no-dp.yaml"
     spec.write_text(text)
@@ -47,7 +51,11 @@ def test_redline_purpose_is_valid_but_refused_everywhere(unapproved_demo: DemoCo
     assert CliRunner().invoke(app, ["validate", str(spec)]).exit_code == 0
     result = CliRunner().invoke(app, ["check", str(spec), "--format", "json"])
     assert result.exit_code == 3
-    redlines = {d["site_id"] for d in json.loads(result.stdout)["decisions"] if d["clause"] == "purpose-redline" and not d["permit"]}
+    redlines = {
+        d["site_id"]
+        for d in json.loads(result.stdout)["decisions"]
+        if d["clause"] == "purpose-redline" and not d["permit"]
+    }
     assert redlines == {"de-berlin", "fr-lyon", "gb-leeds", "ch-zurich"}
 
 
@@ -55,7 +63,12 @@ def test_policies_list_and_show() -> None:
     """`policies list` prints one line per preset; `show` prints its commented YAML; an unknown name exits 2."""
     listed = CliRunner().invoke(app, ["policies", "list"])
     assert listed.exit_code == 0
-    assert {line.split()[0] for line in listed.stdout.splitlines()} == {"ch-fadp", "eu-gdpr-ai-act", "uk-gdpr", "us-hipaa"}
+    assert {line.split()[0] for line in listed.stdout.splitlines()} == {
+        "ch-fadp",
+        "eu-gdpr-ai-act",
+        "uk-gdpr",
+        "us-hipaa",
+    }
     shown = CliRunner().invoke(app, ["policies", "show", "uk-gdpr"])
     assert shown.exit_code == 0 and "NOT LEGAL ADVICE" in shown.stdout
     as_json = CliRunner().invoke(app, ["policies", "show", "us-hipaa", "--format", "json"])
@@ -87,7 +100,9 @@ def test_check_denies_a_site_that_cannot_pay_for_round_1(unapproved_demo: DemoCo
     assert all(row["rounds_affordable"] == 0 for row in document["privacy_dry_run"].values())
 
 
-def test_check_prices_the_whole_trial_and_marks_sites_that_would_stop_early(unapproved_demo: DemoCopy, tmp_path: Path) -> None:
+def test_check_prices_the_whole_trial_and_marks_sites_that_would_stop_early(
+    unapproved_demo: DemoCopy, tmp_path: Path
+) -> None:
     """With more rounds than a budget pays for, sites are permitted but told how many rounds fit; the text shows the dry run."""
     spec = _demo_variant(unapproved_demo, tmp_path, "long.yaml", {"epsilon_budget": "5.0", "noise_multiplier": "1.0"})
     result = CliRunner().invoke(app, ["check", str(spec), "--format", "json"])

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
 
 from sandbox.enforcement import Enforcer, Ladder
 from sandbox.trial_control import Action, ControlRequest, TrialControl, TrialTerminated
 
-NOW = datetime(2027, 1, 5, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2027, 1, 5, 9, 0, tzinfo=UTC)
 
 
 def enforcer(tmp_path: Path) -> Enforcer:
-    ladder = Ladder(exclude_after_violations=2, exclusion_rounds=2, suspend_after_violations=4,
-                    terminate_after_violations=5, reporting_deadline_hours=24)
+    ladder = Ladder(
+        exclude_after_violations=2,
+        exclusion_rounds=2,
+        suspend_after_violations=4,
+        terminate_after_violations=5,
+        reporting_deadline_hours=24,
+    )
     return Enforcer(tmp_path, ladder, clock=lambda: NOW)
 
 
@@ -29,7 +36,11 @@ def test_ladder_warns_excludes_suspends_terminates(tmp_path: Path) -> None:
         e.violation(4, "c", "non-finite", "NaN"),
     ]
     assert [(s.site_id, s.action, s.severity) for s in steps if s] == [
-        ("a", "warn", "minor"), ("a", "exclude", "major"), ("b", "warn", "minor"), ("b", "suspend", "major"), ("c", "terminate", "critical")
+        ("a", "warn", "minor"),
+        ("a", "exclude", "major"),
+        ("b", "warn", "minor"),
+        ("b", "suspend", "major"),
+        ("c", "terminate", "critical"),
     ]
     incidents = [json.loads(line) for line in (tmp_path / "incidents.jsonl").read_text().splitlines()]
     assert [i["action"] for i in incidents] == ["warn", "exclude", "warn", "suspend", "terminate"]
@@ -59,12 +70,9 @@ def test_escalated_suspend_waits_and_terminate_stops(tmp_path: Path) -> None:
     control = TrialControl(tmp_path, on_change=seen.append, poll_seconds=0.01)
     control.escalate(Action.suspend, "violations reached the suspend threshold")
     control.escalate(Action.terminate, "violations reached the terminate threshold")
-    try:
+    with pytest.raises(TrialTerminated) as stop:
         control.before_round()
-    except TrialTerminated as stop:
-        assert stop.request.action is Action.terminate
-    else:
-        raise AssertionError("the trial was not terminated")
+    assert stop.value.request.action is Action.terminate
     assert [r.action for r in seen] == [Action.suspend, Action.terminate]
 
 
@@ -74,8 +82,13 @@ def test_guard_refusals_are_violations_of_their_clause(tmp_path: Path) -> None:
 
     redline = "refused by site de-berlin: purpose-redline: insurance-pricing is a redline (found ...)"
     assert rule_of("site-refused", redline) == "purpose-redline"
-    assert rule_of("site-refused", "refused by site gb-leeds: max-rounds: round 11 is outside the trial's 10 rounds") == "max-rounds"
-    assert rule_of("site-refused", "small-cell: the train part holds fewer records than the minimum cohort of 11") is None
+    assert (
+        rule_of("site-refused", "refused by site gb-leeds: max-rounds: round 11 is outside the trial's 10 rounds")
+        == "max-rounds"
+    )
+    assert (
+        rule_of("site-refused", "small-cell: the train part holds fewer records than the minimum cohort of 11") is None
+    )
     assert rule_of("site-refused", "Cannot read site config 'x.yaml'") is None
     incident = enforcer(tmp_path).violation(2, "de-berlin", "site-refused", redline)
     assert incident is not None and incident.rule == "purpose-redline" and incident.action == "warn"

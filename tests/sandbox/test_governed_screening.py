@@ -12,10 +12,10 @@ from flwr.common.constant import ErrorCode
 from flwr.serverapp.strategy import FedAvg
 from flwr.supercore.task_identity import TaskIdentity
 
-from participants.site_audit import SITE_RECORD_KEY
 from sandbox.enforcement import Enforcer, Ladder
 from sandbox.governed_strategy import GovernedStrategy
 from sandbox.round_outcome import RoundOutcome
+from trialcore import wire
 
 NODES = {11: "de-berlin", 12: "fr-lyon", 13: "gb-leeds"}
 GLOBAL = ArrayRecord({"w": Array(np.zeros(2, dtype=np.float32))})
@@ -51,11 +51,13 @@ def task_identity(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def update(msg: Message, values: list[float]) -> Message:
-    content = RecordDict({
-        "arrays": ArrayRecord({"w": Array(np.array(values, dtype=np.float32))}),
-        "metrics": MetricRecord({"num-examples": 10}),
-        SITE_RECORD_KEY: ConfigRecord({"site-id": NODES[msg.metadata.dst_node_id]}),
-    })
+    content = RecordDict(
+        {
+            "arrays": ArrayRecord({"w": Array(np.array(values, dtype=np.float32))}),
+            "metrics": MetricRecord({"num-examples": 10}),
+            wire.SITE_RECORD: ConfigRecord({"site-id": NODES[msg.metadata.dst_node_id]}),
+        }
+    )
     return Message(content=content, reply_to=msg)
 
 
@@ -71,14 +73,20 @@ def sent(strategy: GovernedStrategy, server_round: int) -> dict[str, Message]:
 def governed(min_participants: int) -> tuple[GovernedStrategy, Observer]:
     observer = Observer()
     inner = FedAvg(min_train_nodes=3, min_available_nodes=3)
-    return GovernedStrategy(inner, observer=observer, max_update_l2_norm=10.0, min_participants=min_participants), observer
+    return GovernedStrategy(
+        inner, observer=observer, max_update_l2_norm=10.0, min_participants=min_participants
+    ), observer
 
 
 def test_rejected_updates_never_reach_the_average() -> None:
     """FedAvg averages only accepted updates; each rejection and refusal is reported with its reason."""
     strategy, observer = governed(min_participants=1)
     out = sent(strategy, 1)
-    replies = [update(out["de-berlin"], [1.0, 1.0]), update(out["fr-lyon"], [float("nan"), 0.0]), refusal(out["gb-leeds"])]
+    replies = [
+        update(out["de-berlin"], [1.0, 1.0]),
+        update(out["fr-lyon"], [float("nan"), 0.0]),
+        refusal(out["gb-leeds"]),
+    ]
     arrays, _ = strategy.aggregate_train(1, replies)
     assert arrays is not None
     np.testing.assert_array_equal(arrays["w"].numpy(), [1.0, 1.0])
@@ -100,7 +108,11 @@ def test_too_few_accepted_updates_skip_the_round() -> None:
     """With fewer accepted updates than min_participants the round keeps the previous model and is reported."""
     strategy, observer = governed(min_participants=3)
     out = sent(strategy, 1)
-    replies = [update(out["de-berlin"], [1.0, 1.0]), update(out["fr-lyon"], [1.0, 1.0]), update(out["gb-leeds"], [1e6, 0.0])]
+    replies = [
+        update(out["de-berlin"], [1.0, 1.0]),
+        update(out["fr-lyon"], [1.0, 1.0]),
+        update(out["gb-leeds"], [1e6, 0.0]),
+    ]
     assert strategy.aggregate_train(1, replies) == (None, None)
     assert observer.rejected == [(1, "gb-leeds", "norm-too-large")]
     assert observer.skipped == [(1, 2, 3)]
@@ -109,19 +121,31 @@ def test_too_few_accepted_updates_skip_the_round() -> None:
 def test_excluded_site_is_sent_nothing_for_the_policys_rounds(tmp_path: Path) -> None:
     """After its violations reach the exclusion threshold, a site gets no train message for the next rounds, then is asked again."""
 
+    @dataclass
     class Recording(Observer):
-        incidents: list[str] = []
+        incidents: list[str] = field(default_factory=list)
 
         def incident_recorded(self, incident: object) -> None:
-            self.incidents.append(getattr(incident, "action"))
+            self.incidents.append(incident.action)
 
     observer = Recording()
     enforcer = Enforcer(tmp_path, Ladder(exclude_after_violations=1, exclusion_rounds=2))
-    strategy = GovernedStrategy(FedAvg(min_train_nodes=3, min_available_nodes=3), observer=observer,
-                                max_update_l2_norm=10.0, min_participants=1, enforcer=enforcer)
+    strategy = GovernedStrategy(
+        FedAvg(min_train_nodes=3, min_available_nodes=3),
+        observer=observer,
+        max_update_l2_norm=10.0,
+        min_participants=1,
+        enforcer=enforcer,
+    )
     out = sent(strategy, 1)
-    strategy.aggregate_train(1, [update(out["de-berlin"], [1.0, 1.0]), update(out["fr-lyon"], [1.0, 1.0]),
-                                 update(out["gb-leeds"], [float("inf"), 0.0])])
+    strategy.aggregate_train(
+        1,
+        [
+            update(out["de-berlin"], [1.0, 1.0]),
+            update(out["fr-lyon"], [1.0, 1.0]),
+            update(out["gb-leeds"], [float("inf"), 0.0]),
+        ],
+    )
     assert observer.incidents == ["exclude"]
     assert set(sent(strategy, 2)) == set(sent(strategy, 3)) == {"de-berlin", "fr-lyon"}
     assert set(sent(strategy, 4)) == {"de-berlin", "fr-lyon", "gb-leeds"}

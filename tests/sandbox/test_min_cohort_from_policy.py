@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sandbox.preflight import preflight
 from sandbox.server_app import min_cohort_size
-from sandbox.spec_loading import load_spec
+from trialcore.spec_loading import load_spec
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -19,5 +19,9 @@ def test_strictest_site_sets_the_minimum_cohort(tmp_path: Path) -> None:
     institution = tmp_path / "examples" / "policies" / "institutions" / "gb-leeds.yaml"
     text = institution.read_text()
     assert "min_cohort_size" not in text
-    institution.write_text(text + "\ndata:\n  min_cohort_size: 40\n" if "\ndata:" not in text else text.replace("\ndata:\n", "\ndata:\n  min_cohort_size: 40\n", 1))
+    institution.write_text(
+        text + "\ndata:\n  min_cohort_size: 40\n"
+        if "\ndata:" not in text
+        else text.replace("\ndata:\n", "\ndata:\n  min_cohort_size: 40\n", 1)
+    )
     assert min_cohort_size(preflight(load_spec(tmp_path / "examples" / "demo.yaml"))) == 40

@@ -26,7 +26,9 @@ def examples(unapproved_demo: DemoCopy) -> Path:
         ("refused-transfer.yaml", 3, "us-boston", "transfer"),
     ],
 )
-def test_variant_is_valid_but_refused_naming_the_site_and_clause(examples: Path, variant: str, exit_code: int, site: str, clause: str) -> None:
+def test_variant_is_valid_but_refused_naming_the_site_and_clause(
+    examples: Path, variant: str, exit_code: int, site: str, clause: str
+) -> None:
     """Each refused variant validates (exit 0) and its pre-flight denies the named clause at the named site (exit 3)."""
     spec = str(examples / variant)
     assert CliRunner().invoke(app, ["validate", spec]).exit_code == 0
@@ -48,7 +50,9 @@ def test_loosening_layer_is_bad_input_naming_both_files(examples: Path) -> None:
 def test_run_refused_by_policy_exits_3_and_runs_nothing(examples: Path, tmp_path: Path) -> None:
     """`sandbox run` on a refused trial exits 3 before round 1: no run folder, no Flower simulation."""
     runs = tmp_path / "runs-out"  # tmp_path/runs holds the demo sites' approval state
-    result = CliRunner().invoke(app, ["run", str(examples / "refused-transfer.yaml"), "--runs-root", str(runs), "--metrics-port", "0"])
+    result = CliRunner().invoke(
+        app, ["run", str(examples / "refused-transfer.yaml"), "--runs-root", str(runs), "--metrics-port", "0"]
+    )
     assert result.exit_code == 3
     assert "Refused by policy before round 1" in result.stderr
     assert not runs.exists()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
@@ -12,9 +13,9 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from sandbox.cli import app
-from sandbox.errors import SpecError
-from sandbox.spec import TrialSpec
-from sandbox.spec_loading import load_spec
+from trialcore.errors import SpecError
+from trialcore.spec import TrialSpec
+from trialcore.spec_loading import load_spec
 
 
 def test_loaded_spec_cannot_be_changed(demo_dir: Path) -> None:
@@ -79,7 +80,12 @@ def test_spec_hash_ignores_comments_and_key_order(demo_dir: Path) -> None:
 
 @pytest.mark.parametrize(
     ("section", "key", "value"),
-    [(None, "seed", 43), (None, "rounds", 11), ("local_training", "learning_rate", 0.05), ("privacy", "epsilon_budget", 8.5)],
+    [
+        (None, "seed", 43),
+        (None, "rounds", 11),
+        ("local_training", "learning_rate", 0.05),
+        ("privacy", "epsilon_budget", 8.5),
+    ],
 )
 def test_spec_hash_changes_when_a_value_changes(demo_dir: Path, section: str | None, key: str, value: Any) -> None:
     """Any change of meaning changes the hash, so an edited spec cannot pass as the approved one."""

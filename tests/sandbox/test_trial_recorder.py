@@ -7,28 +7,52 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from policies.audit_verify import verify_chain
 from sandbox.round_outcome import RoundOutcome, SiteRoundMetrics, pool
 from sandbox.server_app import new_metrics
-from sandbox.spec_loading import load_spec
 from sandbox.trial_recorder import TrialRecorder
+from trialcore.audit_verify import verify_chain
+from trialcore.spec_loading import load_spec
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.yaml"
 
 
 def site(site_id: str, num_test: int, accuracy: float) -> SiteRoundMetrics:
-    return SiteRoundMetrics(site_id, num_train=3 * num_test, num_test=num_test, test_accuracy=accuracy,
-                            test_loss=0.3, test_auroc=0.9, train_accuracy=accuracy, train_loss=0.3)
+    return SiteRoundMetrics(
+        site_id,
+        num_train=3 * num_test,
+        num_test=num_test,
+        test_accuracy=accuracy,
+        test_loss=0.3,
+        test_auroc=0.9,
+        train_accuracy=accuracy,
+        train_loss=0.3,
+    )
 
 
 def test_site_below_min_cohort_gets_no_series_and_is_counted(tmp_path: Path) -> None:
     """A site whose test part has fewer than 11 records gets no per-site series or report entry; the suppression is counted once."""
     registry = CollectorRegistry()
-    recorder = TrialRecorder(load_spec(DEMO), tmp_path / "run", run_id="run", metrics=new_metrics(load_spec(DEMO), registry), registry=registry)
+    recorder = TrialRecorder(
+        load_spec(DEMO),
+        tmp_path / "run",
+        run_id="run",
+        metrics=new_metrics(load_spec(DEMO), registry),
+        registry=registry,
+    )
     recorder.trial_started()
     for server_round in (1, 2):
-        outcome = RoundOutcome(server_round=server_round, trained_sites=["de-berlin", "fr-lyon", "gb-leeds", "ch-zurich"])
-        outcome.sites = {s.site_id: s for s in (site("de-berlin", 31, 0.9), site("fr-lyon", 34, 1.0), site("gb-leeds", 38, 0.95), site("ch-zurich", 7, 0.5))}
+        outcome = RoundOutcome(
+            server_round=server_round, trained_sites=["de-berlin", "fr-lyon", "gb-leeds", "ch-zurich"]
+        )
+        outcome.sites = {
+            s.site_id: s
+            for s in (
+                site("de-berlin", 31, 0.9),
+                site("fr-lyon", 34, 1.0),
+                site("gb-leeds", 38, 0.95),
+                site("ch-zurich", 7, 0.5),
+            )
+        }
         outcome.global_metrics = pool(list(outcome.sites.values()))
         recorder.round_started(server_round)
         recorder.round_finished(outcome)
@@ -56,7 +80,13 @@ def test_site_below_min_cohort_gets_no_series_and_is_counted(tmp_path: Path) -> 
 def test_rejections_and_skipped_rounds_are_counted_audited_and_reported(tmp_path: Path) -> None:
     """A rejected update is counted per site and reason, audited with its detail and listed in its round; a skip is audited."""
     registry = CollectorRegistry()
-    recorder = TrialRecorder(load_spec(DEMO), tmp_path / "run", run_id="run", metrics=new_metrics(load_spec(DEMO), registry), registry=registry)
+    recorder = TrialRecorder(
+        load_spec(DEMO),
+        tmp_path / "run",
+        run_id="run",
+        metrics=new_metrics(load_spec(DEMO), registry),
+        registry=registry,
+    )
     recorder.trial_started()
     recorder.round_started(1)
     recorder.update_rejected(1, "gb-leeds", "norm-too-large", "L2 norm of the update 1e+06 exceeds the policy bound 10")
@@ -72,14 +102,18 @@ def test_rejections_and_skipped_rounds_are_counted_audited_and_reported(tmp_path
     assert registry.get_sample_value("sandbox_updates_rejected_total", {**labels, "reason": "non-finite"}) == 0.0
     first, second = report["rounds"]
     assert first["rejections"] == [
-        {"site_id": "gb-leeds", "reason": "norm-too-large", "detail": "L2 norm of the update 1e+06 exceeds the policy bound 10"},
+        {
+            "site_id": "gb-leeds",
+            "reason": "norm-too-large",
+            "detail": "L2 norm of the update 1e+06 exceeds the policy bound 10",
+        },
         {"site_id": "node-7", "reason": "site-refused", "detail": "no consent"},
     ]
     assert first["aggregated"] is False and second["aggregated"] is True and second["rejections"] == []
     events = [json.loads(line) for line in (tmp_path / "run" / "audit.jsonl").read_text().splitlines()]
-    assert [(e["event"], e["payload"].get("site_id")) for e in events if e["event"] in ("update-rejected", "round-skipped")] == [
-        ("update-rejected", "gb-leeds"), ("update-rejected", "node-7"), ("round-skipped", None)
-    ]
+    assert [
+        (e["event"], e["payload"].get("site_id")) for e in events if e["event"] in ("update-rejected", "round-skipped")
+    ] == [("update-rejected", "gb-leeds"), ("update-rejected", "node-7"), ("round-skipped", None)]
     assert verify_chain(tmp_path / "run" / "audit.jsonl").ok
 
 
@@ -87,11 +121,15 @@ def test_site_that_withholds_its_statistics_is_counted_as_suppressed(tmp_path: P
     """A site that withholds its evaluation (small cell) gets no per-site series; the coordinator counts the suppression once."""
     registry = CollectorRegistry()
     loaded = load_spec(DEMO)
-    recorder = TrialRecorder(loaded, tmp_path / "run", run_id="run", metrics=new_metrics(loaded, registry), registry=registry)
+    recorder = TrialRecorder(
+        loaded, tmp_path / "run", run_id="run", metrics=new_metrics(loaded, registry), registry=registry
+    )
     recorder.trial_started()
     for server_round in (1, 2):
         outcome = RoundOutcome(server_round=server_round, trained_sites=["de-berlin", "fr-lyon", "gb-leeds"])
-        outcome.sites = {s.site_id: s for s in (site("de-berlin", 31, 0.9), site("fr-lyon", 34, 1.0), site("gb-leeds", 38, 0.95))}
+        outcome.sites = {
+            s.site_id: s for s in (site("de-berlin", 31, 0.9), site("fr-lyon", 34, 1.0), site("gb-leeds", 38, 0.95))
+        }
         outcome.withheld_sites = ["ch-zurich"]
         outcome.global_metrics = pool(list(outcome.sites.values()))
         recorder.round_started(server_round)

@@ -11,7 +11,6 @@ from flwr.app import Array, ArrayRecord, MetricRecord, RecordDict
 
 from sandbox.preflight import preflight
 from sandbox.server_app import REJECTION_REASONS, max_update_l2_norm
-from sandbox.spec_loading import load_spec
 from sandbox.update_screening import (
     NON_FINITE,
     NORM_TOO_LARGE,
@@ -21,6 +20,7 @@ from sandbox.update_screening import (
     screen_reply,
     screen_update,
 )
+from trialcore.spec_loading import load_spec
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 BOUND = 10.0
@@ -45,7 +45,9 @@ def trained(**changes: np.ndarray) -> dict[str, np.ndarray]:
 
 def screen(update: dict[str, np.ndarray] | ArrayRecord, bound: float | None = BOUND) -> tuple[str, str] | None:
     found = screen_update(
-        "de-berlin", update if isinstance(update, ArrayRecord) else record(update), record(global_model()),
+        "de-berlin",
+        update if isinstance(update, ArrayRecord) else record(update),
+        record(global_model()),
         max_update_l2_norm=bound,
     )
     if found is None:
@@ -88,16 +90,26 @@ def test_non_finite_is_rejected_even_without_a_norm_bound() -> None:
 @pytest.mark.parametrize(
     ("update", "expected"),
     [
-        (trained(**{"0.weight": np.zeros((1, 31), dtype=np.float32)}),
-         "array '0.weight' has shape (1, 31) dtype float32; the global model's has shape (1, 30) dtype float32"),
-        (trained(**{"0.weight": np.zeros((30,), dtype=np.float32)}),
-         "array '0.weight' has shape (30,) dtype float32; the global model's has shape (1, 30) dtype float32"),
-        (trained(**{"0.weight": np.zeros((1, 30), dtype=np.float64)}),
-         "array '0.weight' has shape (1, 30) dtype float64; the global model's has shape (1, 30) dtype float32"),
-        ({"0.weight": trained()["0.weight"]},
-         "array names differ from the global model's: missing ['0.bias'], unexpected []"),
-        (trained(**{"1.weight": np.zeros((1,), dtype=np.float32)}),
-         "array names differ from the global model's: missing [], unexpected ['1.weight']"),
+        (
+            trained(**{"0.weight": np.zeros((1, 31), dtype=np.float32)}),
+            "array '0.weight' has shape (1, 31) dtype float32; the global model's has shape (1, 30) dtype float32",
+        ),
+        (
+            trained(**{"0.weight": np.zeros((30,), dtype=np.float32)}),
+            "array '0.weight' has shape (30,) dtype float32; the global model's has shape (1, 30) dtype float32",
+        ),
+        (
+            trained(**{"0.weight": np.zeros((1, 30), dtype=np.float64)}),
+            "array '0.weight' has shape (1, 30) dtype float64; the global model's has shape (1, 30) dtype float32",
+        ),
+        (
+            {"0.weight": trained()["0.weight"]},
+            "array names differ from the global model's: missing ['0.bias'], unexpected []",
+        ),
+        (
+            trained(**{"1.weight": np.zeros((1,), dtype=np.float32)}),
+            "array names differ from the global model's: missing [], unexpected ['1.weight']",
+        ),
     ],
     ids=["wrong-shape", "flattened", "wrong-dtype", "missing-key", "extra-key"],
 )
@@ -112,13 +124,16 @@ def test_an_array_lying_about_its_shape_is_rejected() -> None:
     forged = Array(dtype="float32", shape=(1, 30), stype=honest["0.bias"].stype, data=honest["0.bias"].data)
     update = ArrayRecord({"0.weight": forged, "0.bias": honest["0.bias"]})
     assert screen(update) == (
-        WRONG_SHAPE, "array '0.weight' declares shape (1, 30) dtype float32 but holds shape (1,) dtype float32"
+        WRONG_SHAPE,
+        "array '0.weight' declares shape (1, 30) dtype float32 but holds shape (1,) dtype float32",
     )
 
 
 def test_an_undecodable_array_is_rejected() -> None:
     """Bytes that are not a NumPy array reject the update as wrong-shape."""
-    update = ArrayRecord({**record(trained()), "0.bias": Array(dtype="float32", shape=(1,), stype="numpy.ndarray", data=b"junk")})
+    update = ArrayRecord(
+        {**record(trained()), "0.bias": Array(dtype="float32", shape=(1,), stype="numpy.ndarray", data=b"junk")}
+    )
     assert screen(update) == (WRONG_SHAPE, "array '0.bias' does not decode as a NumPy array (ValueError)")
 
 
@@ -157,7 +172,10 @@ def test_a_reply_must_hold_exactly_one_array_record() -> None:
     for content, count in ((none, 0), (two, 2)):
         found = screen_reply("fr-lyon", content, record(global_model()), max_update_l2_norm=None)
         assert found is not None
-        assert (found.reason, found.detail) == (WRONG_SHAPE, f"expected exactly one ArrayRecord in the reply, found {count}")
+        assert (found.reason, found.detail) == (
+            WRONG_SHAPE,
+            f"expected exactly one ArrayRecord in the reply, found {count}",
+        )
     one = RecordDict({"arrays": record(trained()), "metrics": metrics})
     assert screen_reply("fr-lyon", one, record(global_model()), max_update_l2_norm=None) is None
 

@@ -7,13 +7,14 @@ the same kind of one-line message naming the file as the user gave it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence, get_args
+from typing import Any, get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from policies.errors import BadInputError, Problem, show_value
+from trialcore.errors import BadInputError, Problem, show_value
 
 
 def read_yaml_mapping(path: Path, *, shown_as: str | None = None, what: str = "file") -> dict[str, Any]:
@@ -72,7 +73,8 @@ def read_yaml_mapping(path: Path, *, shown_as: str | None = None, what: str = "f
     field = _nul_field(data)
     if field is not None:
         raise BadInputError(
-            f"Cannot read {what} '{name}'", [Problem(name, field, "a NUL character (\\0)", "text without NUL characters")]
+            f"Cannot read {what} '{name}'",
+            [Problem(name, field, "a NUL character (\\0)", "text without NUL characters")],
         )
     return data
 
@@ -168,5 +170,5 @@ def _clean_message(message: str) -> str:
     message = message.replace("\n", " ")
     for prefix in ("Value error, ", "Assertion failed, "):
         if message.startswith(prefix):
-            message = message[len(prefix):]
+            message = message[len(prefix) :]
     return message[:1].lower() + message[1:]

@@ -28,7 +28,7 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
-from policies.errors import BadInputError, Problem
+from trialcore.errors import BadInputError, Problem
 
 REFUSED_ACCOUNTANTS = {
     "gdp": "Opacus's Gaussian (CLT) accountant is an asymptotic approximation that can under-report epsilon",
@@ -76,7 +76,9 @@ class Mechanism:
         """What is out of range, one :class:`Problem` each (empty when valid); ``names`` label the three fields."""
         found: list[Problem] = []
         if not (math.isfinite(self.noise_multiplier) and 0 < self.noise_multiplier <= MAX_NOISE_MULTIPLIER):
-            found.append(Problem(source, names[0], repr(self.noise_multiplier), f"a number > 0 and <= {MAX_NOISE_MULTIPLIER:g}"))
+            found.append(
+                Problem(source, names[0], repr(self.noise_multiplier), f"a number > 0 and <= {MAX_NOISE_MULTIPLIER:g}")
+            )
         if not (math.isfinite(self.sample_rate) and 0 < self.sample_rate <= 1):
             found.append(Problem(source, names[1], repr(self.sample_rate), "a probability in (0, 1]"))
         if self.steps < 0:
@@ -101,8 +103,12 @@ def parse_accountant(name: str, *, source: str = "--accountant") -> Accountant:
 
 
 def epsilon(
-    history: Iterable[Mechanism], *, delta: float, accountant: Accountant = Accountant.RDP,
-    source: str = "accounting", names: tuple[str, str, str, str] = (*MECHANISM_FIELDS, "delta"),
+    history: Iterable[Mechanism],
+    *,
+    delta: float,
+    accountant: Accountant = Accountant.RDP,
+    source: str = "accounting",
+    names: tuple[str, str, str, str] = (*MECHANISM_FIELDS, "delta"),
 ) -> float:
     """Epsilon of the composed ``history`` at ``delta`` (0.0 for an empty history or zero steps).
 
@@ -131,17 +137,31 @@ def epsilon(
         return upper_bound
     total_steps = sum(steps for _, _, steps in history_key)
     if total_steps > PRV_MAX_STEPS:
-        raise PrivacyInputError("The prv accountant cannot compute epsilon over this many steps", [Problem(
-            source, names[2], str(total_steps),
-            f"at most {PRV_MAX_STEPS:,} steps for prv (its numerical grid grows with the steps to gigabytes); "
-            "use rdp for longer histories",
-        )])
+        raise PrivacyInputError(
+            "The prv accountant cannot compute epsilon over this many steps",
+            [
+                Problem(
+                    source,
+                    names[2],
+                    str(total_steps),
+                    f"at most {PRV_MAX_STEPS:,} steps for prv (its numerical grid grows with the steps to gigabytes); "
+                    "use rdp for longer histories",
+                )
+            ],
+        )
     if upper_bound > PRV_MAX_EPSILON:
-        raise PrivacyInputError("The prv accountant cannot compute an epsilon this large", [Problem(
-            source, "accountant", f"prv with an RDP bound of epsilon {upper_bound:.4g}",
-            f"rdp for settings whose epsilon exceeds {PRV_MAX_EPSILON:g} (PRV's numerical grid grows with epsilon "
-            "to gigabytes; such an epsilon is no meaningful privacy anyway)",
-        )])
+        raise PrivacyInputError(
+            "The prv accountant cannot compute an epsilon this large",
+            [
+                Problem(
+                    source,
+                    "accountant",
+                    f"prv with an RDP bound of epsilon {upper_bound:.4g}",
+                    f"rdp for settings whose epsilon exceeds {PRV_MAX_EPSILON:g} (PRV's numerical grid grows with epsilon "
+                    "to gigabytes; such an epsilon is no meaningful privacy anyway)",
+                )
+            ],
+        )
     return _prv_epsilon(history_key, delta)
 
 

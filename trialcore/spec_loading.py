@@ -15,11 +15,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from policies.audit_entry import canonical_json
-from policies.errors import Problem, show_value
-from policies.yaml_file import problems_from_validation, read_yaml_mapping
-from sandbox.errors import SpecError
-from sandbox.spec import TrialSpec
+from trialcore.canonical_json import canonical_json
+from trialcore.errors import Problem, SpecError, show_value
+from trialcore.spec import TrialSpec
+from trialcore.yaml_file import problems_from_validation, read_yaml_mapping
 
 
 @dataclass(frozen=True)
@@ -107,7 +106,9 @@ def _cross_field_problems(data: dict[str, Any], source: str) -> list[Problem]:
     minimum = data.get("min_participants")
     if isinstance(minimum, int) and not isinstance(minimum, bool) and minimum > len(participants) > 0:
         problems.append(
-            Problem(source, "min_participants", show_value(minimum), f"at most the {len(participants)} participants listed")
+            Problem(
+                source, "min_participants", show_value(minimum), f"at most the {len(participants)} participants listed"
+            )
         )
     return problems
 

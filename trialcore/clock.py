@@ -18,7 +18,7 @@ moves every time the file is loaded.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
 __all__ = ["Clock", "fixed_clock", "resolve_relative_date", "system_clock", "utc_today"]
@@ -34,7 +34,7 @@ class Clock(Protocol):
 
 def system_clock() -> datetime:
     """The wall clock, as an aware UTC datetime."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def fixed_clock(at: datetime) -> Clock:
@@ -47,7 +47,7 @@ def fixed_clock(at: datetime) -> Clock:
     """
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError(f"fixed_clock needs an aware datetime, got naive {at.isoformat()}")
-    pinned = at.astimezone(timezone.utc)
+    pinned = at.astimezone(UTC)
 
     def now() -> datetime:
         return pinned
@@ -66,7 +66,7 @@ def utc_today(clock: Clock) -> date:
     now = clock()
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError(f"clock returned a naive datetime {now.isoformat()}; clocks must be aware")
-    return now.astimezone(timezone.utc).date()
+    return now.astimezone(UTC).date()
 
 
 def resolve_relative_date(text: str, today: date) -> date | None:

@@ -15,14 +15,13 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from participants.privacy_accountant import ACCOUNTANT_CHOICES, REFUSED_ACCOUNTANTS, Accountant
+from trialcore.privacy_accountant import ACCOUNTANT_CHOICES, REFUSED_ACCOUNTANTS, Accountant
 
 KEBAB_ID = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 COUNTRY_CODE = r"^[A-Z]{2}$"
 
 SiteId = Annotated[str, Field(pattern=KEBAB_ID, max_length=63, description="Kebab-case site id, e.g. 'de-berlin'.")]
 CountryCode = Annotated[str, Field(pattern=COUNTRY_CODE, description="ISO 3166-1 alpha-2 country code, e.g. 'DE'.")]
-
 
 
 class _Frozen(BaseModel):
@@ -76,7 +75,9 @@ class Privacy(_Frozen):
     def _known_accountant(cls, value: str) -> str:
         lowered = value.strip().lower()
         if lowered in REFUSED_ACCOUNTANTS:
-            raise ValueError(f"accountant {value!r} is refused ({REFUSED_ACCOUNTANTS[lowered]}); use one of: {ACCOUNTANT_CHOICES}")
+            raise ValueError(
+                f"accountant {value!r} is refused ({REFUSED_ACCOUNTANTS[lowered]}); use one of: {ACCOUNTANT_CHOICES}"
+            )
         if lowered not in {a.value for a in Accountant}:
             raise ValueError(f"unknown accountant {value!r}; use one of: {ACCOUNTANT_CHOICES}")
         return lowered

@@ -2,8 +2,8 @@
 
 The coordinator and every site keep their own append-only JSONL log of what they did
 (EU AI Act Art. 12, record-keeping). Each entry carries the hash of the one before, so
-any edit, removal, reordering or insertion is caught by :func:`policies.audit_verify.verify_chain`;
-the entry format is defined in :mod:`policies.audit_entry`. For the same round, the
+any edit, removal, reordering or insertion is caught by :func:`trialcore.audit_verify.verify_chain`;
+the entry format is defined in :mod:`trialcore.audit_entry`. For the same round, the
 coordinator's and a site's entries quote each other's hashes: :meth:`AuditChain.append`
 returns the new entry so its ``hash`` can go into the other side's payload.
 
@@ -25,12 +25,12 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from policies.atomic_file import fsync_dir, make_directories
-from policies.audit_entry import (
+from trialcore.atomic_file import fsync_dir, make_directories
+from trialcore.audit_entry import (
     GENESIS_HASH,
     AuditEntry,
     AuditEntryError,
@@ -38,8 +38,8 @@ from policies.audit_entry import (
     field_problems,
     format_time,
 )
-from policies.audit_verify import verify_chain
-from policies.errors import IntegrityError, Problem
+from trialcore.audit_verify import verify_chain
+from trialcore.errors import IntegrityError, Problem
 
 __all__ = ["AuditChain", "AuditEntry", "AuditEntryError", "ChainHead", "Clock"]
 
@@ -50,7 +50,7 @@ Clock = Callable[[], datetime]
 
 
 def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class AuditChain:

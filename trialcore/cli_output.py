@@ -12,11 +12,12 @@ import json
 import logging
 import sys
 import traceback
-from typing import Any, Callable, NoReturn, TypeVar
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
 
 import typer
 
-from policies.errors import ExitCode, SandboxError
+from trialcore.errors import ExitCode, SandboxError
 
 T = TypeVar("T")
 
@@ -61,8 +62,10 @@ def guarded(output: OutputFormat, action: Callable[[], T]) -> T:
         fail(error, output)
     except (typer.Exit, typer.Abort, KeyboardInterrupt):
         raise
-    except Exception as error:  # noqa: BLE001 - the last line of defence: a bug, reported as such
-        sys.stderr.write("error: internal error (a bug in the sandbox, not in your input); please report it with this trace:\n")
+    except Exception as error:
+        sys.stderr.write(
+            "error: internal error (a bug in the sandbox, not in your input); please report it with this trace:\n"
+        )
         traceback.print_exception(error, file=sys.stderr)
         if output is OutputFormat.json:
             emit_json({"ok": False, "exit_code": int(ExitCode.INTERNAL_ERROR), "error": f"internal error: {error}"})
@@ -71,6 +74,10 @@ def guarded(output: OutputFormat, action: Callable[[], T]) -> T:
 
 def configure_logging(verbose: bool) -> None:
     """Logs go to stderr; Flower and Ray are quiet unless ``verbose``."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     for name in ("flwr", "ray"):
         logging.getLogger(name).setLevel(logging.INFO if verbose else logging.ERROR)

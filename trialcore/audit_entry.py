@@ -1,8 +1,8 @@
 """The audit entry format: its fields, its canonical JSON and the hash that chains entries.
 
 An audit log is one JSON object per line (JSONL), append-only. Each side of the federation
-(the coordinator, every site) keeps its own log; :mod:`policies.audit_chain` writes one and
-:mod:`policies.audit_verify` checks one. This module is the contract between the two, and
+(the coordinator, every site) keeps its own log; :mod:`trialcore.audit_chain` writes one and
+:mod:`trialcore.audit_verify` checks one. This module is the contract between the two, and
 the one an independent verifier (a regulator's own script) has to reimplement.
 
 Fields of an entry (exactly these, no others)::
@@ -38,10 +38,11 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from policies.errors import BadInputError, Problem, show_value
+from trialcore.canonical_json import canonical_json
+from trialcore.errors import BadInputError, Problem, show_value
 
 __all__ = [
     "ENTRY_FIELDS",
@@ -49,7 +50,6 @@ __all__ = [
     "AuditEntry",
     "AuditEntryError",
     "ChainHead",
-    "canonical_json",
     "entry_hash",
     "field_problems",
     "format_time",
@@ -78,7 +78,7 @@ class ChainHead:
     """Where a chain ends: the last entry's hash and the number of entries.
 
     An empty chain has ``hash == GENESIS_HASH`` and ``length == 0``. Recorded outside the
-    log (e.g. in report.json), it lets :func:`policies.audit_verify.verify_chain` detect
+    log (e.g. in report.json), it lets :func:`trialcore.audit_verify.verify_chain` detect
     entries removed from, or appended to, the end.
     """
 
@@ -88,20 +88,6 @@ class ChainHead:
     def as_json(self) -> dict[str, Any]:
         """``{"hash": ..., "length": ...}``, as stored in report.json."""
         return {"hash": self.hash, "length": self.length}
-
-
-def canonical_json(data: Any) -> bytes:
-    """Canonical JSON bytes: sorted keys, no whitespace, UTF-8, no NaN or Infinity.
-
-    Raises
-    ------
-    ValueError
-        For non-finite floats or text that cannot be encoded as UTF-8 (lone surrogates).
-    TypeError
-        For values JSON cannot represent.
-    """
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return text.encode("utf-8")
 
 
 def entry_hash(entry: Mapping[str, Any]) -> str:
@@ -120,7 +106,7 @@ def format_time(moment: datetime) -> str:
     """
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"audit clock returned a naive datetime {moment!r}; return an aware one (UTC)")
-    return moment.astimezone(timezone.utc).strftime(_TIME_FORMAT)
+    return moment.astimezone(UTC).strftime(_TIME_FORMAT)
 
 
 def field_problems(entry: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from policies import SiteFacts, TrialFacts
-from sandbox.spec import TrialSpec
+from trialcore.facts import SiteFacts, TrialFacts
+from trialcore.spec import TrialSpec
 
 
 def trial_facts(spec: TrialSpec) -> TrialFacts:

@@ -1,7 +1,7 @@
 """Verify an audit log: report the first line that breaks the chain, and why.
 
 Each line must be UTF-8 JSON of one object with exactly the fields of
-:mod:`policies.audit_entry`, in canonical form, with ``seq`` equal to its 0-based index,
+:mod:`trialcore.audit_entry`, in canonical form, with ``seq`` equal to its 0-based index,
 ``prev_hash`` equal to the previous line's ``hash`` (64 zeros on the first line) and
 ``hash`` equal to the recomputed one. That catches any edited, removed, reordered or
 inserted entry. A last line without its newline, or that does not parse, is reported as
@@ -22,15 +22,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from policies.audit_entry import (
+from trialcore.audit_entry import (
     ENTRY_FIELDS,
     GENESIS_HASH,
     ChainHead,
-    canonical_json,
     entry_hash,
     field_problems,
 )
-from policies.errors import BadInputError, IntegrityError, Problem
+from trialcore.canonical_json import canonical_json
+from trialcore.errors import BadInputError, IntegrityError, Problem
 
 __all__ = ["TORN_LAST_LINE", "VerifyReport", "verify_chain"]
 

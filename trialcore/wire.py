@@ -1,0 +1,97 @@
+"""The wire protocol between the coordinator and a site: every key a message carries, once.
+
+A Flower message is a ``RecordDict`` of named records. The coordinator sends one ConfigRecord
+(:data:`CONFIG_RECORD`) and, for training and evaluation, the global model (:data:`ARRAYS_RECORD`);
+a site replies with its aggregate metrics (:data:`METRICS_RECORD`), its update (train only) and
+a ConfigRecord naming itself and its newest audit entry (:data:`SITE_RECORD`), or with a Flower
+error whose reason starts with one of the ``*_PREFIX`` values below.
+
+Invariants
+----------
+- A site derives every trial setting from the spec in :data:`SPEC_JSON` after checking it
+  against :data:`SPEC_HASH`; no other config key may loosen what the spec and the site's own
+  policy allow.
+- Every statistic a site replies with is one of the metric keys below; nothing else leaves.
+- Keys are kebab-case, as Flower's own (``server-round``, ``num-examples``).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- records of a message (RecordDict keys) -------------------------------------------------
+CONFIG_RECORD: Final = "config"
+"""The ConfigRecord the coordinator sends with every message."""
+ARRAYS_RECORD: Final = "arrays"
+"""The ArrayRecord holding a model: the global model sent, the site's update returned."""
+METRICS_RECORD: Final = "metrics"
+"""The MetricRecord a site replies with (aggregates only)."""
+SITE_RECORD: Final = "site"
+"""The ConfigRecord in every site reply naming the site and its newest audit entry."""
+
+# --- config keys the coordinator sends -------------------------------------------------------
+TRIAL_ID: Final = "trial-id"
+"""The trial's id, as in the spec."""
+SPEC_HASH: Final = "spec-hash"
+"""Hex SHA-256 of the canonical JSON of the spec (what sites approve and audit)."""
+SPEC_JSON: Final = "trial-spec-json"
+"""The whole trial spec as canonical JSON; a site checks it against :data:`SPEC_HASH`."""
+SERVER_ROUND: Final = "server-round"
+"""The round number (Flower's strategies write it)."""
+MIN_COHORT_SIZE: Final = "min-cohort-size"
+"""The composed policy's minimum cohort; a site applies the larger of this and its own."""
+FEATURE_MEAN: Final = "feature-mean"
+"""Federation-wide feature means, one per feature, for standardisation."""
+FEATURE_STD: Final = "feature-std"
+"""Federation-wide feature standard deviations, one per feature."""
+COORDINATOR_ENTRY: Final = "coordinator-entry"
+"""Hash of the coordinator's audit entry for this round; the site's entry names it."""
+
+# --- metric keys a site replies with ---------------------------------------------------------
+NUM_EXAMPLES: Final = "num-examples"
+"""Records behind a reply (Flower's aggregation weight): train part (train), test part (evaluate)."""
+NUM_TRAIN_EXAMPLES: Final = "num-train-examples"
+TRAIN_LOSS: Final = "train-loss"
+TRAIN_ACCURACY: Final = "train-accuracy"
+TEST_LOSS: Final = "test-loss"
+TEST_ACCURACY: Final = "test-accuracy"
+TEST_AUROC: Final = "test-auroc"
+TEST_AUROC_DEFINED: Final = "test-auroc-defined"
+"""1 when the site released its AUROC, 0 when a class cell was below the minimum cohort."""
+EPSILON_SPENT: Final = "epsilon-spent"
+"""The site's ledger after this round: epsilon spent on the dataset across trials."""
+EPSILON_BUDGET: Final = "epsilon-budget"
+TRIAL_EPSILON: Final = "trial-epsilon"
+TRIAL_EPSILON_BUDGET: Final = "trial-epsilon-budget"
+PRIVACY_DELTA: Final = "privacy-delta"
+FEATURE_SUM: Final = "feature-sum"
+"""Per-feature sums over the whole train part (the pre-round-1 query)."""
+FEATURE_SUM_SQUARES: Final = "feature-sum-squares"
+
+# --- keys of the site record -----------------------------------------------------------------
+SITE_ID: Final = "site-id"
+JURISDICTION: Final = "jurisdiction"
+AUDIT_HASH: Final = "audit-hash"
+AUDIT_LENGTH: Final = "audit-length"
+
+# --- how a site's refusal reason starts ------------------------------------------------------
+SMALL_CELL_PREFIX: Final = "small-cell:"
+"""The site withholds statistics below the minimum cohort."""
+BUDGET_EXHAUSTED_PREFIX: Final = "privacy-budget-exhausted:"
+"""The site refuses a round its privacy budget cannot pay for."""
+LEDGER_ERROR_PREFIX: Final = "privacy-ledger-error:"
+"""The site cannot charge its privacy ledger (damaged, unwritable, no state folder)."""
+
+# --- node config keys (a site's own settings, from its SuperNode) ----------------------------
+SITE_CONFIG: Final = "site-config"
+"""Path of the site's node config file (deployment)."""
+PARTITION_ID: Final = "partition-id"
+"""The simulated node's index (simulation only)."""
+
+# --- run config keys (``flwr run --run-config`` and ``sandbox run``) -------------------------
+TRIAL_SPEC: Final = "trial-spec"
+RUNS_ROOT: Final = "runs-root"
+RUN_DIR: Final = "run-dir"
+METRICS_PORT: Final = "metrics-port"
+FEDERATION_DIR: Final = "federation-dir"
+FEDERATION_SITES: Final = "federation-sites"
