@@ -1,6 +1,7 @@
 """Observe a running trial: Prometheus metrics, their exporter, alert rules and a Grafana dashboard.
 
-``monitoring`` only observes; it never changes trial state.
+``monitoring`` only observes: it must never change trial state, and imports nothing of the
+project but ``trialcore``.
 
 Modules
 -------

@@ -43,7 +43,6 @@ from trialcore.canonical_json import canonical_json
 from trialcore.errors import BadInputError, BudgetExhausted, IntegrityError, Problem
 from trialcore.privacy_accountant import Accountant, Mechanism, epsilon
 
-LEDGER_SUFFIX = ".ledger.jsonl"
 GENESIS_HASH = "0" * 64
 """``prev_hash`` of a ledger's first charge."""
 

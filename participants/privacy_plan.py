@@ -17,11 +17,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from participants.errors import SiteConfigError
-from participants.privacy_ledger import LEDGER_SUFFIX, PlannedCharge, PrivacyLedger, Spend, over_budget, spend_of
+from participants.privacy_ledger import PlannedCharge, PrivacyLedger, Spend, over_budget, spend_of
 from participants.site_config import CsvSource, LoadedSiteConfig
 from participants.site_floor import DpSettings
 from participants.site_paths import simulated_site_dir
 from policies import ComposedPolicy, PrivacyCost
+from trialcore import layout
 from trialcore.errors import Problem
 from trialcore.privacy_accountant import Accountant, Mechanism, epsilon
 from trialcore.spec import TrialSpec
@@ -40,14 +41,13 @@ def dataset_key(site: LoadedSiteConfig) -> str:
 def ledger_path(site: LoadedSiteConfig, *, trial_id: str, run_id: int, settings: Mapping[str, object]) -> Path:
     """Where the site's ledger for its dataset lives.
 
-    A site with a ``state_dir`` keeps it there (``<state_dir>/privacy/<dataset>.jsonl``), for every
+    A site with a ``state_dir`` keeps it there (``<state_dir>/privacy/<dataset>.ledger.jsonl``), for every
     trial. A simulated site without one keeps it under the run folder
     (``<run-dir>/sites/<site-id>/privacy/``): fresh for every demo run. A real site without one
     gets a :class:`SiteConfigError` (exit 2): it must not train with a ledger that forgets.
     """
-    name = dataset_key(site) + LEDGER_SUFFIX
     if site.config.state_dir:
-        return site.resolve(site.config.state_dir) / "privacy" / name
+        return layout.ledger_file(site.resolve(site.config.state_dir), dataset_key(site))
     if not site.config.simulated:
         raise SiteConfigError(
             f"Site {site.config.site_id} has nowhere to keep its privacy ledger",
@@ -61,7 +61,9 @@ def ledger_path(site: LoadedSiteConfig, *, trial_id: str, run_id: int, settings:
                 )
             ],
         )
-    return simulated_site_dir(site, trial_id=trial_id, run_id=run_id, settings=settings) / "privacy" / name
+    return layout.ledger_file(
+        simulated_site_dir(site, trial_id=trial_id, run_id=run_id, settings=settings), dataset_key(site)
+    )
 
 
 def round_mechanism(num_train: int, *, epochs: int, batch_size: int, dp: DpSettings) -> Mechanism:

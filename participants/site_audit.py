@@ -17,7 +17,7 @@ from flwr.app import ConfigRecord
 
 from participants.site_config import LoadedSiteConfig
 from participants.site_paths import simulated_site_dir
-from trialcore import wire
+from trialcore import layout, wire
 from trialcore.audit_chain import AuditChain
 
 __all__ = ["append_site_entry", "site_state_dir"]
@@ -26,7 +26,7 @@ __all__ = ["append_site_entry", "site_state_dir"]
 def site_state_dir(site: LoadedSiteConfig, *, trial_id: str, run_id: int, settings: Mapping[str, object]) -> Path:
     """Where this site keeps its evidence for ``trial_id``."""
     if site.config.state_dir:
-        return site.resolve(site.config.state_dir) / trial_id
+        return layout.site_trial_dir(site.resolve(site.config.state_dir), trial_id)
     return simulated_site_dir(site, trial_id=trial_id, run_id=run_id, settings=settings)
 
 
@@ -42,7 +42,7 @@ def append_site_entry(
     """Append ``event`` to the site's chain; return the reply's site record naming the new head."""
     trial_id = str(config[wire.TRIAL_ID])
     chain = AuditChain.open(
-        site_state_dir(site, trial_id=trial_id, run_id=run_id, settings=settings) / "audit.jsonl",
+        site_state_dir(site, trial_id=trial_id, run_id=run_id, settings=settings) / layout.AUDIT_FILE,
         actor=f"site:{site.config.site_id}",
         trial_id=trial_id,
         spec_hash=str(config[wire.SPEC_HASH]),

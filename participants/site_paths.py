@@ -11,12 +11,16 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from participants.site_config import LoadedSiteConfig
-from trialcore import wire
+from trialcore import layout, wire
 
 
 def simulated_site_dir(site: LoadedSiteConfig, *, trial_id: str, run_id: int, settings: Mapping[str, object]) -> Path:
     """The folder under the run folder that stands in for a state folder of a site that sets none."""
-    run_dir = settings.get(wire.RUN_DIR)
-    if not isinstance(run_dir, str) or not run_dir:
-        run_dir = str(Path(str(settings.get(wire.RUNS_ROOT) or "runs")) / trial_id / f"flwr-{run_id}")
-    return Path(run_dir) / "sites" / site.config.site_id
+    folder = settings.get(wire.RUN_DIR)
+    if isinstance(folder, str) and folder:
+        run_folder = Path(folder)
+    else:
+        runs_root = settings.get(wire.RUNS_ROOT)
+        root = Path(runs_root) if isinstance(runs_root, str) and runs_root else layout.DEFAULT_RUNS_ROOT
+        run_folder = layout.run_dir(root, trial_id, layout.flwr_run_name(run_id))
+    return layout.simulated_site_dir(run_folder, site.config.site_id)

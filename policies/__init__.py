@@ -8,7 +8,9 @@ one above (:func:`load_policy`). The sites of a trial compose strictest-wins
 for every denial the rule, the file and the value. Presets are illustrative, not legal
 advice.
 
-This package imports neither Flower nor torch.
+It holds only the language: schema, layering, composition, clauses, decisions and presets. It
+must never import Flower or torch, nor hold files, chains or clocks of its own (those live in
+``trialcore``, the only package it imports).
 """
 
 from __future__ import annotations

@@ -19,8 +19,9 @@ from sandbox.cli_approvals import approve, certs_app
 from sandbox.cli_control import resume, suspend, terminate
 from sandbox.cli_policies import check, policies_app, show_preflight
 from sandbox.cli_privacy import privacy_app
-from sandbox.consent import preflight_with_approvals
+from sandbox.consent import clear_trial
 from sandbox.federation import load_federation
+from sandbox.resolved_trial import resolve_trial
 from trialcore.audit_entry import ChainHead
 from trialcore.audit_verify import verify_chain
 from trialcore.cli_output import OutputFormat, configure_logging, emit_json, guarded
@@ -131,10 +132,11 @@ def run(
 
     configure_logging(verbose)
     loaded = guarded(output, lambda: load_spec(spec))
-    verdict = guarded(output, lambda: preflight_with_approvals(loaded))
-    if verdict.refused:
+    trial = guarded(output, lambda: resolve_trial(loaded))
+    clearance = guarded(output, lambda: clear_trial(trial))
+    if clearance.verdict.refused:
         stderr.print("[bold red]Refused by policy before round 1; nothing ran.[/bold red] Why not:")
-        show_preflight(verdict, output, permits=False)
+        show_preflight(clearance.verdict, output, permits=False)
         raise typer.Exit(int(ExitCode.REFUSED_BY_POLICY))
     progress = RoundProgress(loaded.spec.rounds, enabled=not verbose)
 
@@ -145,13 +147,13 @@ def run(
         result = guarded(
             output,
             lambda: run_in_simulation(
-                loaded,
+                trial,
                 runs_root=runs_root,
                 metrics_port=metrics_port,
                 on_metrics_served=served,
                 on_round=progress.update,
                 linger_seconds=linger_seconds,
-                preflight=verdict,
+                clearance=clearance,
             ),
         )
     summary = run_summary(result)

@@ -20,10 +20,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from participants.approval_keys import KeyPairFiles, fingerprint, load_private_key, load_trusted_keys, new_key_pair
 from participants.approvals import Approval, approval_path, sign_approval, site_policy_hash, write_approval
 from participants.site_config import LoadedSiteConfig
-from sandbox.consent import shown_path
 from sandbox.federation import load_federation
 from trialcore.cli_output import OutputFormat, emit_json, guarded
-from trialcore.errors import BadInputError, Problem, SandboxError, show_value
+from trialcore.errors import BadInputError, Problem, SandboxError, show_path, show_value
 from trialcore.spec_loading import LoadedSpec, load_spec
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -120,7 +119,7 @@ def approve(
     for path, approval in written:
         print(
             f"{approval.site_id}: approved trial {approval.trial_id!r} (spec {approval.spec_hash[:12]}, policy "
-            f"{approval.policy_hash[:12]}) with key {approval.approver_key_fingerprint[:16]}; wrote {shown_path(path)}"
+            f"{approval.policy_hash[:12]}) with key {approval.approver_key_fingerprint[:16]}; wrote {show_path(path)}"
         )
 
 
@@ -184,6 +183,6 @@ def _warn_if_untrusted(signing: _Signing) -> None:
         known = {}
     if fingerprint(signing.key.public_key()) not in known:
         sys.stderr.write(
-            f"warning: {signing.site.config.site_id} does not trust this key yet (not in {shown_path(path)}); "
+            f"warning: {signing.site.config.site_id} does not trust this key yet (not in {show_path(path)}); "
             "its guard refuses the trial until the public key is added there\n"
         )

@@ -7,8 +7,9 @@ from rich.console import Console
 from rich.table import Table
 
 from policies import ROW_COLUMNS, PreflightResult, list_presets, load_preset, preset_names, preset_text
-from sandbox.consent import preflight_with_approvals
+from sandbox.consent import clear_trial
 from sandbox.preflight import expected_privacy_stop
+from sandbox.resolved_trial import resolve_trial
 from trialcore.cli_output import OutputFormat, emit_json, guarded
 from trialcore.errors import BadInputError, ExitCode, Problem, show_value
 from trialcore.spec_loading import load_spec
@@ -31,7 +32,8 @@ def check(
 ) -> None:
     """Pre-flight a trial against every participant's policy and signed approval: a permit/deny table per site and clause (exit 3 if refused, 5 if an approval fails its integrity check)."""
     loaded = guarded(output, lambda: load_spec(spec))
-    result = guarded(output, lambda: preflight_with_approvals(loaded))
+    trial = guarded(output, lambda: resolve_trial(loaded))
+    result = guarded(output, lambda: clear_trial(trial)).verdict
     stop = expected_privacy_stop(result, min_participants=loaded.spec.min_participants)
     show_preflight(result, output, permits=permits, privacy_stop=stop)
     if result.refused:

@@ -9,9 +9,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from participants.privacy_ledger import LEDGER_SUFFIX, PrivacyLedger, summarise
+from participants.privacy_ledger import PrivacyLedger, summarise
 from trialcore.cli_output import OutputFormat, emit_json, guarded
 from trialcore.errors import BadInputError, Problem
+from trialcore.layout import LEDGER_SUFFIX, PRIVACY_DIR
 from trialcore.privacy_accountant import ACCOUNTANT_CHOICES, Mechanism, epsilon, parse_accountant
 
 privacy_app = typer.Typer(
@@ -69,7 +70,7 @@ def _ledger_files(path: Path) -> list[Path]:
     if path.is_dir():
         found = [
             p
-            for p in sorted(path.glob(f"*{LEDGER_SUFFIX}")) or sorted(path.glob(f"privacy/*{LEDGER_SUFFIX}"))
+            for p in sorted(path.glob(f"*{LEDGER_SUFFIX}")) or sorted(path.glob(f"{PRIVACY_DIR}/*{LEDGER_SUFFIX}"))
             if p.is_file()
         ]
         if found:

@@ -21,42 +21,31 @@ each site's guard refuses every message otherwise, only consenting sites ever tr
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from participants.approvals import ApprovalState, ApprovalStatus, check_site_approval
 from policies import PreflightResult
 from policies.decision import Decision
-from sandbox.federation import load_federation
 from sandbox.preflight import preflight
-from trialcore.clock import Clock, system_clock
-from trialcore.errors import IntegrityError, Problem
+from sandbox.resolved_trial import ResolvedTrial
+from trialcore.errors import IntegrityError, Problem, show_path
 from trialcore.spec_loading import LoadedSpec
 
 APPROVAL_CLAUSE = "approval"
 
 
-def shown_path(path: Path | None) -> str:
-    """A path relative to the working folder when it lies below it (shorter lines)."""
-    if path is None:
-        return ""
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
-def approval_status(loaded: LoadedSpec) -> list[ApprovalStatus]:
-    """Every participant's approval of ``loaded`` (its exact spec hash), in the trial's order.
+def approval_status(trial: ResolvedTrial) -> list[ApprovalStatus]:
+    """Every participant's approval of the trial (its exact spec hash), in the trial's order.
 
     Raises
     ------
     BadInputError
-        When the federation, a site's trusted-keys file or its policy chain cannot be read.
+        When a site's trusted-keys file or its policy chain cannot be read.
     """
-    sites = load_federation(loaded)
     return [
-        check_site_approval(site, trial_id=loaded.spec.trial_id, spec_hash=loaded.spec_hash) for site in sites.values()
+        check_site_approval(site, trial_id=trial.spec.trial_id, spec_hash=trial.spec_hash)
+        for site in trial.sites.values()
     ]
 
 
@@ -65,7 +54,7 @@ def integrity_error(loaded: LoadedSpec, statuses: list[ApprovalStatus]) -> Integ
     failed = [status for status in statuses if status.integrity_failure]
     if not failed:
         return None
-    problems = [Problem(shown_path(s.path), f"{s.site_id}.approval", s.state.value, s.reason) for s in failed]
+    problems = [Problem(show_path(s.path), f"{s.site_id}.approval", s.state.value, s.reason) for s in failed]
     return IntegrityError(f"Approvals of trial {loaded.spec.trial_id!r} fail their integrity check", problems)
 
 
@@ -79,32 +68,42 @@ def approval_decisions(loaded: LoadedSpec, statuses: list[ApprovalStatus]) -> li
         )
         allowed = f"approval of spec {loaded.spec_hash[:12]} by a trusted key" if required else "no approval required"
         rows.append(
-            Decision(status.site_id, APPROVAL_CLAUSE, status.ok, status.reason, shown_path(status.path), found, allowed)
+            Decision(status.site_id, APPROVAL_CLAUSE, status.ok, status.reason, show_path(status.path), found, allowed)
         )
     return rows
 
 
-def preflight_with_approvals(loaded: LoadedSpec, *, clock: Clock = system_clock) -> PreflightResult:
-    """The policy pre-flight of ``loaded`` plus one ``approval`` row per site.
+@dataclass(frozen=True)
+class Clearance:
+    """What lets a trial start: its pre-flight (one approval row per site included) and its consent matrix."""
+
+    verdict: PreflightResult
+    consent: dict[str, Any]
+
+
+def clear_trial(trial: ResolvedTrial) -> Clearance:
+    """The policy pre-flight of the trial plus one ``approval`` row per site, and the consent matrix.
 
     Raises
     ------
     BadInputError
-        Bad policy files, federation or trusted-keys files (exit 2), first.
+        Bad trusted-keys files or policy chains (exit 2), first.
     IntegrityError
         When any site's approval exists but is malformed, tampered, untrusted or for another spec (exit 5).
     """
-    verdict = preflight(loaded, clock=clock)
-    statuses = approval_status(loaded)
-    error = integrity_error(loaded, statuses)
+    verdict = preflight(trial)
+    statuses = approval_status(trial)
+    error = integrity_error(trial.loaded, statuses)
     if error is not None:
         raise error
-    return dataclasses.replace(verdict, decisions=verdict.decisions + tuple(approval_decisions(loaded, statuses)))
+    verdict = dataclasses.replace(
+        verdict, decisions=verdict.decisions + tuple(approval_decisions(trial.loaded, statuses))
+    )
+    return Clearance(verdict=verdict, consent=consent_matrix(trial.loaded, statuses))
 
 
-def consent_matrix(loaded: LoadedSpec, statuses: list[ApprovalStatus] | None = None) -> dict[str, Any]:
+def consent_matrix(loaded: LoadedSpec, statuses: list[ApprovalStatus]) -> dict[str, Any]:
     """Site → whether its approval covers this exact spec hash, with the approval's spec hash and key fingerprint."""
-    statuses = approval_status(loaded) if statuses is None else statuses
     sites = {}
     for status in statuses:
         approval = status.approval

@@ -8,7 +8,7 @@ Before the wrapped strategy aggregates, each update is screened against the glob
 that round (:mod:`sandbox.update_screening`): a rejected update, like a site's refusal, is
 reported to the observer and never reaches ``inner.aggregate_train``, so it cannot move the
 global model. With fewer accepted updates than ``min_participants`` the round is skipped and
-the previous global model is kept. Later slices add consent-matrix sampling here.
+the previous global model is kept.
 """
 
 from __future__ import annotations

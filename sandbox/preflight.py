@@ -1,55 +1,31 @@
 """Pre-flight: evaluate a trial against every participant's composed policy, before anything runs.
 
 Each site's policy is found through the federation the trial names: the site's own node config
-points at its institution file (``policy:``), which layers on its country and region. The trial
-never carries a site's policy.
+points at its institution file (``policy:``), which layers on its country and region; the
+:class:`~sandbox.resolved_trial.ResolvedTrial` holds them, read once. The trial never carries a
+site's policy.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 from participants.privacy_ledger import PrivacyLedger
 from participants.privacy_plan import ledger_path, trial_cost
-from participants.site_config import LoadedSiteConfig
 from participants.site_data import load_site_data
 from participants.site_floor import site_floor
-from policies import ComposedPolicy, PreflightResult, PrivacyCost, evaluate, load_policies
-from sandbox.federation import load_federation
-from trialcore.clock import Clock, system_clock
-from trialcore.errors import Problem, SpecError
+from policies import PreflightResult, PrivacyCost, evaluate
+from sandbox.resolved_trial import ResolvedTrial
 from trialcore.spec_facts import trial_facts
-from trialcore.spec_loading import LoadedSpec
 
 
-def _as_shown(path: Path) -> str:
-    """A path relative to the working folder when it lies below it (shorter "why not" lines)."""
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+def preflight(trial: ResolvedTrial) -> PreflightResult:
+    """Evaluate the trial against each participant's composed policy, with the privacy dry run."""
+    facts = replace(trial_facts(trial.spec), privacy_costs=privacy_dry_run(trial))
+    return evaluate(facts, dict(trial.policies), clock=trial.clock)
 
 
-def preflight(loaded: LoadedSpec, *, clock: Clock = system_clock) -> PreflightResult:
-    """Evaluate ``loaded`` against each participant's composed policy (bad policy files: exit 2)."""
-    sites = load_federation(loaded)
-    missing = [
-        Problem(site.shown_as, "policy", "nothing", "the path of this institution's policy file")
-        for site in sites.values()
-        if not site.config.policy
-    ]
-    if missing:
-        raise SpecError("Sites without a policy cannot be checked", missing)
-    files = {site_id: _as_shown(site.resolve(str(site.config.policy))) for site_id, site in sites.items()}
-    policies = load_policies(files, clock=clock)
-    facts = replace(trial_facts(loaded.spec), privacy_costs=privacy_dry_run(loaded, sites, policies))
-    return evaluate(facts, policies, clock=clock)
-
-
-def privacy_dry_run(
-    loaded: LoadedSpec, sites: dict[str, LoadedSiteConfig], policies: dict[str, ComposedPolicy]
-) -> dict[str, PrivacyCost]:
+def privacy_dry_run(trial: ResolvedTrial) -> dict[str, PrivacyCost]:
     """What the whole trial would cost each site in epsilon, from the site's ledger as the coordinator can see it.
 
     A site with a ``state_dir`` is read at its ledger there; a simulated site without one starts
@@ -57,20 +33,18 @@ def privacy_dry_run(
     policy and the spec ask for no DP get no row (the privacy-budget clause denies them).
     """
     costs: dict[str, PrivacyCost] = {}
-    for site_id, site in sites.items():
-        policy = policies.get(site_id)
-        if policy is None:
-            continue
-        epochs, dp = site_floor(loaded.spec, policy)
+    for site_id, site in trial.sites.items():
+        policy = trial.policies[site_id]
+        epochs, dp = site_floor(trial.spec, policy)
         if dp is None:
             continue
-        path = ledger_path(site, trial_id=loaded.spec.trial_id, run_id=0, settings={})  # a real site needs a state_dir
+        path = ledger_path(site, trial_id=trial.spec.trial_id, run_id=0, settings={})  # a real site needs a state_dir
         ledger = PrivacyLedger(path) if site.config.state_dir else None
         costs[site_id] = trial_cost(
             site,
-            loaded.spec,
+            trial.spec,
             policy,
-            spec_hash=loaded.spec_hash,
+            spec_hash=trial.spec_hash,
             num_train=load_site_data(site).num_train,
             epochs=epochs,
             dp=dp,

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from sandbox.round_outcome import RoundOutcome
 from sandbox.trial_run import RunResult
+from trialcore import layout
 
 
 class RoundProgress:
@@ -84,9 +85,7 @@ def run_summary(result: RunResult) -> dict[str, Any]:
             if s["privacy"]["budget_exhausted_at_round"] is not None
         },
         "metrics_url": result.metrics_url,
-        "files": {
-            name: str(result.run_dir / name) for name in ("report.json", "audit.jsonl", "model.pt", "metrics.prom")
-        },
+        "files": {name: str(result.run_dir / name) for name in layout.RUN_FILES},
     }
 
 

@@ -22,16 +22,17 @@ from monitoring.exporter import serve
 from monitoring.metrics import SandboxMetrics
 from participants.model import build_model
 from policies import Clause, PreflightResult
-from sandbox.consent import consent_matrix, preflight_with_approvals
+from sandbox.consent import Clearance, approval_status, clear_trial, consent_matrix
 from sandbox.enforcement import ENFORCEMENT_RULES, Enforcer, Ladder
 from sandbox.feature_scaling import pooled_feature_scaling
 from sandbox.governed_strategy import GovernedStrategy, PrivacyBudgetStop
+from sandbox.resolved_trial import ResolvedTrial, resolve_trial
 from sandbox.round_outcome import RoundOutcome
 from sandbox.strategy_choice import build_inner_strategy
 from sandbox.trial_control import TrialControl, TrialTerminated
 from sandbox.trial_recorder import BUDGET_EXHAUSTED_STATE, DEFAULT_MIN_COHORT_SIZE, TrialRecorder
 from sandbox.update_screening import SCREENING_REASONS, SITE_REFUSED
-from trialcore import wire
+from trialcore import layout, wire
 from trialcore.canonical_json import canonical_json
 from trialcore.spec_loading import LoadedSpec, load_spec
 
@@ -50,8 +51,8 @@ class TrialHooks:
     registry: CollectorRegistry
     metrics: SandboxMetrics
     on_round: Callable[[RoundOutcome], None] | None = None
-    preflight: PreflightResult | None = None
-    """The pre-flight that permitted the trial (its summary goes into the audit chain)."""
+    clearance: Clearance | None = None
+    """The pre-flight and consent that let the trial start (both go into the audit chain); None only in benchmarks."""
     report: dict[str, Any] | None = field(default=None)
 
 
@@ -128,9 +129,10 @@ def round_config(grid: Grid, loaded: LoadedSpec, *, min_cohort_size: int) -> Con
     return config
 
 
-def run_trial(grid: Grid, loaded: LoadedSpec, run_dir: Path, hooks: TrialHooks) -> dict[str, Any]:
+def run_trial(grid: Grid, trial: ResolvedTrial, run_dir: Path, hooks: TrialHooks) -> dict[str, Any]:
     """Run the trial on ``grid`` with the governed strategy; return the report written to ``run_dir``."""
-    spec = loaded.spec
+    loaded, spec = trial.loaded, trial.spec
+    verdict = hooks.clearance.verdict if hooks.clearance is not None else None
     recorder = TrialRecorder(
         loaded,
         run_dir,
@@ -138,29 +140,31 @@ def run_trial(grid: Grid, loaded: LoadedSpec, run_dir: Path, hooks: TrialHooks) 
         metrics=hooks.metrics,
         registry=hooks.registry,
         on_round=hooks.on_round,
-        min_cohort_size=min_cohort_size(hooks.preflight),
-        privacy_costs=hooks.preflight.privacy_costs if hooks.preflight is not None else {},
+        min_cohort_size=min_cohort_size(verdict),
+        privacy_costs=verdict.privacy_costs if verdict is not None else {},
     )
     strategy = GovernedStrategy(
         build_inner_strategy(spec),
         observer=recorder,
-        max_update_l2_norm=max_update_l2_norm(hooks.preflight),
+        max_update_l2_norm=max_update_l2_norm(verdict),
         min_participants=spec.min_participants,
         control=TrialControl(run_dir, on_change=recorder.control_changed),
-        enforcer=Enforcer(run_dir, enforcement_ladder(hooks.preflight)),
+        enforcer=Enforcer(run_dir, enforcement_ladder(verdict)),
         num_sites=len(spec.participants),
     )
     model = build_model(
         spec.model.name, num_features=spec.model.input_features, hidden_units=spec.model.hidden_units, seed=spec.seed
     )
     recorder.trial_started()
-    if hooks.preflight is not None:
-        summary = hooks.preflight.as_json()["summary"]
+    if verdict is not None:
+        summary = verdict.as_json()["summary"]
         recorder.record(
             "preflight-passed",
             {"sites": summary["sites"], "denials": summary["denials"], "findings": summary["findings"]},
         )
-    recorder.consent = consent_matrix(loaded)
+    recorder.consent = (
+        hooks.clearance.consent if hooks.clearance is not None else consent_matrix(loaded, approval_status(trial))
+    )
     recorder.record("consent-matrix", recorder.consent)
     config = round_config(grid, loaded, min_cohort_size=recorder.min_cohort_size)
     recorder.record("features-standardised", {"num_features": spec.model.input_features})
@@ -184,28 +188,35 @@ def run_trial(grid: Grid, loaded: LoadedSpec, run_dir: Path, hooks: TrialHooks) 
     return report
 
 
-def make_server_app(settings: Mapping[str, str], hooks: TrialHooks | None = None) -> ServerApp:
-    """A ServerApp for the spec and run folder in ``settings`` (``trial-spec``, ``run-dir``)."""
+def make_server_app(
+    settings: Mapping[str, str], hooks: TrialHooks | None = None, trial: ResolvedTrial | None = None
+) -> ServerApp:
+    """A ServerApp for the spec and run folder in ``settings`` (``trial-spec``, ``run-dir``).
+
+    ``sandbox run`` passes the ``trial`` it resolved and its ``hooks``; under ``flwr run`` (both None)
+    the ServerApp loads, resolves and clears the trial itself, once.
+    """
     server_app = ServerApp()
 
     @server_app.main()
     def _main(grid: Grid, context: Context) -> None:
         merged: dict[str, Any] = {**context.run_config, **settings}
-        loaded = load_spec(str(merged[wire.TRIAL_SPEC]))
+        resolved = trial if trial is not None else resolve_trial(load_spec(str(merged[wire.TRIAL_SPEC])))
         # Under `flwr run` the run folder is named after Flower's run id, which the sites know too.
-        default_dir = Path(str(merged.get(wire.RUNS_ROOT) or "runs")) / loaded.spec.trial_id / f"flwr-{context.run_id}"
+        runs_root = Path(str(merged.get(wire.RUNS_ROOT) or layout.DEFAULT_RUNS_ROOT))
+        default_dir = layout.run_dir(runs_root, resolved.spec.trial_id, layout.flwr_run_name(context.run_id))
         run_dir = Path(str(merged.get(wire.RUN_DIR) or default_dir))
         if hooks is not None:
-            run_trial(grid, loaded, run_dir, hooks)
+            run_trial(grid, resolved, run_dir, hooks)
             return
-        verdict = preflight_with_approvals(loaded)
-        if verdict.refused:
-            raise verdict.refusal()
+        clearance = clear_trial(resolved)
+        if clearance.verdict.refused:
+            raise clearance.verdict.refusal()
         registry = CollectorRegistry()
-        own = TrialHooks(registry=registry, metrics=new_metrics(loaded, registry), preflight=verdict)
+        own = TrialHooks(registry=registry, metrics=new_metrics(resolved.loaded, registry), clearance=clearance)
         with serve(registry, port=int(merged.get(wire.METRICS_PORT, 9464))) as server:
             logger.warning("serving metrics for Prometheus at %s", server.url)
-            run_trial(grid, loaded, run_dir, own)
+            run_trial(grid, resolved, run_dir, own)
 
     return server_app
 

@@ -19,8 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from trialcore.errors import BadInputError, Problem, show_value
-
-CONTROL_FILE = "control.jsonl"
+from trialcore.layout import AUDIT_FILE, CONTROL_FILE, REPORT_FILE
 
 
 class Action(str, enum.Enum):
@@ -57,12 +56,12 @@ def request_action(run_dir: Path, action: Action, reason: str, *, shown_as: str 
         ``run_dir`` is not a run folder, the trial already ended, or the reason is empty.
     """
     name = shown_as or str(run_dir)
-    if not (run_dir / "audit.jsonl").is_file():
+    if not (run_dir / AUDIT_FILE).is_file():
         raise BadInputError(
             f"Not a run folder: {name!r}",
             [Problem(name, "", "no audit.jsonl", "a folder runs/<trial-id>/<run-id>/ of a running trial")],
         )
-    if (run_dir / "report.json").is_file():
+    if (run_dir / REPORT_FILE).is_file():
         raise BadInputError(
             f"The trial in {name!r} has already ended",
             [Problem(name, "", "a report.json (the trial ended)", "the folder of a trial that is still running")],

@@ -26,7 +26,7 @@ from policies import PrivacyCost
 from sandbox.enforcement import Incident
 from sandbox.round_outcome import RoundOutcome, SiteRoundMetrics
 from sandbox.trial_control import ControlRequest
-from trialcore import wire
+from trialcore import layout, wire
 from trialcore.atomic_file import write_bytes_atomic, write_json_atomic
 from trialcore.audit_chain import AuditChain
 from trialcore.spec_loading import LoadedSpec
@@ -116,7 +116,7 @@ class TrialRecorder:
         run_dir.mkdir(parents=True, exist_ok=True)
         spec = loaded.spec
         self.audit = AuditChain.open(
-            run_dir / "audit.jsonl",
+            run_dir / layout.AUDIT_FILE,
             actor="coordinator",
             trial_id=spec.trial_id,
             spec_hash=loaded.spec_hash,
@@ -300,14 +300,14 @@ class TrialRecorder:
         if arrays is not None:
             buffer = io.BytesIO()
             torch.save(arrays.to_torch_state_dict(), buffer)
-            write_bytes_atomic(self.run_dir / "model.pt", buffer.getvalue())
+            write_bytes_atomic(self.run_dir / layout.MODEL_FILE, buffer.getvalue())
         self.metrics.set_state(state)
         self.record(
             "trial-finished", {"state": state, "rounds_completed": len(self.rounds), "model_saved": arrays is not None}
         )
         report = self.report()
-        write_json_atomic(self.run_dir / "report.json", report)
-        write_textfile(self.registry, self.run_dir / "metrics.prom")
+        write_json_atomic(self.run_dir / layout.REPORT_FILE, report)
+        write_textfile(self.registry, self.run_dir / layout.METRICS_FILE)
         return report
 
     # -- report --------------------------------------------------------------------------------
@@ -358,9 +358,13 @@ class TrialRecorder:
             "consent": self.consent,
             "incidents": self.incidents,
             "audit": {
-                "coordinator": {"path": "audit.jsonl", "hash": head.hash, "length": head.length},
+                "coordinator": {"path": layout.AUDIT_FILE, "hash": head.hash, "length": head.length},
                 "sites": {
-                    site: {"path": f"sites/{site}/audit.jsonl", "hash": h, "length": n}
+                    site: {
+                        "path": (layout.simulated_site_dir(Path(), site) / layout.AUDIT_FILE).as_posix(),
+                        "hash": h,
+                        "length": n,
+                    }
                     for site, (h, n) in sorted(self.site_heads.items())
                 },
             },

@@ -20,11 +20,11 @@ from prometheus_client import CollectorRegistry
 
 from monitoring.exporter import serve
 from participants.client_app import make_client_app
-from policies import PreflightResult
-from sandbox.federation import load_federation
+from sandbox.consent import Clearance
+from sandbox.resolved_trial import ResolvedTrial
 from sandbox.round_outcome import RoundOutcome
 from sandbox.server_app import TrialHooks, make_server_app, new_metrics, new_run_id
-from trialcore import wire
+from trialcore import layout, wire
 from trialcore.spec_loading import LoadedSpec
 
 logger = logging.getLogger(__name__)
@@ -57,27 +57,27 @@ def simulated_site_settings(loaded: LoadedSpec, run_dir: Path) -> dict[str, str]
 
 
 def run_in_simulation(
-    loaded: LoadedSpec,
+    trial: ResolvedTrial,
     *,
     runs_root: Path,
     metrics_port: int,
     on_metrics_served: Callable[[str], None] | None = None,
     on_round: Callable[[RoundOutcome], None] | None = None,
     linger_seconds: float = 0.0,
-    preflight: PreflightResult | None = None,
+    clearance: Clearance | None = None,
 ) -> RunResult:
-    """Run ``loaded`` with one simulated SuperNode per participant; return its run folder and report.
+    """Run ``trial`` with one simulated SuperNode per participant; return its run folder and report.
 
-    ``preflight`` is the permitting pre-flight the caller ran (recorded in the audit chain).
+    ``clearance`` is the permitting pre-flight and consent the caller ran (recorded in the audit chain).
     Metrics are served from before round 1 until ``linger_seconds`` after the trial ends, so a
     Prometheus scraping every few seconds also records the final state.
     """
-    load_federation(loaded)
+    loaded = trial.loaded
     os.environ.update(FLOWER_ENVIRONMENT)
-    run_dir = runs_root / loaded.spec.trial_id / new_run_id()
+    run_dir = layout.run_dir(runs_root, loaded.spec.trial_id, new_run_id())
     registry = CollectorRegistry()
-    hooks = TrialHooks(registry=registry, metrics=new_metrics(loaded, registry), on_round=on_round, preflight=preflight)
-    server_app = make_server_app({wire.TRIAL_SPEC: str(loaded.path), wire.RUN_DIR: str(run_dir.resolve())}, hooks)
+    hooks = TrialHooks(registry=registry, metrics=new_metrics(loaded, registry), on_round=on_round, clearance=clearance)
+    server_app = make_server_app({wire.RUN_DIR: str(run_dir.resolve())}, hooks, trial)
     client_app = make_client_app(simulated_site_settings(loaded, run_dir))
     with serve(registry, port=metrics_port) as server:
         if on_metrics_served is not None:

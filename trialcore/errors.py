@@ -25,6 +25,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 
 class ExitCode(enum.IntEnum):
@@ -49,6 +50,16 @@ def show_value(value: object) -> str:
     if len(text) > _MAX_VALUE_CHARS:
         text = text[: _MAX_VALUE_CHARS - 3] + "..."
     return text
+
+
+def show_path(path: Path | None) -> str:
+    """A path for a message: relative to the working folder when it lies below it, else whole; "" for None."""
+    if path is None:
+        return ""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 @dataclass(frozen=True)

@@ -86,20 +86,26 @@ class Mechanism:
         return found
 
 
-def parse_accountant(name: str, *, source: str = "--accountant") -> Accountant:
-    """The accountant called ``name``; refuse the Gaussian (CLT) one and unknown names (exit 2)."""
+def accountant_refusal(name: str) -> tuple[str, str] | None:
+    """Why no accountant called ``name`` is accepted, as (summary, what is allowed); None when one is.
+
+    The one check behind the spec's ``privacy.accountant`` field and every ``--accountant`` option.
+    """
     lowered = name.strip().lower()
     if lowered in REFUSED_ACCOUNTANTS:
-        raise PrivacyInputError(
-            f"Accountant '{name}' is refused",
-            [Problem(source, "accountant", repr(name), f"{ACCOUNTANT_CHOICES} ({REFUSED_ACCOUNTANTS[lowered]})")],
-        )
-    try:
-        return Accountant(lowered)
-    except ValueError:
-        raise PrivacyInputError(
-            f"Unknown accountant '{name}'", [Problem(source, "accountant", repr(name), ACCOUNTANT_CHOICES)]
-        ) from None
+        return f"Accountant '{name}' is refused", f"{ACCOUNTANT_CHOICES} ({REFUSED_ACCOUNTANTS[lowered]})"
+    if lowered not in {a.value for a in Accountant}:
+        return f"Unknown accountant '{name}'", ACCOUNTANT_CHOICES
+    return None
+
+
+def parse_accountant(name: str, *, source: str = "--accountant") -> Accountant:
+    """The accountant called ``name``; refuse the Gaussian (CLT) one and unknown names (exit 2)."""
+    refusal = accountant_refusal(name)
+    if refusal is not None:
+        summary, allowed = refusal
+        raise PrivacyInputError(summary, [Problem(source, "accountant", repr(name), allowed)])
+    return Accountant(name.strip().lower())
 
 
 def epsilon(

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from trialcore.privacy_accountant import ACCOUNTANT_CHOICES, REFUSED_ACCOUNTANTS, Accountant
+from trialcore.privacy_accountant import accountant_refusal
 
 KEBAB_ID = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 COUNTRY_CODE = r"^[A-Z]{2}$"
@@ -73,14 +73,11 @@ class Privacy(_Frozen):
     @field_validator("accountant")
     @classmethod
     def _known_accountant(cls, value: str) -> str:
-        lowered = value.strip().lower()
-        if lowered in REFUSED_ACCOUNTANTS:
-            raise ValueError(
-                f"accountant {value!r} is refused ({REFUSED_ACCOUNTANTS[lowered]}); use one of: {ACCOUNTANT_CHOICES}"
-            )
-        if lowered not in {a.value for a in Accountant}:
-            raise ValueError(f"unknown accountant {value!r}; use one of: {ACCOUNTANT_CHOICES}")
-        return lowered
+        refusal = accountant_refusal(value)
+        if refusal is not None:
+            summary, allowed = refusal
+            raise ValueError(f"{summary}; use one of: {allowed}")
+        return value.strip().lower()
 
     @model_validator(mode="after")
     def _both_or_neither(self) -> Privacy:

@@ -72,11 +72,12 @@ from participants.site_config import LoadedSiteConfig  # noqa: E402
 from participants.site_data import SiteData, load_site_data  # noqa: E402
 from participants.site_floor import DpSettings, site_floor  # noqa: E402
 from participants.training import TrainSettings, train_locally  # noqa: E402
-from policies import ComposedPolicy, load_policies  # noqa: E402
-from sandbox.federation import load_federation  # noqa: E402
+from policies import ComposedPolicy  # noqa: E402
+from sandbox.resolved_trial import resolve_trial  # noqa: E402
 from sandbox.server_app import TrialHooks, make_server_app, new_metrics  # noqa: E402
 from sandbox.trial_run import FLOWER_ENVIRONMENT, _run_simulation, simulated_site_settings  # noqa: E402
 from tests.approved_demo import DemoCopy, approved_demo_at  # noqa: E402
+from trialcore import wire  # noqa: E402
 from trialcore.privacy_accountant import Accountant, Mechanism, epsilon  # noqa: E402
 from trialcore.spec import TrialSpec  # noqa: E402
 from trialcore.spec_loading import LoadedSpec, load_spec  # noqa: E402
@@ -115,9 +116,8 @@ class SiteShape:
 
 def demo_policies(loaded: LoadedSpec) -> tuple[dict[str, LoadedSiteConfig], dict[str, ComposedPolicy]]:
     """Each participant's node config and composed policy, as the pre-flight loads them."""
-    sites = load_federation(loaded)
-    policies = load_policies({site_id: site.resolve(str(site.config.policy)) for site_id, site in sites.items()})
-    return sites, policies
+    trial = resolve_trial(loaded)
+    return dict(trial.sites), dict(trial.policies)
 
 
 def site_shapes(loaded: LoadedSpec) -> list[SiteShape]:
@@ -225,7 +225,7 @@ def governed_run(demo: DemoCopy, spec_path: Path, run_dir: Path, *, dp: bool) ->
     client_app = make_client_app(settings) if dp else make_client_app(settings, train=no_dp_train_handler)
     registry = CollectorRegistry()
     hooks = TrialHooks(registry=registry, metrics=new_metrics(loaded, registry))
-    server_app = make_server_app({"trial-spec": str(loaded.path), "run-dir": str(run_dir)}, hooks)
+    server_app = make_server_app({wire.RUN_DIR: str(run_dir)}, hooks, resolve_trial(loaded))
     _run_simulation(server_app, client_app, num_supernodes=len(loaded.spec.participants))
     if hooks.report is None:
         raise RuntimeError(f"the simulation of {spec_path.name} ended without a report")

@@ -41,7 +41,9 @@ from tests.benchmarks.privacy_bench import privacy_results  # noqa: E402
 if str(REPO) not in sys.path:  # run as a script (make bench): make tests.approved_demo importable
     sys.path.insert(0, str(REPO))
 
+from sandbox.resolved_trial import resolve_trial  # noqa: E402
 from tests.approved_demo import approved_demo_at  # noqa: E402
+from trialcore import wire  # noqa: E402
 
 REPEATS = 4
 """Runs of each kind; pairs alternate which kind goes first (ABBA), so order effects cancel."""
@@ -73,7 +75,7 @@ def one_run(loaded: LoadedSpec, governed: bool, workdir: Path, index: int) -> fl
     if governed:
         registry = CollectorRegistry()
         hooks = TrialHooks(registry=registry, metrics=new_metrics(loaded, registry))
-        server_app = make_server_app({"trial-spec": str(loaded.path), "run-dir": str(run_dir)}, hooks)
+        server_app = make_server_app({wire.RUN_DIR: str(run_dir)}, hooks, resolve_trial(loaded))
     else:
         server_app = plain_server_app(loaded)
     started = time.perf_counter()

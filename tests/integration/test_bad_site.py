@@ -21,7 +21,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from sandbox import trial_run
-from sandbox.preflight import preflight
+from sandbox.consent import clear_trial
+from sandbox.resolved_trial import resolve_trial
 from tests.approved_demo import copy_demo
 from tests.integration.conftest import REPO
 from tests.integration.sabotaged_sites import REFUSE, make_sabotaged_client_app
@@ -69,8 +70,9 @@ def _simulate(spec_path: Path, runs_root: Path, plan: dict[int, str]) -> Run:
             "make_client_app",
             lambda settings: make_sabotaged_client_app(settings, site_id=BAD_SITE, plan=plan),
         )
+        trial = resolve_trial(loaded)
         result = trial_run.run_in_simulation(
-            loaded, runs_root=runs_root, metrics_port=free_port(), preflight=preflight(loaded)
+            trial, runs_root=runs_root, metrics_port=free_port(), clearance=clear_trial(trial)
         )
     return Run(result.run_dir, result.report, _rejected_counts((result.run_dir / "metrics.prom").read_text()))
 

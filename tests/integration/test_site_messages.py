@@ -10,9 +10,11 @@ import pytest
 from flwr.app import Message
 from flwr.superlink.grid.inmemory_grid import InMemoryGrid
 
-from sandbox.preflight import preflight
+from sandbox.consent import clear_trial
+from sandbox.resolved_trial import resolve_trial
 from sandbox.trial_run import run_in_simulation
 from tests.approved_demo import DemoCopy
+from tests.file_reads import count_yaml_reads
 from trialcore.spec_loading import load_spec
 
 pytestmark = pytest.mark.integration
@@ -24,7 +26,7 @@ COUNT_KEYS = {"num-examples", "num-train-examples"}
 def test_every_site_reply_holds_parameters_and_aggregates_only(
     approved_demo: DemoCopy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each reply of the demo carries the model's parameters, scalar aggregates or per-feature sums, and counts of at least the minimum cohort."""
+    """Each reply of the demo carries the model's parameters, scalar aggregates or per-feature sums, and counts of at least the minimum cohort; the coordinator reads no site file during the run."""
     replies: list[Message] = []
     original = InMemoryGrid.send_and_receive
 
@@ -35,8 +37,11 @@ def test_every_site_reply_holds_parameters_and_aggregates_only(
 
     monkeypatch.setattr(InMemoryGrid, "send_and_receive", capture)
     loaded = load_spec(approved_demo.spec)
-    verdict = preflight(loaded)
-    result = run_in_simulation(loaded, runs_root=tmp_path / "runs-out", metrics_port=0, preflight=verdict)
+    trial = resolve_trial(loaded)
+    clearance = clear_trial(trial)
+    reads = count_yaml_reads(monkeypatch)
+    result = run_in_simulation(trial, runs_root=tmp_path / "runs-out", metrics_port=0, clearance=clearance)
+    assert not reads, f"the coordinator re-read {sorted(reads)} during the run (the trial is resolved once)"
     minimum = result.report["min_cohort_size"]
     num_features = loaded.spec.model.input_features
     parameter_shapes = {"0.weight": (1, num_features), "0.bias": (1,)}

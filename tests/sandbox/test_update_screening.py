@@ -10,6 +10,7 @@ import pytest
 from flwr.app import Array, ArrayRecord, MetricRecord, RecordDict
 
 from sandbox.preflight import preflight
+from sandbox.resolved_trial import resolve_trial
 from sandbox.server_app import REJECTION_REASONS, max_update_l2_norm
 from sandbox.update_screening import (
     NON_FINITE,
@@ -187,7 +188,7 @@ def test_every_reason_is_a_known_metric_label() -> None:
 
 def test_the_bound_comes_from_the_sites_composed_policy(tmp_path: Path) -> None:
     """The demo's presets bound updates at 10; a site tightening it lowers it for the trial; no policies, no bound."""
-    assert max_update_l2_norm(preflight(load_spec(EXAMPLES / "demo.yaml"))) == 10.0
+    assert max_update_l2_norm(preflight(resolve_trial(load_spec(EXAMPLES / "demo.yaml")))) == 10.0
     assert max_update_l2_norm(None) is None
     shutil.copytree(EXAMPLES, tmp_path / "examples")
     institution = tmp_path / "examples" / "policies" / "institutions" / "fr-lyon.yaml"
@@ -198,4 +199,4 @@ def test_the_bound_comes_from_the_sites_composed_policy(tmp_path: Path) -> None:
     else:
         text += "\nprivacy:\n  max_update_l2_norm: 2.5\n"
     institution.write_text(text)
-    assert max_update_l2_norm(preflight(load_spec(tmp_path / "examples" / "demo.yaml"))) == 2.5
+    assert max_update_l2_norm(preflight(resolve_trial(load_spec(tmp_path / "examples" / "demo.yaml")))) == 2.5
