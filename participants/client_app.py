@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
@@ -23,7 +24,8 @@ from participants.node_identity import resolve_site
 from participants.privacy_ledger import Charge, PrivacyLedger
 from participants.privacy_plan import ledger_path, planned_charge, round_mechanism
 from participants.record_values import as_floats, as_int, as_str
-from participants.site_audit import append_site_entry
+from participants.released_values import ScalingRefused, pinned_scaling, released_count
+from participants.site_audit import append_site_entry, site_state_dir
 from participants.site_config import LoadedSiteConfig
 from participants.site_data import SiteData, load_site_data
 from participants.site_floor import DpSettings, site_floor
@@ -49,10 +51,27 @@ class _SiteTurn:
     run_id: int
     settings: Mapping[str, object]
 
+    @property
+    def spec_hash(self) -> str:
+        """The hash of the verified spec (the guard checked the spec against it)."""
+        return as_str(self.config, wire.SPEC_HASH)
+
+    @property
+    def folder(self) -> Path:
+        """The site's own folder for this trial (named by the verified spec's trial id)."""
+        return site_state_dir(self.site, trial_id=self.spec.trial_id, run_id=self.run_id, settings=self.settings)
+
     def record(self, event: str, payload: dict[str, Any]) -> ConfigRecord:
         """Append ``event`` to the site's own chain first; return the reply's site record."""
         return append_site_entry(
-            self.site, self.config, run_id=self.run_id, settings=self.settings, event=event, payload=payload
+            self.site,
+            self.config,
+            trial_id=self.spec.trial_id,
+            spec_hash=self.spec_hash,
+            run_id=self.run_id,
+            settings=self.settings,
+            event=event,
+            payload=payload,
         )
 
     @property
@@ -61,9 +80,14 @@ class _SiteTurn:
         asked = self.config.get(wire.MIN_COHORT_SIZE)
         return max(self.policy.min_cohort_size, asked if isinstance(asked, int) else 0)
 
+    def below_cohort(self, count: int) -> bool:
+        """True if ``count`` records are too few: exact count against the site's own minimum cohort,
+        released (rounded) count against the larger one a message may ask for (see :mod:`released_values`)."""
+        return count < self.policy.min_cohort_size or released_count(count) < self.min_cohort_size
+
     def small_cell_refusal(self, msg: Message, count: int, what: str) -> Message | None:
         """An error reply (audited) if a statistic would describe fewer records than the minimum cohort."""
-        if count >= self.min_cohort_size:
+        if not self.below_cohort(count):
             return None
         reason = f"{wire.SMALL_CELL_PREFIX} {what} holds fewer records than the minimum cohort of {self.min_cohort_size}; nothing released"
         self.record("statistics-withheld", {"what": what, "min_cohort_size": self.min_cohort_size})
@@ -101,8 +125,16 @@ def _open_train_part_turn(msg: Message, context: Context, overrides: Mapping[str
     return turn.small_cell_refusal(msg, turn.data.num_train, "the train part") or turn
 
 
-def _standardised(turn: _SiteTurn) -> SiteData:
-    return turn.data.standardised(as_floats(turn.config, wire.FEATURE_MEAN), as_floats(turn.config, wire.FEATURE_STD))
+def _standardised(msg: Message, turn: _SiteTurn) -> SiteData | Message:
+    """The site's data scaled by the message's feature scaling, once it is checked and pinned; else a refusal."""
+    mean, std = as_floats(turn.config, wire.FEATURE_MEAN), as_floats(turn.config, wire.FEATURE_STD)
+    try:
+        pinned_scaling(turn.folder, mean, std, num_features=turn.data.num_features)
+    except ScalingRefused as err:
+        reason = f"{wire.GUARD_REFUSAL_PREFIX} {turn.site.config.site_id}: feature-scaling: {err}"
+        turn.record("refusal", {"reason": reason})
+        return _refusal(msg, reason)
+    return turn.data.standardised(mean, std)
 
 
 def _model_from_message(msg: Message, turn: _SiteTurn, data: SiteData) -> nn.Module:
@@ -128,7 +160,9 @@ def train_handler(
     turn = _open_train_part_turn(msg, context, overrides)
     if isinstance(turn, Message):
         return turn
-    data = _standardised(turn)
+    data = _standardised(msg, turn)
+    if isinstance(data, Message):
+        return data
     model = _model_from_message(msg, turn, data)
     server_round = as_int(turn.config, wire.SERVER_ROUND)
     partition = context.node_config.get(wire.PARTITION_ID, 0)
@@ -150,13 +184,17 @@ def train_handler(
     if charge is not None and trained.steps != charge.steps:
         raise RuntimeError(f"DP-SGD ran {trained.steps} steps but the ledger charged {charge.steps}")
     metrics = MetricRecord(
-        {wire.NUM_EXAMPLES: data.num_train, wire.TRAIN_LOSS: trained.mean_loss, **_privacy_metrics(charge)}
+        {
+            wire.NUM_EXAMPLES: released_count(data.num_train),
+            wire.TRAIN_LOSS: trained.mean_loss,
+            **_privacy_metrics(charge),
+        }
     )
     site_record = turn.record(
         "update-sent",
         {
             "round": server_round,
-            "num_examples": data.num_train,
+            "num_examples": released_count(data.num_train),
             "train_loss": trained.mean_loss,
             "local_epochs": epochs,
             "dp_sgd": None
@@ -195,7 +233,7 @@ def _charge_round(
         turn.site,
         turn.spec,
         turn.policy,
-        spec_hash=as_str(turn.config, wire.SPEC_HASH),
+        spec_hash=turn.spec_hash,
         server_round=server_round,
         mechanism=mechanism,
     )
@@ -245,17 +283,19 @@ def evaluate_handler(msg: Message, context: Context, overrides: Mapping[str, obj
     withheld = turn.small_cell_refusal(msg, min(turn.data.num_test, turn.data.num_train), "the test or train part")
     if withheld is not None:
         return withheld
-    data = _standardised(turn)
+    data = _standardised(msg, turn)
+    if isinstance(data, Message):
+        return data
     model = _model_from_message(msg, turn, data)
     on_test = evaluate(model, data.x_test, data.y_test)
     on_train = evaluate(model, data.x_train, data.y_train)
     # AUROC describes each class separately: release it only if every class cell reaches the minimum cohort.
     smallest_class = int(min(data.y_test.sum(), data.y_test.size - data.y_test.sum()))
-    auroc = on_test.auroc if smallest_class >= turn.min_cohort_size else None
+    auroc = on_test.auroc if not turn.below_cohort(smallest_class) else None
     metrics = MetricRecord(
         {
-            wire.NUM_EXAMPLES: on_test.num_examples,
-            wire.NUM_TRAIN_EXAMPLES: on_train.num_examples,
+            wire.NUM_EXAMPLES: released_count(on_test.num_examples),
+            wire.NUM_TRAIN_EXAMPLES: released_count(on_train.num_examples),
             wire.TEST_LOSS: on_test.loss,
             wire.TEST_ACCURACY: on_test.accuracy,
             wire.TEST_AUROC: auroc if auroc is not None else 0.0,
@@ -279,7 +319,10 @@ def query_handler(msg: Message, context: Context, overrides: Mapping[str, object
     turn = _open_train_part_turn(msg, context, overrides)
     if isinstance(turn, Message):
         return turn
-    count, sums, squares = turn.data.feature_sums()
+    exact, sums, squares = turn.data.feature_sums()
+    count = released_count(exact)
+    # Scaled to the released count, so that pooled sums over pooled counts give the mean of the site means.
+    sums, squares = [v * count / exact for v in sums], [v * count / exact for v in squares]
     site_record = turn.record("feature-sums-sent", {"num_examples": count, "num_features": len(sums)})
     metrics = MetricRecord({wire.NUM_EXAMPLES: count, wire.FEATURE_SUM: sums, wire.FEATURE_SUM_SQUARES: squares})
     return Message(content=RecordDict({wire.METRICS_RECORD: metrics, wire.SITE_RECORD: site_record}), reply_to=msg)

@@ -9,8 +9,10 @@ for the trial alone and for the dataset over every trial so far.
 Invariants:
 
 * a charge is written (whole file replaced atomically, fsynced, folder fsynced) *before* the
-  update it pays for leaves the site, so a crash can repeat a charge but never forget one, and a
-  reader never sees half a line;
+  update it pays for leaves the site, so a crash never forgets a charge, and a reader never sees
+  half a line; a round (dataset, trial, spec hash, round) is charged once, so a repeat after a
+  crash charges nothing more (the site's question book makes sure the round's reply left at
+  most once);
 * the accountant's state is rebuilt from the ledger for every charge (a ClientApp may start
   afresh for each message), never reset: a trial's epsilon composes all of its charges, a
   dataset's epsilon all charges of every trial;
@@ -171,9 +173,20 @@ class PrivacyLedger:
         """Append ``planned`` if both budgets allow it; raise :class:`BudgetExhausted` (exit 4) if not.
 
         The charge is durable on disk when this returns: only then may the update leave the site.
+        A round is charged once: if the ledger already holds a charge for the same dataset,
+        trial, spec hash and round (the site crashed after charging, before its reply left),
+        that charge is returned and nothing is added.
         """
         with self._locked():
             charges = self.charges()
+            for earlier in charges:
+                if (earlier.dataset, earlier.trial_id, earlier.spec_hash, earlier.round) == (
+                    planned.dataset,
+                    planned.trial_id,
+                    planned.spec_hash,
+                    planned.round,
+                ):
+                    return earlier
             after = spend_of(
                 charges,
                 trial_id=planned.trial_id,

@@ -6,6 +6,7 @@ of one key and say which key was wrong, so a malformed message fails with a clea
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 
@@ -15,7 +16,12 @@ class RecordValueError(ValueError):
 
 def as_int(record: Mapping[str, object], key: str) -> int:
     value = record.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (isinstance(value, float) and not math.isfinite(value))
+        or int(value) != value
+    ):
         raise RecordValueError(f"record key {key!r} must be an integer (got {type(value).__name__})")
     return int(value)
 

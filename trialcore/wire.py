@@ -29,6 +29,20 @@ METRICS_RECORD: Final = "metrics"
 SITE_RECORD: Final = "site"
 """The ConfigRecord in every site reply naming the site and its newest audit entry."""
 
+# --- message types a site serves ------------------------------------------------------------
+SERVED_MESSAGE_TYPES: Final = {
+    "train": "train",
+    "train.default": "train",
+    "evaluate": "evaluate",
+    "evaluate.default": "evaluate",
+    "query": "query",
+    "query.default": "query",
+}
+"""Every full message type a site's ClientApp serves, and the kind it is (the allowlist of its guard).
+
+Flower routes ``<category>`` and ``<category>.default`` to the same handler; a site refuses every
+other type, before any handler runs."""
+
 # --- config keys the coordinator sends -------------------------------------------------------
 TRIAL_ID: Final = "trial-id"
 """The trial's id, as in the spec."""
@@ -81,6 +95,14 @@ BUDGET_EXHAUSTED_PREFIX: Final = "privacy-budget-exhausted:"
 """The site refuses a round its privacy budget cannot pay for."""
 LEDGER_ERROR_PREFIX: Final = "privacy-ledger-error:"
 """The site cannot charge its privacy ledger (damaged, unwritable, no state folder)."""
+GUARD_REFUSAL_PREFIX: Final = "refused by site"
+"""The site's guard refuses a message (``refused by site <id>: <clause>: ...``)."""
+QUESTION_BUDGET_CLAUSE: Final = "question-budget"
+"""The clause a guard names when a message asks a question the site already answered (trial, kind, round)."""
+MESSAGE_TYPE_CLAUSE: Final = "message-type"
+"""The clause a guard names when a message's type is not one the site serves."""
+PARTICIPANTS_CLAUSE: Final = "participants"
+"""The clause a guard names when the spec does not list the site under its own id and jurisdiction."""
 
 # --- node config keys (a site's own settings, from its SuperNode) ----------------------------
 SITE_CONFIG: Final = "site-config"

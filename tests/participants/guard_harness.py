@@ -14,6 +14,7 @@ from flwr.app.message.message import make_message
 from flwr.app.metadata import Metadata
 from flwr.common.constant import ErrorCode
 
+from participants.site_audit import UNVERIFIED_TRIAL
 from participants.site_guard import make_site_guard
 from policies import fixed_clock
 from trialcore import wire
@@ -74,18 +75,23 @@ def guard_reply(msg: Message, site_config: Path, run_dir: Path) -> tuple[Message
     return guard(msg, context, handler), reached
 
 
-def site_chain(run_dir: Path, site: str) -> list[dict[str, Any]]:
-    """The site's own audit chain in ``run_dir`` (empty if it wrote none)."""
-    path = run_dir / "sites" / site / "audit.jsonl"
+def site_chain(run_dir: Path, site: str, *, unverified: bool = False) -> list[dict[str, Any]]:
+    """The site's own audit chain in ``run_dir`` (empty if it wrote none); with ``unverified``, its
+    chain of refusals of messages that named no trial it could verify."""
+    folder = run_dir / "sites" / site
+    path = (folder / UNVERIFIED_TRIAL if unverified else folder) / "audit.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def assert_refused(reply: Message, reached: list[str], run_dir: Path, site: str, *fragments: str) -> None:
-    """The guard replied with a precondition error naming every fragment, and audited it in the site's chain."""
+def assert_refused(
+    reply: Message, reached: list[str], run_dir: Path, site: str, *fragments: str, unverified: bool = False
+) -> None:
+    """The guard replied with a precondition error naming every fragment, and audited it in the site's chain
+    (the chain of unverified messages with ``unverified``)."""
     assert reply.has_error() and reply.error.code == ErrorCode.MOD_FAILED_PRECONDITION
     assert reached == [], "a refused message never reaches training"
     for fragment in fragments:
         assert fragment in reply.error.reason, reply.error.reason
-    chain = site_chain(run_dir, site)
+    chain = site_chain(run_dir, site, unverified=unverified)
     assert chain and chain[-1]["event"] == "refusal"
     assert chain[-1]["payload"]["reason"] in reply.error.reason

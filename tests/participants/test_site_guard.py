@@ -65,12 +65,14 @@ def test_weaker_noise_than_the_floor_refused(approved_demo: DemoCopy, tmp_path: 
 
 
 def test_spec_edited_after_hashing_refused(approved_demo: DemoCopy, tmp_path: Path) -> None:
-    """A message whose spec does not match the hash it names (an edited spec) is refused and audited."""
+    """A message whose spec does not match the hash it names (an edited spec) is refused and audited
+    in the site's chain of unverified messages (it names no trial the site can trust)."""
     original = demo_document(approved_demo)
     spec_hash = hashlib.sha256(canonical_json(original)).hexdigest()
     edited = original | {"rounds": 9}
     reply, reached = reply_of(message(edited, spec_hash=spec_hash), approved_demo, "gb-leeds", tmp_path)
-    assert_refused(reply, reached, tmp_path, "gb-leeds", "does not match the spec hash")
+    assert_refused(reply, reached, tmp_path, "gb-leeds", "does not match the spec hash", unverified=True)
+    assert site_chain(tmp_path, "gb-leeds") == [], "nothing written to a chain named by the unverified trial id"
 
 
 def test_feature_sum_query_is_guarded_too(approved_demo: DemoCopy, tmp_path: Path) -> None:

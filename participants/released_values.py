@@ -1,0 +1,60 @@
+"""Rules for values a site takes from a message or puts into a reply, beyond the verified spec.
+
+* **Record counts** leave a site rounded down to :data:`COUNT_GRANULARITY` records (10); they
+  are treated as public. A count is the weight of a site's update and its evaluation, so the
+  coordinator learns the size of a site's parts to within 10 records, never one patient more
+  or less.
+* **Feature scaling** (the federation-wide mean and standard deviation the coordinator sends) is
+  checked (one finite value per feature, standard deviations > 0) and **pinned**: the first
+  scaling a site uses in a trial is kept in its trial folder (``feature-scaling.json``) and a
+  message with any other scaling is refused, so a coordinator cannot vary the scaling between
+  questions to probe the records.
+* **Minimum cohort**: the site compares its exact counts with its own policy's minimum cohort;
+  a larger minimum the coordinator asks for is compared with the released (rounded) count only,
+  so asking cannot reveal more than the rounded count already does.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from trialcore.atomic_file import write_json_atomic
+
+__all__ = ["COUNT_GRANULARITY", "ScalingRefused", "pinned_scaling", "released_count"]
+
+COUNT_GRANULARITY = 10
+"""Record counts are released rounded down to a multiple of this many records."""
+SCALING_FILE = "feature-scaling.json"
+
+
+class ScalingRefused(ValueError):
+    """The feature scaling a message carries is malformed or differs from the one pinned for the trial."""
+
+
+def released_count(count: int, granularity: int = COUNT_GRANULARITY) -> int:
+    """``count`` rounded down to a multiple of ``granularity`` (>= 1): what a site releases."""
+    return (max(count, 0) // granularity) * granularity
+
+
+def pinned_scaling(folder: Path, mean: list[float], std: list[float], *, num_features: int) -> None:
+    """Check the scaling ``(mean, std)`` and pin it in ``folder`` on first use; raise :class:`ScalingRefused`.
+
+    Call it with the site's trial folder and the question book's lock held.
+    """
+    if len(mean) != num_features or len(std) != num_features:
+        raise ScalingRefused(
+            f"feature scaling has {len(mean)} means and {len(std)} standard deviations for {num_features} features"
+        )
+    if not all(math.isfinite(v) for v in [*mean, *std]) or not all(s > 0 for s in std):
+        raise ScalingRefused("feature scaling must be finite, with standard deviations > 0")
+    path = folder / SCALING_FILE
+    if not path.exists():
+        write_json_atomic(path, {"mean": mean, "std": std})
+        return
+    pinned = json.loads(path.read_text(encoding="utf-8"))
+    if pinned != {"mean": mean, "std": std}:
+        raise ScalingRefused(
+            "feature scaling differs from the one this site already used in this trial; a trial has one scaling"
+        )
