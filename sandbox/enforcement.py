@@ -1,7 +1,12 @@
 """Graduated enforcement at aggregation: warn, exclude the site, suspend the trial, terminate it.
 
 Every update the governed strategy rejects for its content (``non-finite``, ``wrong-shape``,
-``norm-too-large``) is a violation of the site's obligations under the composed policy. The
+``norm-too-large``) or for claims it cannot check (``site-identity``, ``count-mismatch``) is a
+violation of the site's obligations under the composed policy. A site's guard refusing a
+message for a policy clause is a violation **by the trial** (the coordinator asked for what the
+site's policy forbids): it counts towards the trial's suspension and termination, never towards
+the refusing site's exclusion; the incident names the site that reported it
+(``against: "trial"``). The
 policy's ``enforcement`` section sets the ladder (smaller numbers are stricter):
 
 * a site's ``exclude_after_violations``-th violation excludes it for the next ``exclusion_rounds``
@@ -25,11 +30,24 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sandbox.update_screening import NON_FINITE, NORM_TOO_LARGE, SITE_REFUSED, WRONG_SHAPE
+from sandbox.update_screening import (
+    COUNT_MISMATCH,
+    NON_FINITE,
+    NORM_TOO_LARGE,
+    SITE_IDENTITY,
+    SITE_REFUSED,
+    WRONG_SHAPE,
+)
 
 INCIDENTS_FILE = "incidents.jsonl"
 
-RULE_OF_REASON = {NON_FINITE: "update-integrity", WRONG_SHAPE: "update-integrity", NORM_TOO_LARGE: "update-norm"}
+RULE_OF_REASON = {
+    NON_FINITE: "update-integrity",
+    WRONG_SHAPE: "update-integrity",
+    COUNT_MISMATCH: "update-integrity",
+    NORM_TOO_LARGE: "update-norm",
+    SITE_IDENTITY: "site-identity",
+}
 """Which policy rule a rejected update breaks, by rejection reason."""
 ENFORCEMENT_RULES = tuple(sorted(set(RULE_OF_REASON.values())))
 _GUARD_REFUSAL = re.compile(r"^refused by site [a-z0-9-]+: ([a-z-]+):")
@@ -72,6 +90,8 @@ class Incident:
     action: str
     detail: str
     reporting_deadline: str
+    against: str = "site"
+    """Whose violation: ``site`` (its update) or ``trial`` (a site's guard refused what the trial asked)."""
 
 
 class Enforcer:
@@ -101,14 +121,16 @@ class Enforcer:
         rule = rule_of(reason, detail)
         if rule is None:
             return None
-        self.site_violations[site_id] = self.site_violations.get(site_id, 0) + 1
+        against = "trial" if reason == SITE_REFUSED else "site"
+        if against == "site":
+            self.site_violations[site_id] = self.site_violations.get(site_id, 0) + 1
         self.trial_violations += 1
         ladder = self.ladder
         if self.trial_violations >= ladder.terminate_after_violations:
             action, severity = "terminate", "critical"
         elif self.trial_violations >= ladder.suspend_after_violations:
             action, severity = "suspend", "major"
-        elif self.site_violations[site_id] >= ladder.exclude_after_violations:
+        elif against == "site" and self.site_violations[site_id] >= ladder.exclude_after_violations:
             action, severity = "exclude", "major"
             self._exclusions[site_id] = (server_round, server_round + ladder.exclusion_rounds)
         else:
@@ -123,6 +145,7 @@ class Enforcer:
             action=action,
             detail=detail,
             reporting_deadline=(now + timedelta(hours=ladder.reporting_deadline_hours)).isoformat(),
+            against=against,
         )
         self._append(incident)
         return incident

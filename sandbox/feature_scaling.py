@@ -4,6 +4,13 @@ Each site replies to one Flower ``query`` message with the record count, per-fea
 of squares of its train part (never records). The coordinator pools them into the mean and
 standard deviation every site then uses, so all sites scale features identically even though
 their data are non-IID.
+
+This first contact is also where the coordinator **binds each node to a site** and records the
+**count each site commits to**: a reply naming a site the trial does not list, or one another
+node already named, is ignored (its sums are not pooled) and its node stays unbound; a reply
+whose sums have the wrong length or are not finite is ignored too. The governed strategy then
+attributes every reply by the node that sent it, never by the site id a reply claims, and weighs
+every update by the committed count (:mod:`sandbox.governed_strategy`).
 """
 
 from __future__ import annotations
@@ -11,14 +18,32 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import dataclass, field
 
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
-from participants.record_values import as_floats, as_int
+from participants.record_values import RecordValueError, as_floats, as_int, as_str
 from trialcore import wire
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Commitment:
+    """What one node said before round 1: the site it is (bound for the trial) and its train count (rounded)."""
+
+    site_id: str
+    num_examples: int
+
+
+@dataclass(frozen=True)
+class FeatureScaling:
+    """The pooled scaling and what each node committed to (node id -> :class:`Commitment`)."""
+
+    mean: list[float]
+    std: list[float]
+    commitments: dict[int, Commitment] = field(default_factory=dict)
 
 
 def wait_for_nodes(grid: Grid, count: int, *, timeout_seconds: float = 120.0) -> list[int]:
@@ -31,12 +56,39 @@ def wait_for_nodes(grid: Grid, count: int, *, timeout_seconds: float = 120.0) ->
     return nodes
 
 
-def pooled_feature_scaling(
-    grid: Grid, config: ConfigRecord, *, num_sites: int, num_features: int, timeout_seconds: float = 600.0
-) -> tuple[list[float], list[float]]:
-    """Pooled (mean, standard deviation) per feature over every replying site's train part.
+def commitment_of(reply: Message, *, site_ids: tuple[str, ...], num_features: int) -> Commitment | str:
+    """The commitment a feature-query reply makes, or why it is ignored (a line for the log)."""
+    if reply.has_error():
+        return f"no feature sums: {reply.error.reason}"
+    try:
+        site_id = as_str(reply.content.config_records[wire.SITE_RECORD], wire.SITE_ID)
+        metrics = reply.content.metric_records[wire.METRICS_RECORD]
+        count = as_int(metrics, wire.NUM_EXAMPLES)
+        sums, squares = as_floats(metrics, wire.FEATURE_SUM), as_floats(metrics, wire.FEATURE_SUM_SQUARES)
+    except (KeyError, RecordValueError) as err:
+        return f"malformed feature-sums reply ({err})"
+    if site_id not in site_ids:
+        return f"the reply names site {site_id[:63]!r}, which the trial does not list"
+    if count < 0 or len(sums) != num_features or len(squares) != num_features:
+        return f"site {site_id}: a count of {count} and {len(sums)}/{len(squares)} sums for {num_features} features"
+    if not all(math.isfinite(v) for v in [*sums, *squares]):
+        return f"site {site_id}: feature sums are not finite"
+    return Commitment(site_id=site_id, num_examples=count)
 
-    ``config`` is the trial's config record (trial id, spec hash, ``min-cohort-size``).
+
+def pooled_feature_scaling(
+    grid: Grid,
+    config: ConfigRecord,
+    *,
+    num_sites: int,
+    num_features: int,
+    site_ids: tuple[str, ...] = (),
+    timeout_seconds: float = 600.0,
+) -> FeatureScaling:
+    """Pooled (mean, standard deviation) per feature over every replying site's train part, and the commitments.
+
+    ``config`` is the trial's config record (trial id, spec hash, ``min-cohort-size``);
+    ``site_ids`` are the sites the trial lists (a reply naming another site is ignored).
     """
     nodes = wait_for_nodes(grid, num_sites)
     record = RecordDict({"config": config})
@@ -44,16 +96,22 @@ def pooled_feature_scaling(
     count = 0
     sums = [0.0] * num_features
     squares = [0.0] * num_features
+    commitments: dict[int, Commitment] = {}
     for reply in grid.send_and_receive(messages, timeout=timeout_seconds):
-        if reply.has_error():
-            logger.warning("a site gave no feature sums: %s", reply.error.reason)
+        node = reply.metadata.src_node_id
+        commitment = commitment_of(reply, site_ids=site_ids, num_features=num_features)
+        if isinstance(commitment, Commitment) and commitment.site_id in {c.site_id for c in commitments.values()}:
+            commitment = f"site {commitment.site_id} was already named by another node"
+        if isinstance(commitment, str):
+            logger.warning("node %s gave no usable feature sums: %s", node, commitment)
             continue
+        commitments[node] = commitment
         metrics = reply.content.metric_records[wire.METRICS_RECORD]
-        count += as_int(metrics, wire.NUM_EXAMPLES)
+        count += commitment.num_examples
         sums = [a + b for a, b in zip(sums, as_floats(metrics, wire.FEATURE_SUM))]
         squares = [a + b for a, b in zip(squares, as_floats(metrics, wire.FEATURE_SUM_SQUARES))]
     if count == 0:
-        return [0.0] * num_features, [1.0] * num_features
+        return FeatureScaling([0.0] * num_features, [1.0] * num_features, commitments)
     mean = [s / count for s in sums]
     std = [math.sqrt(max(q / count - m * m, 0.0)) or 1.0 for q, m in zip(squares, mean)]
-    return mean, std
+    return FeatureScaling(mean, std, commitments)

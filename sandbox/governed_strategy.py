@@ -9,31 +9,43 @@ that round (:mod:`sandbox.update_screening`): a rejected update, like a site's r
 reported to the observer and never reaches ``inner.aggregate_train``, so it cannot move the
 global model. With fewer accepted updates than ``min_participants`` the round is skipped and
 the previous global model is kept.
+
+The strategy trusts nothing a site claims that it cannot check:
+
+* **identity**: a reply is attributed to the site its *node* is bound to, never to the site id it
+  claims. Bindings come from the feature query before round 1 (``commitments``, see
+  :mod:`sandbox.feature_scaling`); without them (unit tests) a node is bound on first contact. A
+  reply claiming another site than its node's is rejected (``site-identity``); site ids are never
+  parsed out of refusal text, so no node can have another site excluded, marked out of budget or
+  its audit head overwritten;
+* **weights**: with commitments, an update's ``num-examples`` must equal the count its site
+  committed before round 1 (rounded by the site), else it is rejected (``count-mismatch``), so no
+  site can weigh its update by a negative or huge count;
+* **refusals** are attributed to the node that sent them; one naming a policy clause counts against
+  the trial, not the refusing site (:mod:`sandbox.enforcement`).
 """
 
 from __future__ import annotations
 
 import logging
-import re
+import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
-from participants.record_values import as_float, as_int, as_str
+from participants.record_values import RecordValueError, as_float, as_int, as_str
 from sandbox.enforcement import Enforcer, Incident
+from sandbox.feature_scaling import Commitment
 from sandbox.round_outcome import RoundOutcome, SiteRoundMetrics, pool
 from sandbox.trial_control import Action, TrialControl
-from sandbox.update_screening import SITE_REFUSED, Rejection, screen_reply
+from sandbox.update_screening import COUNT_MISMATCH, SITE_IDENTITY, SITE_REFUSED, Rejection, screen_reply
 from trialcore import wire
 
 logger = logging.getLogger(__name__)
-
-_SITE_IN_REASON = re.compile(r"^[a-z-]+: site ([a-z0-9]+(?:-[a-z0-9]+)*)[: ]")
-"""The site id a privacy refusal names (``privacy-budget-exhausted: site de-berlin: ...``)."""
 
 
 class RoundObserver(Protocol):
@@ -92,6 +104,11 @@ class GovernedStrategy(Strategy):
         Participants of the trial. A site that refuses a round for its privacy budget (or because
         it cannot charge its ledger) is sent no more training; once fewer than
         ``min_participants`` sites can still pay, the trial stops with :class:`PrivacyBudgetStop`.
+    commitments:
+        Node id -> the site it named and the train count it committed before round 1 (from
+        :func:`sandbox.feature_scaling.pooled_feature_scaling`). With them, nodes are bound for the
+        whole trial and every update must carry its committed count; None = bind each node on
+        first contact and check no count (unit tests).
     """
 
     def __init__(
@@ -104,6 +121,7 @@ class GovernedStrategy(Strategy):
         control: TrialControl | None = None,
         enforcer: Enforcer | None = None,
         num_sites: int | None = None,
+        commitments: Mapping[int, Commitment] | None = None,
     ) -> None:
         self.inner = inner
         self.num_sites = num_sites
@@ -117,8 +135,16 @@ class GovernedStrategy(Strategy):
         self._round_started_at: dict[int, float] = {}
         self._outcomes: dict[int, RoundOutcome] = {}
         self._global_arrays: dict[int, ArrayRecord] = {}
-        self._site_by_node: dict[int, str] = {}
+        self._bound_before_round_1 = commitments is not None
+        self._site_by_node: dict[int, str] = {node: c.site_id for node, c in (commitments or {}).items()}
+        self._committed: dict[str, int] = {c.site_id: c.num_examples for c in (commitments or {}).values()}
         self._round_entry = ""
+
+    def bind(self, commitments: Mapping[int, Commitment]) -> None:
+        """Bind each node to the site it named before round 1, with the count it committed (see ``commitments``)."""
+        self._bound_before_round_1 = True
+        self._site_by_node = {node: c.site_id for node, c in commitments.items()}
+        self._committed = {c.site_id: c.num_examples for c in commitments.values()}
 
     @property
     def latest_arrays(self) -> ArrayRecord | None:
@@ -157,13 +183,16 @@ class GovernedStrategy(Strategy):
                 reason = reply.error.reason or "no reason given"
                 outcome.refusals.append((site_id, reason))
                 if reason.startswith((wire.BUDGET_EXHAUSTED_PREFIX, wire.LEDGER_ERROR_PREFIX)):
-                    site_id = self._name_from_reason(reply, reason)
                     self.budget_exhausted.add(site_id)
                     self.observer.budget_exhausted(server_round, site_id, reason)
                 self._reject(server_round, Rejection(site_id, SITE_REFUSED, reason))
                 continue
+            untrusted = self._identity_rejection(reply, site_id) or self._count_rejection(reply, site_id)
+            if untrusted is not None:
+                self._reject(server_round, untrusted)
+                continue
             outcome.trained_sites.append(site_id)
-            self._note_site_audit(outcome, reply)
+            self._note_site_audit(outcome, reply, site_id)
             metrics = reply.content.metric_records.get(wire.METRICS_RECORD)
             if metrics is not None and wire.EPSILON_SPENT in metrics:
                 self.observer.privacy_reported(server_round, site_id, metrics)
@@ -240,14 +269,23 @@ class GovernedStrategy(Strategy):
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         replies = list(replies)
         outcome = self._outcomes[server_round]
+        trusted: list[Message] = []
         for reply in replies:
+            site_id = self._site_of(reply)
             if reply.has_error():
                 if (reply.error.reason or "").startswith(wire.SMALL_CELL_PREFIX):
-                    outcome.withheld_sites.append(self._site_of(reply))
+                    outcome.withheld_sites.append(site_id)
+                trusted.append(reply)
                 continue
+            untrusted = self._identity_rejection(reply, site_id) or self._evaluation_rejection(reply, site_id)
+            if untrusted is not None or site_id in outcome.sites:
+                logger.warning("round %s: evaluation from node %s ignored", server_round, reply.metadata.src_node_id)
+                if untrusted is not None:
+                    self._reject(server_round, untrusted)
+                continue
+            trusted.append(reply)
             metrics = reply.content.metric_records[wire.METRICS_RECORD]
-            site_id = self._site_of(reply)
-            self._note_site_audit(outcome, reply)
+            self._note_site_audit(outcome, reply, site_id)
             outcome.sites[site_id] = SiteRoundMetrics(
                 site_id=site_id,
                 num_train=as_int(metrics, wire.NUM_TRAIN_EXAMPLES),
@@ -260,33 +298,86 @@ class GovernedStrategy(Strategy):
             )
         outcome.global_metrics = pool(list(outcome.sites.values()))
         outcome.duration_seconds = time.perf_counter() - self._round_started_at.pop(server_round)
-        aggregated = self.inner.aggregate_evaluate(server_round, replies)
+        aggregated = self.inner.aggregate_evaluate(server_round, trusted)
         self.observer.round_finished(outcome)
         return aggregated
 
-    def _note_site_audit(self, outcome: RoundOutcome, reply: Message) -> None:
-        """Keep the site's newest audit head, which it names in every reply."""
+    def _note_site_audit(self, outcome: RoundOutcome, reply: Message, site_id: str) -> None:
+        """Keep the newest audit head that ``site_id`` (the site bound to the reply's node) names in its reply."""
         record = reply.content.config_records.get(wire.SITE_RECORD)
         if record is not None and wire.AUDIT_HASH in record:
-            outcome.site_audit_heads[as_str(record, wire.SITE_ID)] = (
-                as_str(record, wire.AUDIT_HASH),
-                as_int(record, wire.AUDIT_LENGTH),
-            )
+            try:
+                outcome.site_audit_heads[site_id] = (as_str(record, wire.AUDIT_HASH), as_int(record, wire.AUDIT_LENGTH))
+            except RecordValueError as err:
+                logger.warning("site %s named a malformed audit head: %s", site_id, err)
 
-    def _name_from_reason(self, reply: Message, reason: str) -> str:
-        """The site a privacy refusal names (``... site <id>: ...``); remembered for the node that sent it."""
-        match = _SITE_IN_REASON.match(reason)
-        if match is None:
-            return self._site_of(reply)
-        self._site_by_node[reply.metadata.src_node_id] = match.group(1)
-        return match.group(1)
+    def _claimed_site(self, reply: Message) -> str | None:
+        """The site id a reply claims (None for an error reply or one that names none)."""
+        if reply.has_error() or not reply.has_content():
+            return None
+        record = reply.content.config_records.get(wire.SITE_RECORD)
+        value = record.get(wire.SITE_ID) if record is not None else None
+        return value if isinstance(value, str) else None
 
     def _site_of(self, reply: Message) -> str:
-        """The site id a reply names; for one that names none (an error), the site its node named before.
+        """The site bound to the reply's node; ``node-<Flower node id>`` for a node bound to none.
 
-        A node that never named its site (e.g. one refusing from round 1 on) is ``node-<Flower node id>``.
+        Without commitments a node is bound on its first reply that names a site no other node named.
         """
         node = reply.metadata.src_node_id
-        if not reply.has_error() and wire.SITE_RECORD in reply.content.config_records:
-            self._site_by_node[node] = str(reply.content.config_records[wire.SITE_RECORD][wire.SITE_ID])
+        claimed = self._claimed_site(reply)
+        if (
+            node not in self._site_by_node
+            and not self._bound_before_round_1
+            and not reply.has_error()
+            and claimed is not None
+            and claimed not in self._site_by_node.values()
+        ):
+            self._site_by_node[node] = claimed
         return self._site_by_node.get(node, f"node-{node}")
+
+    def _identity_rejection(self, reply: Message, site_id: str) -> Rejection | None:
+        """A rejection if the reply's node is bound to no site, or the reply claims another site than its node's."""
+        claimed = self._claimed_site(reply)
+        if reply.metadata.src_node_id not in self._site_by_node:
+            return Rejection(site_id, SITE_IDENTITY, "the node is bound to no site of the trial")
+        if claimed != site_id:
+            shown = "no site" if claimed is None else f"site {claimed[:63]!r}"
+            return Rejection(site_id, SITE_IDENTITY, f"the reply claims {shown}, but its node is bound to {site_id}")
+        return None
+
+    def _count_rejection(self, reply: Message, site_id: str) -> Rejection | None:
+        """A rejection if, with commitments, the update's count is not the one its site committed before round 1."""
+        if not self._bound_before_round_1:
+            return None
+        metrics = reply.content.metric_records.get(wire.METRICS_RECORD)
+        try:
+            claimed = as_int(metrics if metrics is not None else {}, wire.NUM_EXAMPLES)
+        except RecordValueError as err:
+            return Rejection(site_id, COUNT_MISMATCH, str(err))
+        committed = self._committed.get(site_id)
+        if claimed != committed:
+            return Rejection(
+                site_id, COUNT_MISMATCH, f"the update claims {claimed} records; {site_id} committed {committed}"
+            )
+        return None
+
+    def _evaluation_rejection(self, reply: Message, site_id: str) -> Rejection | None:
+        """A rejection if an evaluation reply's metrics are malformed or not finite (they weigh the pooled metrics)."""
+        metrics = reply.content.metric_records.get(wire.METRICS_RECORD)
+        if metrics is None:
+            return Rejection(site_id, COUNT_MISMATCH, "the evaluation reply holds no metrics")
+        try:
+            counts = [as_int(metrics, wire.NUM_EXAMPLES), as_int(metrics, wire.NUM_TRAIN_EXAMPLES)]
+            values = [as_float(metrics, key) for key in (wire.TEST_ACCURACY, wire.TEST_LOSS)]
+        except RecordValueError as err:
+            return Rejection(site_id, COUNT_MISMATCH, f"malformed evaluation metrics: {err}")
+        if min(counts) < 0 or not all(math.isfinite(v) for v in values) or not 0 <= values[0] <= 1:
+            return Rejection(site_id, COUNT_MISMATCH, f"evaluation counts {counts} or metrics {values} out of range")
+        if self._bound_before_round_1 and counts[1] != self._committed.get(site_id):
+            return Rejection(
+                site_id,
+                COUNT_MISMATCH,
+                f"the evaluation claims {counts[1]} train records; {site_id} committed {self._committed.get(site_id)}",
+            )
+        return None

@@ -24,21 +24,21 @@ from participants.model import build_model
 from policies import Clause, PreflightResult
 from sandbox.consent import Clearance, approval_status, clear_trial, consent_matrix
 from sandbox.enforcement import ENFORCEMENT_RULES, Enforcer, Ladder
-from sandbox.feature_scaling import pooled_feature_scaling
+from sandbox.feature_scaling import FeatureScaling, pooled_feature_scaling
 from sandbox.governed_strategy import GovernedStrategy, PrivacyBudgetStop
 from sandbox.resolved_trial import ResolvedTrial, resolve_trial
 from sandbox.round_outcome import RoundOutcome
 from sandbox.strategy_choice import build_inner_strategy
 from sandbox.trial_control import TrialControl, TrialTerminated
 from sandbox.trial_recorder import BUDGET_EXHAUSTED_STATE, DEFAULT_MIN_COHORT_SIZE, TrialRecorder
-from sandbox.update_screening import SCREENING_REASONS, SITE_REFUSED
+from sandbox.update_screening import SCREENING_REASONS, SITE_REFUSED, TRUST_REASONS
 from trialcore import layout, wire
 from trialcore.canonical_json import canonical_json
 from trialcore.spec_loading import LoadedSpec, load_spec
 
 logger = logging.getLogger(__name__)
 
-REJECTION_REASONS = (SITE_REFUSED, *SCREENING_REASONS)
+REJECTION_REASONS = (SITE_REFUSED, *SCREENING_REASONS, *TRUST_REASONS)
 """Reasons an update can be rejected (label ``reason``); each starts at 0 for every site."""
 POLICY_RULES = (*(clause.value for clause in Clause), "approval", *ENFORCEMENT_RULES)
 """Policy rules that can be violated (label ``rule``); each starts at 0 for every site."""
@@ -119,14 +119,25 @@ def enforcement_ladder(verdict: PreflightResult | None) -> Ladder:
 
 def round_config(grid: Grid, loaded: LoadedSpec, *, min_cohort_size: int) -> ConfigRecord:
     """The trial's config record completed with the federation-wide feature scaling (asks every site once)."""
+    return committed_round_config(grid, loaded, min_cohort_size=min_cohort_size)[0]
+
+
+def committed_round_config(
+    grid: Grid, loaded: LoadedSpec, *, min_cohort_size: int
+) -> tuple[ConfigRecord, FeatureScaling]:
+    """:func:`round_config` and the scaling with what each node committed to (its site and count)."""
     config = train_config(loaded)
     config[wire.MIN_COHORT_SIZE] = min_cohort_size
-    mean, std = pooled_feature_scaling(
-        grid, config, num_sites=len(loaded.spec.participants), num_features=loaded.spec.model.input_features
+    scaling = pooled_feature_scaling(
+        grid,
+        config,
+        num_sites=len(loaded.spec.participants),
+        num_features=loaded.spec.model.input_features,
+        site_ids=loaded.spec.site_ids,
     )
-    config[wire.FEATURE_MEAN] = mean
-    config[wire.FEATURE_STD] = std
-    return config
+    config[wire.FEATURE_MEAN] = scaling.mean
+    config[wire.FEATURE_STD] = scaling.std
+    return config, scaling
 
 
 def run_trial(grid: Grid, trial: ResolvedTrial, run_dir: Path, hooks: TrialHooks) -> dict[str, Any]:
@@ -166,8 +177,10 @@ def run_trial(grid: Grid, trial: ResolvedTrial, run_dir: Path, hooks: TrialHooks
         hooks.clearance.consent if hooks.clearance is not None else consent_matrix(loaded, approval_status(trial))
     )
     recorder.record("consent-matrix", recorder.consent)
-    config = round_config(grid, loaded, min_cohort_size=recorder.min_cohort_size)
-    recorder.record("features-standardised", {"num_features": spec.model.input_features})
+    config, scaling = committed_round_config(grid, loaded, min_cohort_size=recorder.min_cohort_size)
+    strategy.bind(scaling.commitments)
+    committed = {c.site_id: c.num_examples for c in scaling.commitments.values()}
+    recorder.record("features-standardised", {"num_features": spec.model.input_features, "committed_counts": committed})
     try:
         result = strategy.start(
             grid=grid,

@@ -26,10 +26,13 @@ from flwr.app import ArrayRecord, RecordDict
 from numpy.typing import NDArray
 
 __all__ = [
+    "COUNT_MISMATCH",
     "NON_FINITE",
     "NORM_TOO_LARGE",
     "SCREENING_REASONS",
+    "SITE_IDENTITY",
     "SITE_REFUSED",
+    "TRUST_REASONS",
     "WRONG_SHAPE",
     "Rejection",
     "screen_reply",
@@ -44,6 +47,12 @@ WRONG_SHAPE = "wrong-shape"
 NORM_TOO_LARGE = "norm-too-large"
 SCREENING_REASONS = (NON_FINITE, WRONG_SHAPE, NORM_TOO_LARGE)
 """Every reason :func:`screen_update` can give."""
+SITE_IDENTITY = "site-identity"
+"""The reply claims another site than the one its node is bound to, or its node is bound to none."""
+COUNT_MISMATCH = "count-mismatch"
+"""The reply's record count differs from the one its site committed before round 1 (or is malformed)."""
+TRUST_REASONS = (SITE_IDENTITY, COUNT_MISMATCH)
+"""Reasons the governed strategy gives for a reply whose claims it cannot check (:mod:`sandbox.governed_strategy`)."""
 
 
 @dataclass(frozen=True)

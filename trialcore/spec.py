@@ -86,11 +86,37 @@ class Privacy(_Frozen):
         return self
 
 
+ROBUST_PARAMETER_BOUNDS: dict[str, dict[str, tuple[float, float]]] = {
+    "FedTrimmedAvg": {"beta": (0.05, 0.45)},
+}
+"""Bounds (inclusive) on the parameters of the robust strategies: a trimmed mean that trims nothing
+(``beta`` 0) is a plain mean, and a policy requiring a robust strategy would be defeated."""
+FROZEN_STRATEGY_PARAMETERS = frozenset(
+    {"fraction_train", "fraction_evaluate", "min_train_nodes", "min_evaluate_nodes", "min_available_nodes"}
+)
+"""Parameters the governed strategy sets itself from the spec; a spec may not override them."""
+
+
 class StrategySpec(_Frozen):
-    """The Flower strategy the governed strategy wraps, with its keyword parameters."""
+    """The Flower strategy the governed strategy wraps, with its keyword parameters.
+
+    The robust strategies' parameters are bounded (:data:`ROBUST_PARAMETER_BOUNDS`), and the
+    sampling parameters are the governed strategy's own (:data:`FROZEN_STRATEGY_PARAMETERS`).
+    """
 
     name: Literal["FedAvg", "FedProx", "FedAdam", "FedYogi", "FedTrimmedAvg", "FedMedian"] = "FedAvg"
     params: dict[str, float | int | bool] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _bounded_parameters(self) -> StrategySpec:
+        frozen = sorted(FROZEN_STRATEGY_PARAMETERS & self.params.keys())
+        if frozen:
+            raise ValueError(f"strategy parameters {frozen} are set by the sandbox from the spec, not by params")
+        for name, (low, high) in ROBUST_PARAMETER_BOUNDS.get(self.name, {}).items():
+            value = self.params.get(name)
+            if value is not None and not (isinstance(value, (int, float)) and low <= value <= high):
+                raise ValueError(f"{self.name} parameter {name} must lie in [{low}, {high}] (got {value!r})")
+        return self
 
 
 class Approvals(_Frozen):

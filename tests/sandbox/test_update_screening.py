@@ -17,6 +17,7 @@ from sandbox.update_screening import (
     NORM_TOO_LARGE,
     SCREENING_REASONS,
     SITE_REFUSED,
+    TRUST_REASONS,
     WRONG_SHAPE,
     screen_reply,
     screen_update,
@@ -183,7 +184,7 @@ def test_a_reply_must_hold_exactly_one_array_record() -> None:
 
 def test_every_reason_is_a_known_metric_label() -> None:
     """Each rejection reason, and a site's refusal, has a pre-created sandbox_updates_rejected_total series."""
-    assert set(SCREENING_REASONS) | {SITE_REFUSED} == set(REJECTION_REASONS)
+    assert set(SCREENING_REASONS) | set(TRUST_REASONS) | {SITE_REFUSED} == set(REJECTION_REASONS)
 
 
 def test_the_bound_comes_from_the_sites_composed_policy(tmp_path: Path) -> None:
