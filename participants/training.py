@@ -136,8 +136,9 @@ def _run_epochs(
             loss.backward()
             optimizer.step()
             steps += 1
-            total += float(loss.detach()) * len(labels)
-            count += len(labels)
+            if len(labels):  # Poisson sampling can draw an empty batch: a step (noise only), no loss to average
+                total += float(loss.detach()) * len(labels)
+                count += len(labels)
     model.eval()
     return TrainResult(mean_loss=total / max(count, 1), steps=steps, sample_rate=sample_rate)
 

@@ -14,7 +14,7 @@ The strategy trusts nothing a site claims that it cannot check:
 
 * **identity**: a reply is attributed to the site its *node* is bound to, never to the site id it
   claims. Bindings come from the feature query before round 1 (``commitments``, see
-  :mod:`sandbox.feature_scaling`); without them (unit tests) a node is bound on first contact. A
+  :mod:`sandbox.feature_scaling`, :mod:`sandbox.site_bindings`); without them (unit tests) a node is bound on first contact. A
   reply claiming another site than its node's is rejected (``site-identity``); site ids are never
   parsed out of refusal text, so no node can have another site excluded, marked out of budget or
   its audit head overwritten;
@@ -28,7 +28,6 @@ The strategy trusts nothing a site claims that it cannot check:
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Iterable, Mapping
 from typing import Protocol
@@ -41,8 +40,9 @@ from participants.record_values import RecordValueError, as_float, as_int, as_st
 from sandbox.enforcement import Enforcer, Incident
 from sandbox.feature_scaling import Commitment
 from sandbox.round_outcome import RoundOutcome, SiteRoundMetrics, pool
+from sandbox.site_bindings import SiteBindings
 from sandbox.trial_control import Action, TrialControl
-from sandbox.update_screening import COUNT_MISMATCH, SITE_IDENTITY, SITE_REFUSED, Rejection, screen_reply
+from sandbox.update_screening import SITE_REFUSED, Rejection, screen_reply
 from trialcore import wire
 
 logger = logging.getLogger(__name__)
@@ -135,16 +135,12 @@ class GovernedStrategy(Strategy):
         self._round_started_at: dict[int, float] = {}
         self._outcomes: dict[int, RoundOutcome] = {}
         self._global_arrays: dict[int, ArrayRecord] = {}
-        self._bound_before_round_1 = commitments is not None
-        self._site_by_node: dict[int, str] = {node: c.site_id for node, c in (commitments or {}).items()}
-        self._committed: dict[str, int] = {c.site_id: c.num_examples for c in (commitments or {}).values()}
+        self.bindings = SiteBindings(commitments)
         self._round_entry = ""
 
     def bind(self, commitments: Mapping[int, Commitment]) -> None:
         """Bind each node to the site it named before round 1, with the count it committed (see ``commitments``)."""
-        self._bound_before_round_1 = True
-        self._site_by_node = {node: c.site_id for node, c in commitments.items()}
-        self._committed = {c.site_id: c.num_examples for c in commitments.values()}
+        self.bindings = SiteBindings(commitments)
 
     @property
     def latest_arrays(self) -> ArrayRecord | None:
@@ -178,7 +174,7 @@ class GovernedStrategy(Strategy):
         global_arrays = self._global_arrays.pop(server_round)
         accepted: list[Message] = []
         for reply in replies:
-            site_id = self._site_of(reply)
+            site_id = self.bindings.site_of(reply)
             if reply.has_error():
                 reason = reply.error.reason or "no reason given"
                 outcome.refusals.append((site_id, reason))
@@ -187,7 +183,9 @@ class GovernedStrategy(Strategy):
                     self.observer.budget_exhausted(server_round, site_id, reason)
                 self._reject(server_round, Rejection(site_id, SITE_REFUSED, reason))
                 continue
-            untrusted = self._identity_rejection(reply, site_id) or self._count_rejection(reply, site_id)
+            untrusted = self.bindings.identity_rejection(reply, site_id) or self.bindings.count_rejection(
+                reply, site_id
+            )
             if untrusted is not None:
                 self._reject(server_round, untrusted)
                 continue
@@ -256,7 +254,7 @@ class GovernedStrategy(Strategy):
         """Drop messages to sites the enforcer excluded for this round, and training to sites out of budget."""
         kept = []
         for message in messages:
-            site = self._site_by_node.get(message.metadata.dst_node_id)
+            site = self.bindings.site_of_node(message.metadata.dst_node_id)
             if self.enforcer is not None and site is not None and self.enforcer.excluded(site, server_round):
                 logger.warning("round %s: %s is excluded and is sent nothing", server_round, site)
                 continue
@@ -271,13 +269,15 @@ class GovernedStrategy(Strategy):
         outcome = self._outcomes[server_round]
         trusted: list[Message] = []
         for reply in replies:
-            site_id = self._site_of(reply)
+            site_id = self.bindings.site_of(reply)
             if reply.has_error():
                 if (reply.error.reason or "").startswith(wire.SMALL_CELL_PREFIX):
                     outcome.withheld_sites.append(site_id)
                 trusted.append(reply)
                 continue
-            untrusted = self._identity_rejection(reply, site_id) or self._evaluation_rejection(reply, site_id)
+            untrusted = self.bindings.identity_rejection(reply, site_id) or self.bindings.evaluation_rejection(
+                reply, site_id
+            )
             if untrusted is not None or site_id in outcome.sites:
                 logger.warning("round %s: evaluation from node %s ignored", server_round, reply.metadata.src_node_id)
                 if untrusted is not None:
@@ -310,74 +310,3 @@ class GovernedStrategy(Strategy):
                 outcome.site_audit_heads[site_id] = (as_str(record, wire.AUDIT_HASH), as_int(record, wire.AUDIT_LENGTH))
             except RecordValueError as err:
                 logger.warning("site %s named a malformed audit head: %s", site_id, err)
-
-    def _claimed_site(self, reply: Message) -> str | None:
-        """The site id a reply claims (None for an error reply or one that names none)."""
-        if reply.has_error() or not reply.has_content():
-            return None
-        record = reply.content.config_records.get(wire.SITE_RECORD)
-        value = record.get(wire.SITE_ID) if record is not None else None
-        return value if isinstance(value, str) else None
-
-    def _site_of(self, reply: Message) -> str:
-        """The site bound to the reply's node; ``node-<Flower node id>`` for a node bound to none.
-
-        Without commitments a node is bound on its first reply that names a site no other node named.
-        """
-        node = reply.metadata.src_node_id
-        claimed = self._claimed_site(reply)
-        if (
-            node not in self._site_by_node
-            and not self._bound_before_round_1
-            and not reply.has_error()
-            and claimed is not None
-            and claimed not in self._site_by_node.values()
-        ):
-            self._site_by_node[node] = claimed
-        return self._site_by_node.get(node, f"node-{node}")
-
-    def _identity_rejection(self, reply: Message, site_id: str) -> Rejection | None:
-        """A rejection if the reply's node is bound to no site, or the reply claims another site than its node's."""
-        claimed = self._claimed_site(reply)
-        if reply.metadata.src_node_id not in self._site_by_node:
-            return Rejection(site_id, SITE_IDENTITY, "the node is bound to no site of the trial")
-        if claimed != site_id:
-            shown = "no site" if claimed is None else f"site {claimed[:63]!r}"
-            return Rejection(site_id, SITE_IDENTITY, f"the reply claims {shown}, but its node is bound to {site_id}")
-        return None
-
-    def _count_rejection(self, reply: Message, site_id: str) -> Rejection | None:
-        """A rejection if, with commitments, the update's count is not the one its site committed before round 1."""
-        if not self._bound_before_round_1:
-            return None
-        metrics = reply.content.metric_records.get(wire.METRICS_RECORD)
-        try:
-            claimed = as_int(metrics if metrics is not None else {}, wire.NUM_EXAMPLES)
-        except RecordValueError as err:
-            return Rejection(site_id, COUNT_MISMATCH, str(err))
-        committed = self._committed.get(site_id)
-        if claimed != committed:
-            return Rejection(
-                site_id, COUNT_MISMATCH, f"the update claims {claimed} records; {site_id} committed {committed}"
-            )
-        return None
-
-    def _evaluation_rejection(self, reply: Message, site_id: str) -> Rejection | None:
-        """A rejection if an evaluation reply's metrics are malformed or not finite (they weigh the pooled metrics)."""
-        metrics = reply.content.metric_records.get(wire.METRICS_RECORD)
-        if metrics is None:
-            return Rejection(site_id, COUNT_MISMATCH, "the evaluation reply holds no metrics")
-        try:
-            counts = [as_int(metrics, wire.NUM_EXAMPLES), as_int(metrics, wire.NUM_TRAIN_EXAMPLES)]
-            values = [as_float(metrics, key) for key in (wire.TEST_ACCURACY, wire.TEST_LOSS)]
-        except RecordValueError as err:
-            return Rejection(site_id, COUNT_MISMATCH, f"malformed evaluation metrics: {err}")
-        if min(counts) < 0 or not all(math.isfinite(v) for v in values) or not 0 <= values[0] <= 1:
-            return Rejection(site_id, COUNT_MISMATCH, f"evaluation counts {counts} or metrics {values} out of range")
-        if self._bound_before_round_1 and counts[1] != self._committed.get(site_id):
-            return Rejection(
-                site_id,
-                COUNT_MISMATCH,
-                f"the evaluation claims {counts[1]} train records; {site_id} committed {self._committed.get(site_id)}",
-            )
-        return None

@@ -50,11 +50,13 @@ PRIVACY_SCOPE = {
     "does_not_cover": [
         "Client sampling is not amplified: Flower picks a fixed number of sites each round, so no "
         "site-level subsampling is credited.",
-        "Released evaluation metrics (accuracy, loss, AUROC, counts) are not differentially private; they are "
-        "protected by small-cell suppression (minimum cohort size) only.",
-        "The federation-wide feature means and standard deviations sent before round 1 are aggregate sums over "
-        "at least the minimum cohort, not differentially private.",
-        "Each training reply's record count and mean training loss are released without DP.",
+        "Released evaluation metrics (accuracy, loss, AUROC on the test part; accuracy and loss on the train "
+        "part) are not differentially private; they are protected by small-cell suppression (minimum cohort "
+        "size) and by each site answering at most one evaluation per round.",
+        "The per-feature sums and sums of squares each site sends once per trial before round 1 are aggregates "
+        "over at least the minimum cohort, not differentially private.",
+        "Each training reply's mean training loss is released without DP. Record counts are released rounded "
+        "down to 10 records and treated as public.",
         "Simulated sites (the demo) draw DP-SGD noise and batches from the trial seed so runs are reproducible: "
         "anyone who knows the seed could regenerate the noise. Real sites draw them from a secret source.",
         "A site's epsilon across trials is only as complete as its ledger: real sites must keep one in their state "
@@ -326,8 +328,8 @@ class TrialRecorder:
                 {
                     "site_id": participant.site_id,
                     "jurisdiction": participant.jurisdiction,
-                    "num_train": counts.get("num_train"),
-                    "num_test": counts.get("num_test"),
+                    "num_train": None if suppressed else counts.get("num_train"),
+                    "num_test": None if suppressed else counts.get("num_test"),
                     "suppressed": suppressed,
                     "final": final,
                     "privacy": self._site_privacy(participant.site_id),
