@@ -186,7 +186,6 @@ def train_handler(
     metrics = MetricRecord(
         {
             wire.NUM_EXAMPLES: released_count(data.num_train),
-            wire.TRAIN_LOSS: trained.mean_loss,
             **_privacy_metrics(charge),
         }
     )
@@ -276,7 +275,12 @@ def _privacy_metrics(charge: Charge | None) -> dict[str, float]:
 
 
 def evaluate_handler(msg: Message, context: Context, overrides: Mapping[str, object]) -> Message:
-    """Evaluate the received global model on the site's train and test parts (aggregates only)."""
+    """Evaluate the received global model on the site's test part (aggregates only).
+
+    Nothing measured on the train part leaves the site (its accuracy and loss would describe the
+    very records the model was trained on); only its rounded count, which the site committed
+    before round 1, is repeated.
+    """
     turn = _open_turn(msg, context, overrides)
     if isinstance(turn, Message):
         return turn
@@ -288,20 +292,17 @@ def evaluate_handler(msg: Message, context: Context, overrides: Mapping[str, obj
         return data
     model = _model_from_message(msg, turn, data)
     on_test = evaluate(model, data.x_test, data.y_test)
-    on_train = evaluate(model, data.x_train, data.y_train)
     # AUROC describes each class separately: release it only if every class cell reaches the minimum cohort.
     smallest_class = int(min(data.y_test.sum(), data.y_test.size - data.y_test.sum()))
     auroc = on_test.auroc if not turn.below_cohort(smallest_class) else None
     metrics = MetricRecord(
         {
             wire.NUM_EXAMPLES: released_count(on_test.num_examples),
-            wire.NUM_TRAIN_EXAMPLES: released_count(on_train.num_examples),
+            wire.NUM_TRAIN_EXAMPLES: released_count(data.num_train),
             wire.TEST_LOSS: on_test.loss,
             wire.TEST_ACCURACY: on_test.accuracy,
             wire.TEST_AUROC: auroc if auroc is not None else 0.0,
             wire.TEST_AUROC_DEFINED: 1 if auroc is not None else 0,
-            wire.TRAIN_LOSS: on_train.loss,
-            wire.TRAIN_ACCURACY: on_train.accuracy,
         }
     )
     site_record = turn.record(

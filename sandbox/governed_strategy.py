@@ -293,8 +293,6 @@ class GovernedStrategy(Strategy):
                 test_accuracy=as_float(metrics, wire.TEST_ACCURACY),
                 test_loss=as_float(metrics, wire.TEST_LOSS),
                 test_auroc=as_float(metrics, wire.TEST_AUROC) if as_int(metrics, wire.TEST_AUROC_DEFINED) else None,
-                train_accuracy=as_float(metrics, wire.TRAIN_ACCURACY),
-                train_loss=as_float(metrics, wire.TRAIN_LOSS),
             )
         outcome.global_metrics = pool(list(outcome.sites.values()))
         outcome.duration_seconds = time.perf_counter() - self._round_started_at.pop(server_round)

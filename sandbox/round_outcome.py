@@ -20,8 +20,9 @@ class SiteRoundMetrics:
     test_accuracy: float
     test_loss: float
     test_auroc: float | None
-    train_accuracy: float
-    train_loss: float
+    train_accuracy: float | None = None
+    """Sites release no metric of their train part: None from a real site (kept for callers that have one)."""
+    train_loss: float | None = None
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class GlobalRoundMetrics:
     test_accuracy: float
     test_loss: float
     test_auroc: float | None
-    train_accuracy: float
+    train_accuracy: float | None
     num_test: int
 
 
@@ -54,17 +55,20 @@ class RoundOutcome:
 def pool(sites: list[SiteRoundMetrics]) -> GlobalRoundMetrics | None:
     """Pool per-site metrics into global ones, weighting by each site's record counts."""
     num_test = sum(s.num_test for s in sites)
-    num_train = sum(s.num_train for s in sites)
     if num_test == 0:
         return None
     with_auroc = [s for s in sites if s.test_auroc is not None]
     auroc_weight = sum(s.num_test for s in with_auroc)
+    with_train = [s for s in sites if s.train_accuracy is not None]
+    train_weight = sum(s.num_train for s in with_train)
     return GlobalRoundMetrics(
         test_accuracy=sum(s.test_accuracy * s.num_test for s in sites) / num_test,
         test_loss=sum(s.test_loss * s.num_test for s in sites) / num_test,
         test_auroc=(sum((s.test_auroc or 0.0) * s.num_test for s in with_auroc) / auroc_weight)
         if auroc_weight
         else None,
-        train_accuracy=(sum(s.train_accuracy * s.num_train for s in sites) / num_train) if num_train else 0.0,
+        train_accuracy=(sum((s.train_accuracy or 0.0) * s.num_train for s in with_train) / train_weight)
+        if train_weight
+        else None,
         num_test=num_test,
     )

@@ -50,13 +50,12 @@ PRIVACY_SCOPE = {
     "does_not_cover": [
         "Client sampling is not amplified: Flower picks a fixed number of sites each round, so no "
         "site-level subsampling is credited.",
-        "Released evaluation metrics (accuracy, loss, AUROC on the test part; accuracy and loss on the train "
-        "part) are not differentially private; they are protected by small-cell suppression (minimum cohort "
-        "size) and by each site answering at most one evaluation per round.",
+        "Released evaluation metrics (accuracy, loss, AUROC on the test part) are not differentially private; "
+        "they are protected by small-cell suppression (minimum cohort size) and by each site answering at most "
+        "one evaluation per round. No metric of the train part is released.",
         "The per-feature sums and sums of squares each site sends once per trial before round 1 are aggregates "
         "over at least the minimum cohort, not differentially private.",
-        "Each training reply's mean training loss is released without DP. Record counts are released rounded "
-        "down to 10 records and treated as public.",
+        "Record counts are released rounded down to 10 records and treated as public.",
         "Simulated sites (the demo) draw DP-SGD noise and batches from the trial seed so runs are reproducible: "
         "anyone who knows the seed could regenerate the noise. Real sites draw them from a secret source.",
         "A site's epsilon across trials is only as complete as its ledger: real sites must keep one in their state "
@@ -252,7 +251,8 @@ class TrialRecorder:
                 self.metrics.suppress_small_cell(site_id)
         for site_id, m in released.items():
             self.metrics.set_site_metrics(site_id, "test", accuracy=m.test_accuracy, loss=m.test_loss)
-            self.metrics.set_site_metrics(site_id, "train", accuracy=m.train_accuracy, loss=m.train_loss)
+            if m.train_accuracy is not None and m.train_loss is not None:
+                self.metrics.set_site_metrics(site_id, "train", accuracy=m.train_accuracy, loss=m.train_loss)
         g = outcome.global_metrics
         if g is not None:
             self.metrics.set_global_metrics("test", accuracy=g.test_accuracy, auroc=g.test_auroc)

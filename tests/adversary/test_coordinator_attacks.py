@@ -226,8 +226,6 @@ def test_a_forged_audit_head_cannot_overwrite_another_sites(tmp_path: Path) -> N
             wire.TEST_ACCURACY: accuracy,
             wire.TEST_AUROC: 0.0,
             wire.TEST_AUROC_DEFINED: 0,
-            wire.TRAIN_LOSS: 0.1,
-            wire.TRAIN_ACCURACY: accuracy,
         }
         site = ConfigRecord({wire.SITE_ID: claims, wire.AUDIT_HASH: claims[0] * 64, wire.AUDIT_LENGTH: 9})
         content = RecordDict({wire.METRICS_RECORD: MetricRecord(metrics), wire.SITE_RECORD: site})

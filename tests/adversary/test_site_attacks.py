@@ -217,3 +217,24 @@ def test_loose_values_cannot_steer_the_handler(coordinator: HostileCoordinator) 
     (sent,) = coordinator.events("ch-zurich", "update-sent")
     assert sent["payload"]["local_epochs"] == spec["local_training"]["epochs"]
     record_attack("loose config keys (epochs, noise, batch size)", "ignored; spec and site policy decide")
+
+
+def test_no_metric_of_the_train_part_leaves_the_site(coordinator: HostileCoordinator) -> None:
+    """Evaluation and training replies carry no accuracy or loss measured on the train part; counts are rounded."""
+    evaluation = coordinator.send("gb-leeds", coordinator.message(message_type="evaluate", server_round=1))
+    training = coordinator.send("gb-leeds", coordinator.message(server_round=1))
+    released = {
+        **dict(evaluation.content.metric_records[wire.METRICS_RECORD]),
+        **{f"train/{k}": v for k, v in training.content.metric_records[wire.METRICS_RECORD].items()},
+    }
+    assert not [key for key in released if "train-loss" in key or "train-accuracy" in key], released
+    assert released[wire.NUM_TRAIN_EXAMPLES] == released[f"train/{wire.NUM_EXAMPLES}"] == 110
+    assert set(dict(evaluation.content.metric_records[wire.METRICS_RECORD])) == {
+        wire.NUM_EXAMPLES,
+        wire.NUM_TRAIN_EXAMPLES,
+        wire.TEST_LOSS,
+        wire.TEST_ACCURACY,
+        wire.TEST_AUROC,
+        wire.TEST_AUROC_DEFINED,
+    }
+    record_attack("reading train-part accuracy and loss each round", "not released; counts rounded to 10")
