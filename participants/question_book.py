@@ -37,7 +37,7 @@ from flwr.app import Message, RecordDict
 from flwr.common.serde import recorddict_from_proto, recorddict_to_proto
 from flwr.proto.recorddict_pb2 import RecordDict as ProtoRecordDict
 
-from trialcore import wire
+from trialcore import layout, wire
 from trialcore.atomic_file import make_directories, write_json_atomic
 from trialcore.canonical_json import canonical_json
 
@@ -75,10 +75,11 @@ class QuestionBook:
     """The questions one site answered in one trial, under ``folder`` (the site's trial folder)."""
 
     def __init__(self, folder: Path) -> None:
-        self.folder = folder / "questions"
+        self.trial_folder = folder
+        self.folder = layout.questions_dir(folder)
 
     def _path(self, question: Question) -> Path:
-        return self.folder / f"{question.kind}-{question.round}.json"
+        return layout.question_file(self.trial_folder, question.kind, question.round)
 
     @contextmanager
     def locked(self) -> Iterator[None]:

@@ -20,13 +20,13 @@ import json
 import math
 from pathlib import Path
 
+from trialcore import layout
 from trialcore.atomic_file import write_json_atomic
 
 __all__ = ["COUNT_GRANULARITY", "ScalingRefused", "pinned_scaling", "released_count"]
 
 COUNT_GRANULARITY = 10
 """Record counts are released rounded down to a multiple of this many records."""
-SCALING_FILE = "feature-scaling.json"
 
 
 class ScalingRefused(ValueError):
@@ -49,7 +49,7 @@ def pinned_scaling(folder: Path, mean: list[float], std: list[float], *, num_fea
         )
     if not all(math.isfinite(v) for v in [*mean, *std]) or not all(s > 0 for s in std):
         raise ScalingRefused("feature scaling must be finite, with standard deviations > 0")
-    path = folder / SCALING_FILE
+    path = layout.scaling_file(folder)
     if not path.exists():
         write_json_atomic(path, {"mean": mean, "std": std})
         return

@@ -39,7 +39,7 @@ __all__ = [
     "unverified_chain_path",
 ]
 
-UNVERIFIED_TRIAL = "unverified-messages"
+UNVERIFIED_TRIAL = layout.UNVERIFIED_DIR
 """The pseudo trial id of the chain that records refusals of messages the site could not verify."""
 _ZERO_HASH = "0" * 64
 
@@ -47,6 +47,8 @@ _ZERO_HASH = "0" * 64
 def _checked_trial_id(trial_id: str) -> str:
     if not re.fullmatch(KEBAB_ID, trial_id) or len(trial_id) > 63:
         raise ValueError(f"trial id {trial_id[:80]!r} is not a kebab-case id; it may not name a folder")
+    if trial_id == UNVERIFIED_TRIAL:
+        raise ValueError(f"trial id {trial_id!r} is the name of the site's chain of unverified messages")
     return trial_id
 
 
@@ -97,9 +99,10 @@ def append_site_entry(
 def unverified_chain_path(site: LoadedSiteConfig, *, run_id: int, settings: Mapping[str, object]) -> Path:
     """The chain of refusals of messages that named no trial the site could verify."""
     if site.config.state_dir:
-        return site.resolve(site.config.state_dir) / UNVERIFIED_TRIAL / "audit.jsonl"
-    site_dir = simulated_site_dir(site, trial_id=UNVERIFIED_TRIAL, run_id=run_id, settings=settings)
-    return site_dir / UNVERIFIED_TRIAL / "audit.jsonl"
+        return layout.unverified_chain(site.resolve(site.config.state_dir))
+    return layout.unverified_chain(
+        simulated_site_dir(site, trial_id=UNVERIFIED_TRIAL, run_id=run_id, settings=settings)
+    )
 
 
 def append_unverified_entry(

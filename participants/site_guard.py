@@ -40,7 +40,7 @@ from participants.approvals import check_site_approval, policy_hash
 from participants.node_identity import resolve_site
 from participants.question_book import Question, QuestionBook, decode_reply, request_digest
 from participants.record_values import RecordValueError, as_int, as_str
-from participants.site_audit import append_site_entry, append_unverified_entry, site_state_dir
+from participants.site_audit import UNVERIFIED_TRIAL, append_site_entry, append_unverified_entry, site_state_dir
 from participants.site_config import LoadedSiteConfig
 from policies import ComposedPolicy, evaluate, load_policy
 from trialcore import wire
@@ -119,6 +119,10 @@ def check_message(msg: Message, site: LoadedSiteConfig, *, clock: Clock = system
         spec = verified_spec(config)
     except Refused as err:
         raise Unverified(str(err)) from err
+    if spec.trial_id == UNVERIFIED_TRIAL:
+        raise Unverified(
+            f"trial id {spec.trial_id!r} names the site's chain of unverified messages; it serves no such trial"
+        )
     own = site.config
     listed = {p.site_id: p.jurisdiction for p in spec.participants}
     if own.site_id not in listed:

@@ -13,6 +13,9 @@ A run folder (the coordinator's, one per run)::
 A site's state folder (``state_dir`` of its node config; a simulated site uses the stand-in)::
 
     <state_dir>/<trial-id>/audit.jsonl              the site's own chain for one trial
+    <state_dir>/<trial-id>/questions/<kind>-<round>.json   each question it answered, with its reply
+    <state_dir>/<trial-id>/feature-scaling.json     the feature scaling pinned for the trial
+    <state_dir>/unverified-messages/audit.jsonl     refusals of messages that named no verifiable trial
     <state_dir>/privacy/<dataset>.ledger.jsonl      its privacy ledger: one per dataset, across trials
 
 Invariant: every path of either layout is built here and nowhere else, so the coordinator, the
@@ -35,6 +38,11 @@ RUN_FILES = (REPORT_FILE, AUDIT_FILE, MODEL_FILE, METRICS_FILE)
 """The files a finished run leaves, in the order the console lists them."""
 
 SITES_DIR = "sites"
+UNVERIFIED_DIR = "unverified-messages"
+"""A site's folder for refusals of unverifiable messages; a site refuses a trial with this id (its
+chain would share the folder)."""
+QUESTIONS_DIR = "questions"
+SCALING_FILE = "feature-scaling.json"
 PRIVACY_DIR = "privacy"
 LEDGER_SUFFIX = ".ledger.jsonl"
 
@@ -62,3 +70,23 @@ def site_trial_dir(state_dir: Path, trial_id: str) -> Path:
 def ledger_file(state_dir: Path, dataset: str) -> Path:
     """``<state_dir>/privacy/<dataset>.ledger.jsonl``: a site's privacy ledger for one dataset."""
     return state_dir / PRIVACY_DIR / f"{dataset}{LEDGER_SUFFIX}"
+
+
+def questions_dir(trial_folder: Path) -> Path:
+    """``<trial folder>/questions``: a site's question book for one trial."""
+    return trial_folder / QUESTIONS_DIR
+
+
+def question_file(trial_folder: Path, kind: str, server_round: int) -> Path:
+    """``<trial folder>/questions/<kind>-<round>.json``: one question a site answered."""
+    return questions_dir(trial_folder) / f"{kind}-{server_round}.json"
+
+
+def scaling_file(trial_folder: Path) -> Path:
+    """``<trial folder>/feature-scaling.json``: the feature scaling a site pinned for the trial."""
+    return trial_folder / SCALING_FILE
+
+
+def unverified_chain(site_folder: Path) -> Path:
+    """``<state folder>/unverified-messages/audit.jsonl``: a site's refusals of unverifiable messages."""
+    return site_folder / UNVERIFIED_DIR / AUDIT_FILE

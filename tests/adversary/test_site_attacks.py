@@ -102,7 +102,11 @@ def test_path_like_trial_id_names_no_folder(approved_demo: DemoCopy, tmp_path: P
     unverified = state / "unverified-messages" / "audit.jsonl"
     assert unverified.exists() and "refusal" in unverified.read_text()
     assert not list(tmp_path.rglob("*escaped*"))
+    collision = coordinator.document(trial_id="unverified-messages")
+    assert_refused(coordinator.send(app_context_site, coordinator.message(collision)), "unverified messages")
+    assert "cancer-risk" not in unverified.read_text().split("\n")[-2], "the collision is audited as unverified"
     assert sorted(p.name for p in state.iterdir()) == ["cancer-risk-demo", "privacy", "unverified-messages"]
+    assert sorted(p.name for p in (state / "unverified-messages").iterdir()) == ["audit.jsonl"]
     record_attack("path-like trial id (loose key / in the spec)", "key ignored / spec refused; nothing outside state")
 
 
