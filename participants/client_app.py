@@ -24,7 +24,7 @@ from participants.node_identity import resolve_site
 from participants.privacy_ledger import Charge, PrivacyLedger
 from participants.privacy_plan import ledger_path, planned_charge, round_mechanism
 from participants.record_values import as_floats, as_int, as_str
-from participants.released_values import ScalingRefused, pinned_scaling, released_count
+from participants.released_values import ScalingRefused, pinned_min_cohort, pinned_scaling, released_count
 from participants.site_audit import append_site_entry, site_state_dir
 from participants.site_config import LoadedSiteConfig
 from participants.site_data import SiteData, load_site_data
@@ -81,9 +81,8 @@ class _SiteTurn:
         return max(self.policy.min_cohort_size, asked if isinstance(asked, int) else 0)
 
     def below_cohort(self, count: int) -> bool:
-        """True if ``count`` records are too few: exact count against the site's own minimum cohort,
-        released (rounded) count against the larger one a message may ask for (see :mod:`released_values`)."""
-        return count < self.policy.min_cohort_size or released_count(count) < self.min_cohort_size
+        """True if ``count`` records are fewer than the minimum cohort (the asked one is pinned per trial)."""
+        return count < self.min_cohort_size
 
     def small_cell_refusal(self, msg: Message, count: int, what: str) -> Message | None:
         """An error reply (audited) if a statistic would describe fewer records than the minimum cohort."""
@@ -112,9 +111,17 @@ def _open_turn(msg: Message, context: Context, overrides: Mapping[str, object]) 
         reason = "; ".join(err.lines()) if isinstance(err, SandboxError) else str(err)
         logger.warning("site cannot take part: %s", reason)
         return _refusal(msg, reason)
-    return _SiteTurn(
+    turn = _SiteTurn(
         site=site, data=data, config=config, spec=spec, policy=policy, run_id=context.run_id, settings=settings
     )
+    asked = config.get(wire.MIN_COHORT_SIZE)
+    try:
+        pinned_min_cohort(turn.folder, asked if isinstance(asked, int) and not isinstance(asked, bool) else 0)
+    except ScalingRefused as err:
+        reason = f"{wire.GUARD_REFUSAL_PREFIX} {site.config.site_id}: min-cohort: {err}"
+        turn.record("refusal", {"reason": reason})
+        return _refusal(msg, reason)
+    return turn
 
 
 def _open_train_part_turn(msg: Message, context: Context, overrides: Mapping[str, object]) -> _SiteTurn | Message:

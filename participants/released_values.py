@@ -9,9 +9,11 @@
   scaling a site uses in a trial is kept in its trial folder (``feature-scaling.json``) and a
   message with any other scaling is refused, so a coordinator cannot vary the scaling between
   questions to probe the records.
-* **Minimum cohort**: the site compares its exact counts with its own policy's minimum cohort;
-  a larger minimum the coordinator asks for is compared with the released (rounded) count only,
-  so asking cannot reveal more than the rounded count already does.
+* **Minimum cohort**: the site applies the larger of its own policy's minimum cohort and the one
+  the message asks for (the composed policy's), and pins the asked one on first use
+  (``min-cohort.json``): a message asking another one later in the trial is refused, so a
+  coordinator cannot search for an exact count by varying the threshold; one threshold per trial
+  is all it can try (counts are treated as public anyway).
 """
 
 from __future__ import annotations
@@ -23,14 +25,14 @@ from pathlib import Path
 from trialcore import layout
 from trialcore.atomic_file import write_json_atomic
 
-__all__ = ["COUNT_GRANULARITY", "ScalingRefused", "pinned_scaling", "released_count"]
+__all__ = ["COUNT_GRANULARITY", "ScalingRefused", "pinned_min_cohort", "pinned_scaling", "released_count"]
 
 COUNT_GRANULARITY = 10
 """Record counts are released rounded down to a multiple of this many records."""
 
 
 class ScalingRefused(ValueError):
-    """The feature scaling a message carries is malformed or differs from the one pinned for the trial."""
+    """The feature scaling or minimum cohort a message carries is malformed or differs from the one pinned."""
 
 
 def released_count(count: int, granularity: int = COUNT_GRANULARITY) -> int:
@@ -58,3 +60,21 @@ def pinned_scaling(folder: Path, mean: list[float], std: list[float], *, num_fea
         raise ScalingRefused(
             "feature scaling differs from the one this site already used in this trial; a trial has one scaling"
         )
+
+
+def pinned_min_cohort(folder: Path, asked: int) -> int:
+    """Pin ``asked`` (the minimum cohort a message asks for) in ``folder`` on first use and return it.
+
+    Raises :class:`ScalingRefused` if a different one was pinned for the trial. Call it with the
+    question book's lock held.
+    """
+    path = layout.min_cohort_file(folder)
+    if not path.exists():
+        write_json_atomic(path, {"min_cohort_size": asked})
+        return asked
+    pinned = json.loads(path.read_text(encoding="utf-8"))["min_cohort_size"]
+    if pinned != asked:
+        raise ScalingRefused(
+            f"minimum cohort {asked} differs from the {pinned} this trial asked before; a trial has one"
+        )
+    return int(pinned)

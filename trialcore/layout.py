@@ -15,6 +15,7 @@ A site's state folder (``state_dir`` of its node config; a simulated site uses t
     <state_dir>/<trial-id>/audit.jsonl              the site's own chain for one trial
     <state_dir>/<trial-id>/questions/<kind>-<round>.json   each question it answered, with its reply
     <state_dir>/<trial-id>/feature-scaling.json     the feature scaling pinned for the trial
+    <state_dir>/<trial-id>/min-cohort.json          the minimum cohort the trial asked, pinned
     <state_dir>/unverified-messages/audit.jsonl     refusals of messages that named no verifiable trial
     <state_dir>/privacy/<dataset>.ledger.jsonl      its privacy ledger: one per dataset, across trials
 
@@ -43,6 +44,7 @@ UNVERIFIED_DIR = "unverified-messages"
 chain would share the folder)."""
 QUESTIONS_DIR = "questions"
 SCALING_FILE = "feature-scaling.json"
+MIN_COHORT_FILE = "min-cohort.json"
 PRIVACY_DIR = "privacy"
 LEDGER_SUFFIX = ".ledger.jsonl"
 
@@ -90,3 +92,8 @@ def scaling_file(trial_folder: Path) -> Path:
 def unverified_chain(site_folder: Path) -> Path:
     """``<state folder>/unverified-messages/audit.jsonl``: a site's refusals of unverifiable messages."""
     return site_folder / UNVERIFIED_DIR / AUDIT_FILE
+
+
+def min_cohort_file(trial_folder: Path) -> Path:
+    """``<trial folder>/min-cohort.json``: the minimum cohort a trial asked of a site, pinned on first use."""
+    return trial_folder / MIN_COHORT_FILE

@@ -162,20 +162,21 @@ def test_feature_query_is_answered_once_per_trial(coordinator: HostileCoordinato
     record_attack("feature query asked twice", "answered once per trial; repeat refused, audited")
 
 
-def test_min_cohort_probing_reveals_no_more_than_the_rounded_count(approved_demo: DemoCopy, tmp_path: Path) -> None:
-    """Asking for a minimum cohort just above the exact or just above the rounded count gives the same refusal."""
-    exact = load_site_data(approved_demo.site("gb-leeds")).num_train
-    rounded = exact // 10 * 10
-    assert exact != rounded, "the demo site's train part is not a multiple of 10"
-    answers = []
-    for index, asked in enumerate((rounded, rounded + 1, exact, exact + 1)):
-        coordinator = HostileCoordinator(approved_demo, tmp_path / f"run-{index}")
-        reply = coordinator.send(
-            "gb-leeds", coordinator.message(message_type="query", config={wire.MIN_COHORT_SIZE: asked})
+def test_min_cohort_probing_is_limited_to_one_threshold_per_trial(coordinator: HostileCoordinator) -> None:
+    """The minimum cohort a trial asks is pinned: asking another one later (to search for an exact count) is refused."""
+    exact = load_site_data(coordinator.demo.site("gb-leeds")).num_train
+    first = coordinator.send("gb-leeds", coordinator.message(message_type="query", config={wire.MIN_COHORT_SIZE: 11}))
+    assert not first.has_error()
+    for server_round, asked in ((1, exact), (2, exact + 1)):
+        probe = coordinator.message(
+            message_type="evaluate", server_round=server_round, config={wire.MIN_COHORT_SIZE: asked}
         )
-        answers.append(reply.has_error())
-    assert answers == [False, True, True, True], "only the rounded count decides"
-    record_attack("min-cohort probing for the exact count", "answers depend on the rounded count only")
+        assert_refused(coordinator.send("gb-leeds", probe), "min-cohort", "differs")
+    honest = coordinator.message(message_type="evaluate", server_round=3)
+    assert not coordinator.send("gb-leeds", honest).has_error()
+    refusals = coordinator.events("gb-leeds", "refusal")
+    assert len(refusals) == 2 and all("min-cohort" in e["payload"]["reason"] for e in refusals)
+    record_attack("min-cohort probing for the exact count", "threshold pinned per trial; other ones refused, audited")
 
 
 def test_feature_scaling_is_pinned_per_trial(coordinator: HostileCoordinator) -> None:
