@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from monitoring.exporter import DEFAULT_LINGER_SECONDS
 from sandbox.cli_approvals import approve, certs_app
 from sandbox.cli_control import resume, suspend, terminate
 from sandbox.cli_policies import check, policies_app, show_preflight
@@ -119,7 +120,11 @@ def run(
         help="Port to serve Prometheus metrics on 127.0.0.1 (0 = any free port).",
     ),
     linger_seconds: float = typer.Option(
-        0.0, "--linger-seconds", min=0, help="Keep serving metrics this long after the trial ends (for a last scrape)."
+        DEFAULT_LINGER_SECONDS,
+        "--linger-seconds",
+        min=0,
+        help="Keep serving the final metrics this long after the trial ends, so Prometheus scrapes the end state "
+        "(default: three scrape intervals of the shipped Prometheus config; 0 = stop at once).",
     ),
     output: OutputFormat = FormatOption,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Flower's and Ray's logs."),

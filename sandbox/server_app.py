@@ -22,7 +22,7 @@ from monitoring.exporter import serve
 from monitoring.metrics import SandboxMetrics
 from participants.model import build_model
 from policies import Clause, PreflightResult
-from sandbox.consent import Clearance, approval_status, clear_trial, consent_matrix
+from sandbox.consent import APPROVAL_CLAUSE, Clearance, approval_status, clear_trial, consent_matrix
 from sandbox.enforcement import ENFORCEMENT_RULES, Enforcer, Ladder
 from sandbox.feature_scaling import pooled_feature_scaling
 from sandbox.governed_strategy import GovernedStrategy, PrivacyBudgetStop
@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 REJECTION_REASONS = (SITE_REFUSED, *SCREENING_REASONS)
 """Reasons an update can be rejected (label ``reason``); each starts at 0 for every site."""
-POLICY_RULES = (*(clause.value for clause in Clause), "approval", *ENFORCEMENT_RULES)
+POLICY_RULES = (*(clause.value for clause in Clause), APPROVAL_CLAUSE, *ENFORCEMENT_RULES)
 """Policy rules that can be violated (label ``rule``); each starts at 0 for every site."""
 
 
@@ -62,11 +62,12 @@ def new_run_id(clock: Callable[[], datetime] | None = None) -> str:
     return moment.strftime("%Y%m%dT%H%M%S%fZ")
 
 
-def new_metrics(loaded: LoadedSpec, registry: CollectorRegistry) -> SandboxMetrics:
-    """The trial's metric families, every site's counters at 0."""
+def new_metrics(loaded: LoadedSpec, registry: CollectorRegistry, *, run_id: str) -> SandboxMetrics:
+    """The metric families of one run of the trial (label ``run_id``), every site's counters at 0."""
     return SandboxMetrics(
         registry,
         trial_id=loaded.spec.trial_id,
+        run_id=run_id,
         sites=[(p.site_id, p.jurisdiction) for p in loaded.spec.participants],
         reasons=REJECTION_REASONS,
         rules=POLICY_RULES,
@@ -213,7 +214,9 @@ def make_server_app(
         if clearance.verdict.refused:
             raise clearance.verdict.refusal()
         registry = CollectorRegistry()
-        own = TrialHooks(registry=registry, metrics=new_metrics(resolved.loaded, registry), clearance=clearance)
+        own = TrialHooks(
+            registry=registry, metrics=new_metrics(resolved.loaded, registry, run_id=run_dir.name), clearance=clearance
+        )
         with serve(registry, port=int(merged.get(wire.METRICS_PORT, 9464))) as server:
             logger.warning("serving metrics for Prometheus at %s", server.url)
             run_trial(grid, resolved, run_dir, own)

@@ -26,6 +26,7 @@ from policies import PrivacyCost
 from sandbox.enforcement import Incident
 from sandbox.round_outcome import RoundOutcome, SiteRoundMetrics
 from sandbox.trial_control import ControlRequest
+from sandbox.update_screening import SITE_REFUSED
 from trialcore import layout, wire
 from trialcore.atomic_file import write_bytes_atomic, write_json_atomic
 from trialcore.audit_chain import AuditChain
@@ -233,6 +234,9 @@ class TrialRecorder:
     def round_skipped(self, server_round: int, *, accepted: int, required: int) -> None:
         """Audit a round that aggregated nothing: the previous global model stays."""
         self.skipped_rounds.add(server_round)
+        screened_out = sum(r["reason"] != SITE_REFUSED for r in self.rejections.get(server_round, []))
+        # A budget stop ends the trial inside this round: show who trained in it now.
+        self.metrics.set_participants_active(min(accepted + screened_out, len(self.metrics.sites)))
         self.record(
             "round-skipped", {"round": server_round, "accepted_updates": accepted, "min_participants": required}
         )
@@ -244,16 +248,21 @@ class TrialRecorder:
         withheld = (outcome.sites.keys() - released.keys()) | {
             s for s in outcome.withheld_sites if s in self.metrics.sites
         }
-        for site_id in withheld:
-            if site_id not in self.suppressed_sites:
-                self.suppressed_sites.add(site_id)
-                self.metrics.suppress_small_cell(site_id)
+        for site_id in withheld:  # counted every round: each round withholds the site's statistics again
+            self.suppressed_sites.add(site_id)
+            self.metrics.suppress_small_cell(site_id)
         for site_id, m in released.items():
             self.metrics.set_site_metrics(site_id, "test", accuracy=m.test_accuracy, loss=m.test_loss)
             self.metrics.set_site_metrics(site_id, "train", accuracy=m.train_accuracy, loss=m.train_loss)
         g = outcome.global_metrics
         if g is not None:
-            self.metrics.set_global_metrics("test", accuracy=g.test_accuracy, auroc=g.test_auroc)
+            self.metrics.set_global_metrics(
+                "test",
+                accuracy=g.test_accuracy,
+                auroc=g.test_auroc,
+                auroc_sites=g.auroc_sites,
+                auroc_test_records=g.auroc_num_test,
+            )
         gap = fairness_gap([m.test_accuracy for m in released.values()])
         if gap is not None:
             self.metrics.set_fairness_gap(gap)

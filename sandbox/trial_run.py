@@ -76,7 +76,12 @@ def run_in_simulation(
     os.environ.update(FLOWER_ENVIRONMENT)
     run_dir = layout.run_dir(runs_root, loaded.spec.trial_id, new_run_id())
     registry = CollectorRegistry()
-    hooks = TrialHooks(registry=registry, metrics=new_metrics(loaded, registry), on_round=on_round, clearance=clearance)
+    hooks = TrialHooks(
+        registry=registry,
+        metrics=new_metrics(loaded, registry, run_id=run_dir.name),
+        on_round=on_round,
+        clearance=clearance,
+    )
     server_app = make_server_app({wire.RUN_DIR: str(run_dir.resolve())}, hooks, trial)
     client_app = make_client_app(simulated_site_settings(loaded, run_dir))
     with serve(registry, port=metrics_port) as server:
