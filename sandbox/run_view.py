@@ -63,6 +63,9 @@ def run_summary(result: RunResult) -> dict[str, Any]:
         "rounds_completed": report["rounds_completed"],
         "global_test_accuracy": final.get("test_accuracy"),
         "global_test_auroc": final.get("test_auroc"),
+        "global_test_auroc_sites": final.get("auroc_sites"),
+        "global_test_auroc_num_test": final.get("auroc_num_test"),
+        "global_num_test": final.get("num_test"),
         "fairness_accuracy_gap": report["final"]["fairness_accuracy_gap"],
         "sites": [
             {
@@ -121,8 +124,15 @@ def print_run_summary(console: Console, summary: dict[str, Any]) -> None:
         )
     table.add_row("[bold]global (pooled)", "", "", "", f"[bold]{_fmt(summary['global_test_accuracy'])}", "", "")
     console.print(table)
+    coverage = (
+        f" (over {summary['global_test_auroc_sites']} site(s), {summary['global_test_auroc_num_test']} of "
+        f"{summary['global_num_test']} test records)"
+        if summary.get("global_test_auroc") is not None
+        else ""
+    )
     console.print(
-        f"AUROC {_fmt(summary['global_test_auroc'])}, fairness gap (max - min site accuracy) {_fmt(summary['fairness_accuracy_gap'])}"
+        f"AUROC {_fmt(summary['global_test_auroc'])}{coverage}, "
+        f"fairness gap (max - min site accuracy) {_fmt(summary['fairness_accuracy_gap'])}"
     )
     console.print(f"Run folder: [bold]{summary['run_dir']}[/bold]")
     for name, path in summary["files"].items():
