@@ -15,7 +15,9 @@ The site trusts nothing the coordinator says about the trial without checking it
    no ``trusted_keys`` skips this check: it requires no signed approval.
 
 A failing message gets a Flower error reply (``ErrorCode.MOD_FAILED_PRECONDITION``) with the
-reason, never an exception, and the refusal is written to the site's own audit chain first.
+reason, never an exception, and the refusal is written to the site's own audit chain first. A
+site that cannot read its own node config replies with a site-internal error instead
+(:mod:`participants.site_replies`).
 """
 
 from __future__ import annotations
@@ -25,9 +27,8 @@ import logging
 from collections.abc import Mapping
 from functools import lru_cache
 
-from flwr.app import ConfigRecord, Context, Error, Message, MessageType
+from flwr.app import ConfigRecord, Context, Message, MessageType
 from flwr.clientapp.typing import ClientAppCallable, Mod
-from flwr.common.constant import ErrorCode
 from pydantic import ValidationError
 
 from participants.approvals import check_site_approval
@@ -35,6 +36,7 @@ from participants.node_identity import resolve_site
 from participants.record_values import RecordValueError, as_int, as_str
 from participants.site_audit import append_site_entry
 from participants.site_config import LoadedSiteConfig
+from participants.site_replies import internal_error, refusal
 from policies import ComposedPolicy, evaluate, load_policy
 from trialcore import wire
 from trialcore.clock import Clock, system_clock
@@ -116,21 +118,18 @@ def make_site_guard(overrides: Mapping[str, object], clock: Clock = system_clock
         try:
             site = resolve_site(context.node_config, settings)
         except SandboxError as err:
-            return _refusal(msg, "; ".join(err.lines()))
+            logger.error("site cannot read its node config: %s", "; ".join(err.lines()))
+            return internal_error(msg, None, "; ".join(err.lines()))
         try:
             check_message(msg, site, clock=clock)
         except (Refused, SandboxError, RecordValueError) as err:
             reason = "; ".join(err.lines()) if isinstance(err, SandboxError) else str(err)
             _audit_refusal(msg, site, context, settings, reason)
             logger.warning("site %s refused a %s message: %s", site.config.site_id, msg.metadata.message_type, reason)
-            return _refusal(msg, f"refused by site {site.config.site_id}: {reason}")
+            return refusal(msg, f"refused by site {site.config.site_id}: {reason}")
         return call_next(msg, context)
 
     return site_guard
-
-
-def _refusal(msg: Message, reason: str) -> Message:
-    return Message(Error(code=ErrorCode.MOD_FAILED_PRECONDITION, reason=reason), reply_to=msg)
 
 
 def _audit_refusal(

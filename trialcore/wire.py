@@ -81,6 +81,9 @@ BUDGET_EXHAUSTED_PREFIX: Final = "privacy-budget-exhausted:"
 """The site refuses a round its privacy budget cannot pay for."""
 LEDGER_ERROR_PREFIX: Final = "privacy-ledger-error:"
 """The site cannot charge its privacy ledger (damaged, unwritable, no state folder)."""
+SITE_INTERNAL_ERROR_PREFIX: Final = "site-internal-error:"
+"""The site cannot take part at all: it cannot read its node config or data, its data does not fit the
+trial's model, or its code failed. Not a refusal: the coordinator fails the trial (exit 1)."""
 
 # --- node config keys (a site's own settings, from its SuperNode) ----------------------------
 SITE_CONFIG: Final = "site-config"
