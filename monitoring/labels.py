@@ -11,7 +11,15 @@ import math
 import re
 from collections.abc import Sequence
 
-TRIAL_STATES: tuple[str, ...] = ("planned", "running", "suspended", "terminated", "budget-exhausted", "finished")
+TRIAL_STATES: tuple[str, ...] = (
+    "planned",
+    "running",
+    "suspended",
+    "terminated",
+    "budget-exhausted",
+    "failed",
+    "finished",
+)
 """States of ``sandbox_trial_state``; the first is the initial state."""
 
 ENDED_STATES: tuple[str, ...] = ("terminated", "budget-exhausted", "finished")

@@ -16,6 +16,7 @@ from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
 from participants.record_values import as_floats, as_int
+from sandbox.site_failures import TrialFailed, is_site_failure, site_failure
 from trialcore import wire
 
 logger = logging.getLogger(__name__)
@@ -36,7 +37,9 @@ def pooled_feature_scaling(
 ) -> tuple[list[float], list[float]]:
     """Pooled (mean, standard deviation) per feature over every replying site's train part.
 
-    ``config`` is the trial's config record (trial id, spec hash, ``min-cohort-size``).
+    ``config`` is the trial's config record (trial id, spec hash, ``min-cohort-size``). A site
+    that refuses is left out; one that cannot take part fails the trial before round 1
+    (:class:`~sandbox.site_failures.TrialFailed`, raised once every site has replied).
     """
     nodes = wait_for_nodes(grid, num_sites)
     record = RecordDict({"config": config})
@@ -44,7 +47,15 @@ def pooled_feature_scaling(
     count = 0
     sums = [0.0] * num_features
     squares = [0.0] * num_features
-    for reply in grid.send_and_receive(messages, timeout=timeout_seconds):
+    replies = list(grid.send_and_receive(messages, timeout=timeout_seconds))
+    failures = [
+        site_failure(reply, f"node-{reply.metadata.src_node_id}", phase="query", server_round=0)
+        for reply in replies
+        if is_site_failure(reply)
+    ]
+    if failures:
+        raise TrialFailed(failures)
+    for reply in replies:
         if reply.has_error():
             logger.warning("a site gave no feature sums: %s", reply.error.reason)
             continue

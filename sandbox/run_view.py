@@ -6,9 +6,11 @@ from types import TracebackType
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from sandbox.engine_log import ENGINE_LOG
 from sandbox.round_outcome import RoundOutcome
 from sandbox.trial_run import RunResult
 from trialcore import layout
@@ -87,8 +89,10 @@ def run_summary(result: RunResult) -> dict[str, Any]:
             for s in report["sites"]
             if s["privacy"]["budget_exhausted_at_round"] is not None
         },
+        "failure": report["failure"],
         "metrics_url": result.metrics_url,
-        "files": {name: str(result.run_dir / name) for name in layout.RUN_FILES},
+        "files": {name: str(result.run_dir / name) for name in layout.RUN_FILES if (result.run_dir / name).exists()},
+        "engine_log": str(result.run_dir / ENGINE_LOG),
     }
 
 
@@ -141,3 +145,12 @@ def print_run_summary(console: Console, summary: dict[str, Any]) -> None:
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+def print_failure(console: Console, summary: dict[str, Any]) -> None:
+    """Why a failed trial failed: each distinct site error once, then where the engine's log is."""
+    failure = summary["failure"]
+    console.print(f"[bold red]The trial failed:[/bold red] {escape(failure['summary'])}.")
+    for error in failure["site_errors"]:
+        console.print(f"  site {escape(error['site_id'])}: {escape(error['cause'])}", soft_wrap=True)
+    console.print(f"Flower's and Ray's log of the run: {escape(summary['engine_log'])}", soft_wrap=True)

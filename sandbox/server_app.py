@@ -28,6 +28,7 @@ from sandbox.feature_scaling import pooled_feature_scaling
 from sandbox.governed_strategy import GovernedStrategy, PrivacyBudgetStop
 from sandbox.resolved_trial import ResolvedTrial, resolve_trial
 from sandbox.round_outcome import RoundOutcome
+from sandbox.site_failures import FAILED_STATE, NOTHING_AGGREGATED, SITE_FAILED, TrialFailed
 from sandbox.strategy_choice import build_inner_strategy
 from sandbox.trial_control import TrialControl, TrialTerminated
 from sandbox.trial_recorder import BUDGET_EXHAUSTED_STATE, DEFAULT_MIN_COHORT_SIZE, TrialRecorder
@@ -131,7 +132,11 @@ def round_config(grid: Grid, loaded: LoadedSpec, *, min_cohort_size: int) -> Con
 
 
 def run_trial(grid: Grid, trial: ResolvedTrial, run_dir: Path, hooks: TrialHooks) -> dict[str, Any]:
-    """Run the trial on ``grid`` with the governed strategy; return the report written to ``run_dir``."""
+    """Run the trial on ``grid`` with the governed strategy; return the report written to ``run_dir``.
+
+    The trial ends ``failed`` (:mod:`sandbox.site_failures`) when a site cannot take part (it stops
+    at once: no more privacy is spent on it) or when no round aggregated.
+    """
     loaded, spec = trial.loaded, trial.spec
     verdict = hooks.clearance.verdict if hooks.clearance is not None else None
     recorder = TrialRecorder(
@@ -167,9 +172,9 @@ def run_trial(grid: Grid, trial: ResolvedTrial, run_dir: Path, hooks: TrialHooks
         hooks.clearance.consent if hooks.clearance is not None else consent_matrix(loaded, approval_status(trial))
     )
     recorder.record("consent-matrix", recorder.consent)
-    config = round_config(grid, loaded, min_cohort_size=recorder.min_cohort_size)
-    recorder.record("features-standardised", {"num_features": spec.model.input_features})
     try:
+        config = round_config(grid, loaded, min_cohort_size=recorder.min_cohort_size)
+        recorder.record("features-standardised", {"num_features": spec.model.input_features})
         result = strategy.start(
             grid=grid,
             initial_arrays=ArrayRecord(model.state_dict()),
@@ -177,7 +182,15 @@ def run_trial(grid: Grid, trial: ResolvedTrial, run_dir: Path, hooks: TrialHooks
             train_config=config,
             evaluate_config=ConfigRecord(dict(config)),
         )
-        report = recorder.trial_finished(result.arrays)
+        if recorder.aggregated_rounds:
+            report = recorder.trial_finished(result.arrays)
+        else:
+            report = recorder.trial_failed(
+                result.arrays,
+                kind=NOTHING_AGGREGATED,
+                summary="no round aggregated: every update was refused or rejected",
+                failures=[],
+            )
     except TrialTerminated:
         logger.warning("trial terminated by request before round %d", len(recorder.rounds) + 1)
         report = recorder.trial_finished(strategy.latest_arrays, state="terminated")
@@ -185,6 +198,10 @@ def run_trial(grid: Grid, trial: ResolvedTrial, run_dir: Path, hooks: TrialHooks
         logger.warning("trial stopped: %s", stop)
         recorder.record("trial-stopped-privacy-budget", {"reason": str(stop)})
         report = recorder.trial_finished(strategy.latest_arrays, state=BUDGET_EXHAUSTED_STATE)
+    except TrialFailed as failed:
+        report = recorder.trial_failed(
+            strategy.latest_arrays, kind=SITE_FAILED, summary=failed.summary, failures=failed.failures
+        )
     hooks.report = report
     return report
 
@@ -219,7 +236,11 @@ def make_server_app(
         )
         with serve(registry, port=int(merged.get(wire.METRICS_PORT, 9464))) as server:
             logger.warning("serving metrics for Prometheus at %s", server.url)
-            run_trial(grid, resolved, run_dir, own)
+            report = run_trial(grid, resolved, run_dir, own)
+        if report["state"] == FAILED_STATE:  # say why, once per site error, and let Flower record the run as failed
+            for error in report["failure"]["site_errors"]:
+                logger.error("site %s: %s", error["site_id"], error["cause"])
+            raise RuntimeError(f"trial {resolved.spec.trial_id} failed: {report['failure']['summary']} (see {run_dir})")
 
     return server_app
 

@@ -25,6 +25,7 @@ from participants.record_values import as_float
 from policies import PrivacyCost
 from sandbox.enforcement import Incident
 from sandbox.round_outcome import RoundOutcome, SiteRoundMetrics
+from sandbox.site_failures import FAILED_STATE, SiteFailure, distinct
 from sandbox.trial_control import ControlRequest
 from sandbox.update_screening import SITE_REFUSED
 from trialcore import layout, wire
@@ -139,6 +140,8 @@ class TrialRecorder:
         """Site id -> the site's newest ledger figures (from its last charge), for the report."""
         self.budget_exhausted_sites: dict[str, int] = {}
         """Site id -> the round it first refused for lack of privacy budget."""
+        self.failure: dict[str, Any] | None = None
+        """Why the trial failed (kind, summary, each site error), reported under ``failure``; None if it did not."""
         for participant in spec.participants:
             cost = self.dry_run.get(participant.site_id)
             metrics.set_privacy(
@@ -299,11 +302,34 @@ class TrialRecorder:
             {"reason": request.reason, "requested_at": request.requested_at, "before_round": len(self.rounds) + 1},
         )
 
+    @property
+    def aggregated_rounds(self) -> int:
+        """Rounds whose updates moved the global model."""
+        return sum(1 for entry in self.rounds if entry["aggregated"])
+
+    def trial_failed(
+        self, arrays: ArrayRecord | None, *, kind: str, summary: str, failures: list[SiteFailure]
+    ) -> dict[str, Any]:
+        """Audit each site failure and why the trial failed, then end it ``failed`` (see :meth:`trial_finished`).
+
+        ``model.pt`` is written only if some round aggregated: the initial model is no result.
+        """
+        for failure in failures:
+            self.record("site-internal-error", failure.as_json())
+        self.failure = {
+            "kind": kind,
+            "summary": summary,
+            "site_errors": [failure.as_json() for failure in distinct(failures)],
+        }
+        self.record("trial-failed", {"kind": kind, "summary": summary, "site_errors": len(failures)})
+        return self.trial_finished(arrays if self.aggregated_rounds else None, state=FAILED_STATE)
+
     def trial_finished(self, arrays: ArrayRecord | None, *, state: str = "finished") -> dict[str, Any]:
         """Write ``model.pt``, the final audit entry, ``report.json`` and ``metrics.prom``; return the report.
 
-        ``state`` is ``finished``, ``terminated`` when a regulator stopped the trial, or
-        ``budget-exhausted`` when too few sites could pay for another round.
+        ``state`` is ``finished``, ``terminated`` when a regulator stopped the trial,
+        ``budget-exhausted`` when too few sites could pay for another round, or ``failed``
+        (:meth:`trial_failed`).
         """
         self.state = state
         if arrays is not None:
@@ -364,6 +390,7 @@ class TrialRecorder:
                 "fairness_accuracy_gap": last["fairness_accuracy_gap"] if last is not None else None,
             },
             "rounds": self.rounds,
+            "failure": self.failure,
             "consent": self.consent,
             "incidents": self.incidents,
             "audit": {
