@@ -22,7 +22,7 @@ TRIAL_STATES: tuple[str, ...] = (
 )
 """States of ``sandbox_trial_state``; the first is the initial state."""
 
-ENDED_STATES: tuple[str, ...] = ("terminated", "budget-exhausted", "finished")
+ENDED_STATES: tuple[str, ...] = ("terminated", "budget-exhausted", "failed", "finished")
 """States a trial ends in; the alert rules treat every other state as a trial still under way."""
 
 BUDGETS: tuple[str, ...] = ("trial", "dataset")

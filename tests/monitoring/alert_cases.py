@@ -272,6 +272,23 @@ def cases() -> list[dict[str, Any]]:
             ],
         },
         {
+            "name": "a failed run alerts at once and does not page when its endpoint goes away",
+            "interval": "1m",
+            "input_series": [
+                {"series": selector("up", TARGET), "values": "1 1 0 0 0 0"},
+                *states({"running": "1 0 stale _ _ _", "failed": "0 1 stale _ _ _"}, 0, **TARGET),
+            ],
+            "alert_rule_test": [
+                check("0m", "SandboxTrialFailed"),
+                check(
+                    "1m",
+                    "SandboxTrialFailed",
+                    expect("SandboxTrialFailed", {**series("sandbox_trial_state", sandbox_trial_state="failed"), **TARGET}),
+                ),
+                check("4m", "SandboxMetricsTargetDown"),
+            ],
+        },
+        {
             "name": "a coordinator that dies mid-trial pages after 1 minute",
             "interval": "1m",
             "input_series": [

@@ -65,6 +65,7 @@ def test_every_alert_has_regulator_annotations() -> None:
         "SandboxTrialStoppedForPrivacyBudget",
         "SandboxTrialSuspended",
         "SandboxTrialTerminated",
+        "SandboxTrialFailed",
         "SandboxMetricsTargetDown",
     } <= alert_names()
 
