@@ -13,8 +13,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-ENGINE_LOG = "engine.log"
-"""File name of the engine's log inside the run folder."""
 ENGINE_LOGGERS = ("flwr", "ray")
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 

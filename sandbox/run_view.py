@@ -10,7 +10,6 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from sandbox.engine_log import ENGINE_LOG
 from sandbox.round_outcome import RoundOutcome
 from sandbox.trial_run import RunResult
 from trialcore import layout
@@ -92,7 +91,7 @@ def run_summary(result: RunResult) -> dict[str, Any]:
         "failure": report["failure"],
         "metrics_url": result.metrics_url,
         "files": {name: str(result.run_dir / name) for name in layout.RUN_FILES if (result.run_dir / name).exists()},
-        "engine_log": str(result.run_dir / ENGINE_LOG),
+        "engine_log": str(result.run_dir / layout.ENGINE_LOG_FILE),
     }
 
 

@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry
 from monitoring.exporter import serve
 from participants.client_app import make_client_app
 from sandbox.consent import Clearance
-from sandbox.engine_log import ENGINE_LOG, engine_log
+from sandbox.engine_log import engine_log
 from sandbox.resolved_trial import ResolvedTrial
 from sandbox.round_outcome import RoundOutcome
 from sandbox.server_app import TrialHooks, make_server_app, new_metrics, new_run_id
@@ -93,7 +93,7 @@ def run_in_simulation(
     with serve(registry, port=metrics_port) as server:
         if on_metrics_served is not None:
             on_metrics_served(server.url)
-        with engine_log(run_dir.resolve() / ENGINE_LOG, also_console=show_engine_logs):
+        with engine_log(run_dir.resolve() / layout.ENGINE_LOG_FILE, also_console=show_engine_logs):
             _run_simulation(
                 server_app, client_app, num_supernodes=len(loaded.spec.participants), sites_to_console=show_engine_logs
             )
