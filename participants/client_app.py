@@ -28,7 +28,7 @@ from participants.site_config import LoadedSiteConfig
 from participants.site_data import SiteData, load_site_data
 from participants.site_floor import DpSettings, site_floor
 from participants.site_guard import Refused, make_site_guard, site_policy, verified_spec
-from participants.site_replies import internal_error, refusal
+from participants.site_replies import Handler, answered, internal_error, refusal
 from participants.training import TrainSettings, evaluate, train_locally
 from policies import ComposedPolicy
 from trialcore import wire
@@ -301,10 +301,6 @@ def query_handler(msg: Message, context: Context, overrides: Mapping[str, object
     return Message(content=RecordDict({wire.METRICS_RECORD: metrics, wire.SITE_RECORD: site_record}), reply_to=msg)
 
 
-Handler = Callable[[Message, Context, Mapping[str, object]], Message]
-"""A message handler given the run settings fixed in the app (``train_handler`` and the others)."""
-
-
 def make_client_app(overrides: Mapping[str, object] | None = None, *, train: Handler = train_handler) -> ClientApp:
     """A ClientApp whose run settings (e.g. ``federation-dir``) may be fixed in advance.
 
@@ -341,29 +337,6 @@ def make_client_app(overrides: Mapping[str, object] | None = None, *, train: Han
 def rebuild_client_app(overrides: Mapping[str, object], train: Handler) -> ClientApp:
     """What an app made by :func:`make_client_app` unpickles as in a simulation worker."""
     return make_client_app(overrides, train=train)
-
-
-def answered(handler: Handler, msg: Message, context: Context, overrides: Mapping[str, object]) -> Message:
-    """``handler``'s reply; if it raises, a site-internal error naming the exception's type (never its text).
-
-    An exception's text may quote a record, so only its type leaves the site; the traceback goes
-    to the site's own log.
-    """
-    try:
-        return handler(msg, context, overrides)
-    except Exception as err:
-        site_id = _site_id_or_none(context, overrides)
-        logger.exception("site %s: the %s handler raised", site_id or "(unnamed)", msg.metadata.message_type)
-        return internal_error(
-            msg, site_id, f"{type(err).__name__} raised while handling a {msg.metadata.message_type} message"
-        )
-
-
-def _site_id_or_none(context: Context, overrides: Mapping[str, object]) -> str | None:
-    try:
-        return resolve_site(context.node_config, {**context.run_config, **overrides}).config.site_id
-    except Exception:
-        return None
 
 
 app = make_client_app()
