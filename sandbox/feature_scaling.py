@@ -15,7 +15,7 @@ import time
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
-from participants.record_values import as_floats, as_int
+from participants.record_values import as_floats, as_int, as_str
 from sandbox.site_failures import TrialFailed, is_site_failure, site_failure
 from trialcore import wire
 
@@ -33,13 +33,21 @@ def wait_for_nodes(grid: Grid, count: int, *, timeout_seconds: float = 120.0) ->
 
 
 def pooled_feature_scaling(
-    grid: Grid, config: ConfigRecord, *, num_sites: int, num_features: int, timeout_seconds: float = 600.0
+    grid: Grid,
+    config: ConfigRecord,
+    *,
+    num_sites: int,
+    num_features: int,
+    timeout_seconds: float = 600.0,
+    named: dict[int, str] | None = None,
 ) -> tuple[list[float], list[float]]:
     """Pooled (mean, standard deviation) per feature over every replying site's train part.
 
     ``config`` is the trial's config record (trial id, spec hash, ``min-cohort-size``). A site
     that refuses is left out; one that cannot take part fails the trial before round 1
-    (:class:`~sandbox.site_failures.TrialFailed`, raised once every site has replied).
+    (:class:`~sandbox.site_failures.TrialFailed`, raised once every site has replied). ``named``,
+    if given, is filled with the site id each replying node named (so that a later error reply,
+    which names no site, can be attributed).
     """
     nodes = wait_for_nodes(grid, num_sites)
     record = RecordDict({"config": config})
@@ -59,6 +67,9 @@ def pooled_feature_scaling(
         if reply.has_error():
             logger.warning("a site gave no feature sums: %s", reply.error.reason)
             continue
+        site = reply.content.config_records.get(wire.SITE_RECORD)
+        if named is not None and site is not None and wire.SITE_ID in site:
+            named[reply.metadata.src_node_id] = as_str(site, wire.SITE_ID)
         metrics = reply.content.metric_records[wire.METRICS_RECORD]
         count += as_int(metrics, wire.NUM_EXAMPLES)
         sums = [a + b for a, b in zip(sums, as_floats(metrics, wire.FEATURE_SUM))]

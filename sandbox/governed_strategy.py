@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
@@ -127,6 +127,10 @@ class GovernedStrategy(Strategy):
     def latest_arrays(self) -> ArrayRecord | None:
         """The latest global model the strategy was handed (None before round 1)."""
         return self._latest_arrays
+
+    def name_nodes(self, names: Mapping[int, str]) -> None:
+        """Remember which site each Flower node is (from replies before round 1), to name its error replies."""
+        self._site_by_node.update(names)
 
     def summary(self) -> None:
         logger.info("GovernedStrategy wrapping %s", type(self.inner).__name__)

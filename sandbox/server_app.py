@@ -119,12 +119,21 @@ def enforcement_ladder(verdict: PreflightResult | None) -> Ladder:
     )
 
 
-def round_config(grid: Grid, loaded: LoadedSpec, *, min_cohort_size: int) -> ConfigRecord:
-    """The trial's config record completed with the federation-wide feature scaling (asks every site once)."""
+def round_config(
+    grid: Grid, loaded: LoadedSpec, *, min_cohort_size: int, named: dict[int, str] | None = None
+) -> ConfigRecord:
+    """The trial's config record completed with the federation-wide feature scaling (asks every site once).
+
+    ``named``, if given, is filled with the site id each replying node named.
+    """
     config = train_config(loaded)
     config[wire.MIN_COHORT_SIZE] = min_cohort_size
     mean, std = pooled_feature_scaling(
-        grid, config, num_sites=len(loaded.spec.participants), num_features=loaded.spec.model.input_features
+        grid,
+        config,
+        num_sites=len(loaded.spec.participants),
+        num_features=loaded.spec.model.input_features,
+        named=named,
     )
     config[wire.FEATURE_MEAN] = mean
     config[wire.FEATURE_STD] = std
@@ -173,7 +182,9 @@ def run_trial(grid: Grid, trial: ResolvedTrial, run_dir: Path, hooks: TrialHooks
     )
     recorder.record("consent-matrix", recorder.consent)
     try:
-        config = round_config(grid, loaded, min_cohort_size=recorder.min_cohort_size)
+        named: dict[int, str] = {}
+        config = round_config(grid, loaded, min_cohort_size=recorder.min_cohort_size, named=named)
+        strategy.name_nodes(named)
         recorder.record("features-standardised", {"num_features": spec.model.input_features})
         result = strategy.start(
             grid=grid,

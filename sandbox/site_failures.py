@@ -31,8 +31,9 @@ NOTHING_AGGREGATED = "no-round-aggregated"
 
 _MAX_CAUSE_CHARS = 300
 _SITE_IN_REASON = re.compile(r"^site ([a-z0-9]+(?:-[a-z0-9]+)*): (.*)$", re.DOTALL)
-_FLOWER_REASON = re.compile(r"^<class '([\w.]+)'>:<'(.*)'>$", re.DOTALL)
+_FLOWER_REASON = re.compile(r"^<class '([^']+)'>:<'(.*)'>$", re.DOTALL)
 """Flower's reason for an exception it caught in the site's place: ``<class 'T'>:<'message'>``."""
+_ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @dataclass(frozen=True)
@@ -88,19 +89,20 @@ def cause_line(reason: str) -> str:
     """One line saying what went wrong, from a reason that may hold a whole traceback.
 
     For Flower's ``<class 'T'>:<'message'>`` the line is the exception a traceback in the message
-    ends with (the root cause), else ``T: first line of message``. Cut to 300 characters.
+    ends with (its last unindented line: the root cause, as Ray prints a remote error), else
+    ``T: first line of message``.
+    Terminal colour codes are dropped; the line is cut to 300 characters.
     """
-    text = reason.strip()
+    text = _ANSI_COLOUR.sub("", reason).strip()
     flower = _FLOWER_REASON.match(text)
     if flower is not None:
         kind, message = flower.group(1).rsplit(".", 1)[-1], flower.group(2)
-        lines = [line.strip() for line in message.splitlines() if line.strip()]
-        traceback_lines = [line for line in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b:?", line)]
-        text = (
-            traceback_lines[-1]
-            if "Traceback" in message and traceback_lines
-            else f"{kind}: {lines[0] if lines else ''}"
-        )
+        lines = [line for line in message.splitlines() if line.strip()]
+        unindented = [line.strip() for line in lines if not line[0].isspace() and "Traceback (most recent" not in line]
+        if unindented and any(line.lstrip().startswith('File "') for line in lines):  # a traceback's body
+            text = unindented[-1]
+        else:
+            text = f"{kind}: {lines[0].strip() if lines else ''}"
     first = text.splitlines()[0].strip() if text else "no reason given"
     return first if len(first) <= _MAX_CAUSE_CHARS else first[: _MAX_CAUSE_CHARS - 3] + "..."
 

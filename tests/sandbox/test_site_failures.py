@@ -47,6 +47,14 @@ def test_the_cause_is_one_line_the_root_exception_of_a_traceback() -> None:
     assert cause_line("<class 'flwr.clientapp.client_app.ClientAppException'>:<'boom\nmore'>") == (
         "ClientAppException: boom"
     )
+    task_error = (
+        "<class 'ray.exceptions.RayTaskError(Crash)'>:<'\x1b[36mray::ClientAppActor.run()\x1b[39m (pid=1)\n"
+        '  File "/x/flwr/simulation/ray_transport/ray_actor.py", line 59, in run\n'
+        '  File "/site/code.py", line 11, in train\n'
+        '    raise Crash("site code crashed")\n'
+        "site_code.Crash: site code crashed'>"
+    )
+    assert cause_line(task_error) == "site_code.Crash: site code crashed"
     assert cause_line("first line\nsecond line") == "first line"
     assert len(cause_line("x" * 1000)) == 300
 
@@ -78,3 +86,14 @@ def test_a_site_internal_error_stops_the_trial_after_the_round_is_seen_through()
     ]
     assert failed.value.summary == "1 site error(s) in round 1 (train)"
     assert observer.rejected == [(1, "node-13", "site-refused")], "a refusal is no failure"
+
+
+def test_an_engine_error_in_round_1_names_the_site_its_node_named_before_round_1() -> None:
+    """A node that named its site in the feature-sum query is named when Flower answers for it in round 1."""
+    strategy, _ = governed(min_participants=1)
+    strategy.name_nodes({13: "gb-leeds"})
+    out = sent(strategy, 1)
+    replies = [update(out["de-berlin"], [1.0, 1.0]), error(out["gb-leeds"], ErrorCode.UNKNOWN, RAY_REASON)]
+    with pytest.raises(TrialFailed) as failed:
+        strategy.aggregate_train(1, replies)
+    assert [f.line() for f in failed.value.failures] == ["site gb-leeds: ImportError: not the project"]
