@@ -41,7 +41,7 @@ def test_sandbox_run_from_a_shadowing_folder_aggregates_and_finishes(trial: tupl
     """sandbox run started in the folder trains every round with every site and finishes (exit 0)."""
     folder, _, spec = trial
     done = subprocess.run(
-        [str(SANDBOX), "run", str(spec), "--metrics-port", "0", "--format", "json"],
+        [str(SANDBOX), "run", str(spec), "--metrics-port", "0", "--linger-seconds", "0", "--format", "json"],
         cwd=folder,
         env=sandbox_env(),
         capture_output=True,

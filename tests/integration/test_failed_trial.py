@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.approved_demo import DEMO_SITES, copy_demo
 from tests.integration.conftest import SANDBOX, sandbox_env
@@ -31,7 +32,17 @@ def failed_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Com
     demo = copy_demo(root / "demo")
     spec = misfit_spec(demo, root)
     done = subprocess.run(
-        [str(SANDBOX), "run", str(spec), "--metrics-port", "0", "--runs-root", str(root / "runs")],
+        [
+            str(SANDBOX),
+            "run",
+            str(spec),
+            "--metrics-port",
+            "0",
+            "--linger-seconds",
+            "0",
+            "--runs-root",
+            str(root / "runs"),
+        ],
         cwd=root,
         env=sandbox_env(),
         capture_output=True,
@@ -76,6 +87,10 @@ def test_report_and_audit_chain_record_the_failure(failed_run: tuple[subprocess.
     assert not (run_dir / "model.pt").exists(), "an untrained model is no result"
     assert (run_dir / "engine.log").is_file()
     assert verify_chain(run_dir / "audit.jsonl").ok
-    assert 'sandbox_trial_state{sandbox_trial_state="failed",trial="cancer-risk-demo"} 1.0' in (
-        run_dir / "metrics.prom"
-    ).read_text(encoding="utf-8")
+    states = {
+        sample.labels["sandbox_trial_state"]: sample.value
+        for family in text_string_to_metric_families((run_dir / "metrics.prom").read_text(encoding="utf-8"))
+        for sample in family.samples
+        if sample.name == "sandbox_trial_state"
+    }
+    assert states["failed"] == 1.0 and states["finished"] == 0.0

@@ -283,7 +283,9 @@ def cases() -> list[dict[str, Any]]:
                 check(
                     "1m",
                     "SandboxTrialFailed",
-                    expect("SandboxTrialFailed", {**series("sandbox_trial_state", sandbox_trial_state="failed"), **TARGET}),
+                    expect(
+                        "SandboxTrialFailed", {**series("sandbox_trial_state", sandbox_trial_state="failed"), **TARGET}
+                    ),
                 ),
                 check("4m", "SandboxMetricsTargetDown"),
             ],
