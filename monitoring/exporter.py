@@ -29,6 +29,10 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9464
+DEFAULT_LINGER_SECONDS = 15.0
+"""How long ``sandbox run`` keeps serving the final values after a trial ends (seconds): three
+scrape intervals of the shipped ``prometheus/prometheus.yml`` (5 s), so its Prometheus records the
+final state (and the alerts on it) before the endpoint goes away; a test pins the relation."""
 _PORT_ALLOWED = "a free TCP port, or 0 for any free port"
 
 

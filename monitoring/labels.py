@@ -11,8 +11,22 @@ import math
 import re
 from collections.abc import Sequence
 
-TRIAL_STATES: tuple[str, ...] = ("planned", "running", "suspended", "terminated", "budget-exhausted", "finished")
+TRIAL_STATES: tuple[str, ...] = (
+    "planned",
+    "running",
+    "suspended",
+    "terminated",
+    "budget-exhausted",
+    "failed",
+    "finished",
+)
 """States of ``sandbox_trial_state``; the first is the initial state."""
+
+ENDED_STATES: tuple[str, ...] = ("terminated", "budget-exhausted", "failed", "finished")
+"""States a trial ends in; the alert rules treat every other state as a trial still under way."""
+
+BUDGETS: tuple[str, ...] = ("trial", "dataset")
+"""Values of the ``budget`` label of ``sandbox_privacy_budget_used_ratio``."""
 
 SPLITS: tuple[str, ...] = ("train", "test")
 """Allowed values of the ``split`` label."""

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
-from flwr.common.constant import ErrorCode
 from torch import nn
 
 from participants.model import build_model
 from participants.node_identity import resolve_site
+from participants.portable_app import PortableClientApp
 from participants.privacy_ledger import Charge, PrivacyLedger
 from participants.privacy_plan import ledger_path, planned_charge, round_mechanism
 from participants.record_values import as_floats, as_int, as_str
@@ -30,6 +30,7 @@ from participants.site_config import LoadedSiteConfig
 from participants.site_data import SiteData, load_site_data
 from participants.site_floor import DpSettings, site_floor
 from participants.site_guard import Refused, make_site_guard, site_policy, verified_spec
+from participants.site_replies import Handler, answered, internal_error, refusal
 from participants.training import TrainSettings, evaluate, train_locally
 from policies import ComposedPolicy
 from trialcore import wire
@@ -90,27 +91,37 @@ class _SiteTurn:
             return None
         reason = f"{wire.SMALL_CELL_PREFIX} {what} holds fewer records than the minimum cohort of {self.min_cohort_size}; nothing released"
         self.record("statistics-withheld", {"what": what, "min_cohort_size": self.min_cohort_size})
-        return _refusal(msg, reason)
-
-
-def _refusal(msg: Message, reason: str) -> Message:
-    """The Flower error reply a site sends instead of raising."""
-    return Message(Error(code=ErrorCode.MOD_FAILED_PRECONDITION, reason=reason), reply_to=msg)
+        return refusal(msg, reason)
 
 
 def _open_turn(msg: Message, context: Context, overrides: Mapping[str, object]) -> _SiteTurn | Message:
-    """Load this node's site, data, the spec the guard verified and the site's policy, or an error reply."""
+    """Load this node's site, data, the spec the guard verified and the site's policy, or an error reply.
+
+    A site that cannot read its node config, its data or its policy files, or whose data does not
+    fit the trial's model, replies with a site-internal error; a spec it cannot verify or a missing
+    policy is a refusal.
+    """
     settings: dict[str, object] = {**context.run_config, **overrides}
     config = msg.content.config_records[wire.CONFIG_RECORD]
     try:
         site = resolve_site(context.node_config, settings)
+    except SandboxError as err:
+        return _cannot_take_part(msg, None, "; ".join(err.lines()))
+    try:
         data = load_site_data(site)
         spec = verified_spec(config)
         policy = site_policy(site)
-    except (SandboxError, Refused) as err:
-        reason = "; ".join(err.lines()) if isinstance(err, SandboxError) else str(err)
-        logger.warning("site cannot take part: %s", reason)
-        return _refusal(msg, reason)
+    except SandboxError as err:
+        return _cannot_take_part(msg, site.config.site_id, "; ".join(err.lines()))
+    except Refused as err:
+        logger.warning("site %s cannot take part: %s", site.config.site_id, err)
+        return refusal(msg, str(err))
+    if data.num_features != spec.model.input_features:
+        cause = (
+            f"its data has {data.num_features} features but the trial's model takes "
+            f"{spec.model.input_features} (model.input_features)"
+        )
+        return _cannot_take_part(msg, site.config.site_id, cause)
     turn = _SiteTurn(
         site=site, data=data, config=config, spec=spec, policy=policy, run_id=context.run_id, settings=settings
     )
@@ -120,8 +131,13 @@ def _open_turn(msg: Message, context: Context, overrides: Mapping[str, object]) 
     except ScalingRefused as err:
         reason = f"{wire.GUARD_REFUSAL_PREFIX} {site.config.site_id}: min-cohort: {err}"
         turn.record("refusal", {"reason": reason})
-        return _refusal(msg, reason)
+        return refusal(msg, reason)
     return turn
+
+
+def _cannot_take_part(msg: Message, site_id: str | None, cause: str) -> Message:
+    logger.error("site %s cannot take part: %s", site_id or "(unnamed)", cause)
+    return internal_error(msg, site_id, cause)
 
 
 def _open_train_part_turn(msg: Message, context: Context, overrides: Mapping[str, object]) -> _SiteTurn | Message:
@@ -140,7 +156,7 @@ def _standardised(msg: Message, turn: _SiteTurn) -> SiteData | Message:
     except ScalingRefused as err:
         reason = f"{wire.GUARD_REFUSAL_PREFIX} {turn.site.config.site_id}: feature-scaling: {err}"
         turn.record("refusal", {"reason": reason})
-        return _refusal(msg, reason)
+        return refusal(msg, reason)
     return turn.data.standardised(mean, std)
 
 
@@ -257,7 +273,7 @@ def _charge_round(
             {"round": server_round, "reason": reason, "ledger_charges": len(ledger.charges())},
         )
         logger.warning("%s", reason)
-        return _refusal(msg, reason)
+        return refusal(msg, reason)
     except (SandboxError, OSError) as err:  # a damaged or unwritable ledger, or settings no accountant prices
         detail = "; ".join(err.lines()) if isinstance(err, SandboxError) else f"{ledger.path}: {err}"
         reason = (
@@ -265,7 +281,7 @@ def _charge_round(
         )
         turn.record("privacy-ledger-error", {"round": server_round, "reason": reason})
         logger.error("%s", reason)
-        return _refusal(msg, reason)
+        return refusal(msg, reason)
 
 
 def _privacy_metrics(charge: Charge | None) -> dict[str, float]:
@@ -336,36 +352,42 @@ def query_handler(msg: Message, context: Context, overrides: Mapping[str, object
     return Message(content=RecordDict({wire.METRICS_RECORD: metrics, wire.SITE_RECORD: site_record}), reply_to=msg)
 
 
-Handler = Callable[[Message, Context, Mapping[str, object]], Message]
-"""A message handler given the run settings fixed in the app (``train_handler`` and the others)."""
-
-
 def make_client_app(overrides: Mapping[str, object] | None = None, *, train: Handler = train_handler) -> ClientApp:
     """A ClientApp whose run settings (e.g. ``federation-dir``) may be fixed in advance.
 
     ``train`` replaces the train handler (tests use it to simulate a misbehaving site behind the
-    same guard).
+    same guard). A handler that raises is answered with a site-internal error naming the
+    exception's type only; its traceback stays in the site's own log.
 
     ``flwr.simulation.run_simulation`` passes no run config, so ``sandbox run`` bakes the few
     paths the simulated sites need into the app; the app object travels to every simulated site,
-    so it carries only these paths, never data.
+    so it carries only these paths, never data. It travels as a
+    :class:`~participants.portable_app.PortableClientApp`, rebuilt by :func:`rebuild_client_app`
+    from this project's own files whatever folder the run started from.
     """
     fixed = dict(overrides or {})
-    client_app = ClientApp(mods=[make_site_guard(fixed)])
+    client_app = PortableClientApp(
+        "participants.client_app:rebuild_client_app", (fixed, train), mods=[make_site_guard(fixed)]
+    )
 
     @client_app.train()
     def _train(msg: Message, context: Context) -> Message:
-        return train(msg, context, fixed)
+        return answered(train, msg, context, fixed)
 
     @client_app.evaluate()
     def _evaluate(msg: Message, context: Context) -> Message:
-        return evaluate_handler(msg, context, fixed)
+        return answered(evaluate_handler, msg, context, fixed)
 
     @client_app.query()
     def _query(msg: Message, context: Context) -> Message:
-        return query_handler(msg, context, fixed)
+        return answered(query_handler, msg, context, fixed)
 
     return client_app
+
+
+def rebuild_client_app(overrides: Mapping[str, object], train: Handler) -> ClientApp:
+    """What an app made by :func:`make_client_app` unpickles as in a simulation worker."""
+    return make_client_app(overrides, train=train)
 
 
 app = make_client_app()

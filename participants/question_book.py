@@ -108,14 +108,14 @@ class QuestionBook:
     def answer(self, question: Question, reply: Message) -> None:
         """Store ``reply`` as the answer to ``question`` (before it leaves the site)."""
         content = reply.error.reason if reply.has_error() else _encode(reply.content)
-        write_json_atomic(
-            self._path(question),
-            {
-                "digest": question.digest,
-                "state": "refused" if reply.has_error() else "answered",
-                "reply": content,
-            },
-        )
+        document = {
+            "digest": question.digest,
+            "state": "refused" if reply.has_error() else "answered",
+            "reply": content,
+        }
+        if reply.has_error():
+            document["code"] = str(reply.error.code)
+        write_json_atomic(self._path(question), document)
 
     def answered_count(self) -> int:
         """How many questions of this trial the site has reserved or answered."""

@@ -21,7 +21,9 @@ The site trusts nothing the coordinator says about the trial without checking it
 5. each question (trial, kind, round) is answered once (:mod:`participants.question_book`).
 
 A failing message gets a Flower error reply (``ErrorCode.MOD_FAILED_PRECONDITION``) with the
-reason, never an exception, and the refusal is written to the site's own audit chain first.
+reason, never an exception, and the refusal is written to the site's own audit chain first. A
+site that cannot read its own node config replies with a site-internal error instead
+(:mod:`participants.site_replies`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from participants.question_book import Question, QuestionBook, decode_reply, req
 from participants.record_values import RecordValueError, as_int, as_str
 from participants.site_audit import UNVERIFIED_TRIAL, append_site_entry, append_unverified_entry, site_state_dir
 from participants.site_config import LoadedSiteConfig
+from participants.site_replies import internal_error, refusal
 from policies import ComposedPolicy, evaluate, load_policy
 from trialcore import wire
 from trialcore.clock import Clock, system_clock
@@ -168,7 +171,8 @@ def make_site_guard(overrides: Mapping[str, object], clock: Clock = system_clock
         try:
             site = resolve_site(context.node_config, settings)
         except SandboxError as err:
-            return _refusal(msg, "; ".join(err.lines()))
+            logger.error("site cannot read its node config: %s", "; ".join(err.lines()))
+            return internal_error(msg, None, "; ".join(err.lines()))
         try:
             spec = check_message(msg, site, clock=clock)
         except (Refused, SandboxError, RecordValueError) as err:
@@ -177,7 +181,7 @@ def make_site_guard(overrides: Mapping[str, object], clock: Clock = system_clock
             logger.warning(
                 "site %s refused a %s message: %s", site.config.site_id, msg.metadata.message_type[:80], reason
             )
-            return _refusal(msg, f"{wire.GUARD_REFUSAL_PREFIX} {site.config.site_id}: {reason}")
+            return refusal(msg, f"{wire.GUARD_REFUSAL_PREFIX} {site.config.site_id}: {reason}")
         return answer_once(msg, context, call_next, site=site, spec=spec, settings=settings)
 
     return site_guard
@@ -222,20 +226,17 @@ def answer_once(
             )
             audit("refusal", {"reason": reason, "answered_digest": entry["digest"], "digest": question.digest})
             logger.warning("site %s refused a repeated %s question: %s", site.config.site_id, kind, reason)
-            return _refusal(msg, f"{wire.GUARD_REFUSAL_PREFIX} {site.config.site_id}: {reason}")
+            return refusal(msg, f"{wire.GUARD_REFUSAL_PREFIX} {site.config.site_id}: {reason}")
         if entry is not None and entry["state"] in ("answered", "refused"):
             audit("question-repeated", {"digest": question.digest, "state": entry["state"]})
             if entry["state"] == "refused":
-                return _refusal(msg, entry["reply"])
+                code = int(entry.get("code", ErrorCode.MOD_FAILED_PRECONDITION))
+                return Message(Error(code=code, reason=entry["reply"]), reply_to=msg)
             return Message(content=decode_reply(entry["reply"]), reply_to=msg)
         book.reserve(question)
         reply = call_next(msg, context)
         book.answer(question, reply)
         return reply
-
-
-def _refusal(msg: Message, reason: str) -> Message:
-    return Message(Error(code=ErrorCode.MOD_FAILED_PRECONDITION, reason=reason), reply_to=msg)
 
 
 def _audit_refusal(

@@ -42,7 +42,8 @@ class Clause(enum.StrEnum):
     PRIVACY_DELTA = "privacy-delta"
     SECURE_AGGREGATION = "secure-aggregation"
     TRANSFER = "transfer"
-    APPROVALS = "approvals"
+    APPROVALS = "ethics-approval"
+    """The ethics board approval the policy requires (the signed approval of the spec is ``approval``)."""
     SANDBOX_PLAN = "sandbox-plan"
     MIN_COHORT = "min-cohort"
 

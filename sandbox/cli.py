@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from monitoring.exporter import DEFAULT_LINGER_SECONDS
 from sandbox.cli_approvals import approve, certs_app
 from sandbox.cli_control import resume, suspend, terminate
 from sandbox.cli_policies import check, policies_app, show_preflight
@@ -119,14 +120,19 @@ def run(
         help="Port to serve Prometheus metrics on 127.0.0.1 (0 = any free port).",
     ),
     linger_seconds: float = typer.Option(
-        0.0, "--linger-seconds", min=0, help="Keep serving metrics this long after the trial ends (for a last scrape)."
+        DEFAULT_LINGER_SECONDS,
+        "--linger-seconds",
+        min=0,
+        help="Keep serving the final metrics this long after the trial ends, so Prometheus scrapes the end state "
+        "(default: three scrape intervals of the shipped Prometheus config; 0 = stop at once).",
     ),
     output: OutputFormat = FormatOption,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Flower's and Ray's logs."),
 ) -> None:
-    """Pre-flight a trial against every site's policy and signed approval (exit 3 if refused, 5 if an approval fails its check), then run it in Flower's simulation engine, serving metrics."""
+    """Pre-flight a trial against every site's policy and signed approval (exit 3 if refused, 5 if an approval fails its check), then run it in Flower's simulation engine, serving metrics. A trial in which a site cannot take part fails (exit 1); one in which no round aggregated fails too (exit 3)."""
     # Imported here: the simulation stack (Flower, Ray, torch, Opacus) takes seconds to load.
-    from sandbox.run_view import RoundProgress, print_run_summary, run_summary
+    from sandbox.run_view import RoundProgress, print_failure, print_run_summary, run_summary
+    from sandbox.site_failures import FAILED_STATE, SITE_FAILED
     from sandbox.trial_recorder import BUDGET_EXHAUSTED_STATE
     from sandbox.trial_run import run_in_simulation
 
@@ -154,6 +160,7 @@ def run(
                 on_round=progress.update,
                 linger_seconds=linger_seconds,
                 clearance=clearance,
+                show_engine_logs=verbose,
             ),
         )
     summary = run_summary(result)
@@ -162,6 +169,11 @@ def run(
         emit_json({"ok": summary["state"] == "finished", **summary})
     else:
         print_run_summary(Console(), summary)
+    if summary["state"] == FAILED_STATE:
+        print_failure(stderr, summary)
+        raise typer.Exit(
+            int(ExitCode.INTERNAL_ERROR if summary["failure"]["kind"] == SITE_FAILED else ExitCode.REFUSED_BY_POLICY)
+        )
     if terminated:
         stderr.print(
             "[bold red]The trial was terminated on request before it finished[/bold red] (see the audit chain for the reason)."

@@ -24,6 +24,7 @@ from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
 from participants.record_values import RecordValueError, as_floats, as_int, as_str
+from sandbox.site_failures import TrialFailed, is_site_failure, site_failure
 from trialcore import wire
 
 logger = logging.getLogger(__name__)
@@ -88,7 +89,9 @@ def pooled_feature_scaling(
     """Pooled (mean, standard deviation) per feature over every replying site's train part, and the commitments.
 
     ``config`` is the trial's config record (trial id, spec hash, ``min-cohort-size``);
-    ``site_ids`` are the sites the trial lists (a reply naming another site is ignored).
+    ``site_ids`` are the sites the trial lists (a reply naming another site is ignored). A site
+    that refuses is left out; one that cannot take part fails the trial before round 1
+    (:class:`~sandbox.site_failures.TrialFailed`, raised once every site has replied).
     """
     nodes = wait_for_nodes(grid, num_sites)
     record = RecordDict({"config": config})
@@ -96,8 +99,16 @@ def pooled_feature_scaling(
     count = 0
     sums = [0.0] * num_features
     squares = [0.0] * num_features
+    replies = list(grid.send_and_receive(messages, timeout=timeout_seconds))
+    failures = [
+        site_failure(reply, f"node-{reply.metadata.src_node_id}", phase="query", server_round=0)
+        for reply in replies
+        if is_site_failure(reply)
+    ]
+    if failures:
+        raise TrialFailed(failures)
     commitments: dict[int, Commitment] = {}
-    for reply in grid.send_and_receive(messages, timeout=timeout_seconds):
+    for reply in replies:
         node = reply.metadata.src_node_id
         commitment = commitment_of(reply, site_ids=site_ids, num_features=num_features)
         if isinstance(commitment, Commitment) and commitment.site_id in {c.site_id for c in commitments.values()}:

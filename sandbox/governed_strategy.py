@@ -8,7 +8,9 @@ Before the wrapped strategy aggregates, each update is screened against the glob
 that round (:mod:`sandbox.update_screening`): a rejected update, like a site's refusal, is
 reported to the observer and never reaches ``inner.aggregate_train``, so it cannot move the
 global model. With fewer accepted updates than ``min_participants`` the round is skipped and
-the previous global model is kept.
+the previous global model is kept. A site that cannot take part (a site-internal error, or Flower
+answering in its place: :mod:`sandbox.site_failures`) is no refusal: the round's replies are
+seen through, then the trial stops with :class:`~sandbox.site_failures.TrialFailed`.
 
 The strategy trusts nothing a site claims that it cannot check:
 
@@ -41,6 +43,7 @@ from sandbox.enforcement import Enforcer, Incident
 from sandbox.feature_scaling import Commitment
 from sandbox.round_outcome import RoundOutcome, SiteRoundMetrics, pool
 from sandbox.site_bindings import SiteBindings
+from sandbox.site_failures import SiteFailure, TrialFailed, is_site_failure, site_failure
 from sandbox.trial_control import Action, TrialControl
 from sandbox.update_screening import SITE_REFUSED, Rejection, screen_reply
 from trialcore import wire
@@ -142,6 +145,10 @@ class GovernedStrategy(Strategy):
         """Bind each node to the site it named before round 1, with the count it committed (see ``commitments``)."""
         self.bindings = SiteBindings(commitments)
 
+    def name_nodes(self, names: Mapping[int, str]) -> None:
+        """Bind nodes to sites without committed counts (tests; a trial binds with :meth:`bind`)."""
+        self.bindings.site_by_node.update(names)
+
     @property
     def latest_arrays(self) -> ArrayRecord | None:
         """The latest global model the strategy was handed (None before round 1)."""
@@ -173,8 +180,12 @@ class GovernedStrategy(Strategy):
         outcome = self._outcomes[server_round]
         global_arrays = self._global_arrays.pop(server_round)
         accepted: list[Message] = []
+        failures: list[SiteFailure] = []
         for reply in replies:
             site_id = self.bindings.site_of(reply)
+            if is_site_failure(reply):
+                failures.append(site_failure(reply, site_id, phase="train", server_round=server_round))
+                continue
             if reply.has_error():
                 reason = reply.error.reason or "no reason given"
                 outcome.refusals.append((site_id, reason))
@@ -199,6 +210,8 @@ class GovernedStrategy(Strategy):
                 self._reject(server_round, rejection)
             else:
                 accepted.append(reply)
+        if failures:
+            raise TrialFailed(failures)
         if len(accepted) < self.min_participants:
             logger.warning(
                 "round %s: %s accepted update(s), %s needed: keeping the previous global model",
@@ -267,6 +280,13 @@ class GovernedStrategy(Strategy):
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         replies = list(replies)
         outcome = self._outcomes[server_round]
+        failures = [
+            site_failure(reply, self.bindings.site_of(reply), phase="evaluate", server_round=server_round)
+            for reply in replies
+            if is_site_failure(reply)
+        ]
+        if failures:
+            raise TrialFailed(failures)
         trusted: list[Message] = []
         for reply in replies:
             site_id = self.bindings.site_of(reply)

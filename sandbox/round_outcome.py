@@ -2,7 +2,8 @@
 
 Global accuracy and loss are pooled over the sites' test parts (weighted by test records), so
 they equal the accuracy on the union of the test parts. Global AUROC is the test-record-weighted
-mean of the per-site AUROCs (the coordinator never sees scores, so a pooled ROC is not available).
+mean of the per-site AUROCs (the coordinator never sees scores, so a pooled ROC is not available);
+it says which sites and how many test records it covers (``auroc_sites``, ``auroc_num_test``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ class GlobalRoundMetrics:
     test_auroc: float | None
     train_accuracy: float | None
     num_test: int
+    auroc_sites: int = 0
+    """Sites the AUROC averages over (those whose test part has both classes)."""
+    auroc_num_test: int = 0
+    """Test records of those sites: what the AUROC covers, out of ``num_test``."""
 
 
 @dataclass
@@ -71,4 +76,6 @@ def pool(sites: list[SiteRoundMetrics]) -> GlobalRoundMetrics | None:
         if train_weight
         else None,
         num_test=num_test,
+        auroc_sites=len(with_auroc),
+        auroc_num_test=auroc_weight,
     )

@@ -6,6 +6,7 @@ from types import TracebackType
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -63,6 +64,9 @@ def run_summary(result: RunResult) -> dict[str, Any]:
         "rounds_completed": report["rounds_completed"],
         "global_test_accuracy": final.get("test_accuracy"),
         "global_test_auroc": final.get("test_auroc"),
+        "global_test_auroc_sites": final.get("auroc_sites"),
+        "global_test_auroc_num_test": final.get("auroc_num_test"),
+        "global_num_test": final.get("num_test"),
         "fairness_accuracy_gap": report["final"]["fairness_accuracy_gap"],
         "sites": [
             {
@@ -84,8 +88,10 @@ def run_summary(result: RunResult) -> dict[str, Any]:
             for s in report["sites"]
             if s["privacy"]["budget_exhausted_at_round"] is not None
         },
+        "failure": report["failure"],
         "metrics_url": result.metrics_url,
-        "files": {name: str(result.run_dir / name) for name in layout.RUN_FILES},
+        "files": {name: str(result.run_dir / name) for name in layout.RUN_FILES if (result.run_dir / name).exists()},
+        "engine_log": str(result.run_dir / layout.ENGINE_LOG_FILE),
     }
 
 
@@ -121,8 +127,15 @@ def print_run_summary(console: Console, summary: dict[str, Any]) -> None:
         )
     table.add_row("[bold]global (pooled)", "", "", "", f"[bold]{_fmt(summary['global_test_accuracy'])}", "", "")
     console.print(table)
+    coverage = (
+        f" (over {summary['global_test_auroc_sites']} site(s), {summary['global_test_auroc_num_test']} of "
+        f"{summary['global_num_test']} test records)"
+        if summary.get("global_test_auroc") is not None
+        else ""
+    )
     console.print(
-        f"AUROC {_fmt(summary['global_test_auroc'])}, fairness gap (max - min site accuracy) {_fmt(summary['fairness_accuracy_gap'])}"
+        f"AUROC {_fmt(summary['global_test_auroc'])}{coverage}, "
+        f"fairness gap (max - min site accuracy) {_fmt(summary['fairness_accuracy_gap'])}"
     )
     console.print(f"Run folder: [bold]{summary['run_dir']}[/bold]")
     for name, path in summary["files"].items():
@@ -131,3 +144,12 @@ def print_run_summary(console: Console, summary: dict[str, Any]) -> None:
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+def print_failure(console: Console, summary: dict[str, Any]) -> None:
+    """Why a failed trial failed: each distinct site error once, then where the engine's log is."""
+    failure = summary["failure"]
+    console.print(f"[bold red]The trial failed:[/bold red] {escape(failure['summary'])}.")
+    for error in failure["site_errors"]:
+        console.print(f"  site {escape(error['site_id'])}: {escape(error['cause'])}", soft_wrap=True)
+    console.print(f"Flower's and Ray's log of the run: {escape(summary['engine_log'])}", soft_wrap=True)

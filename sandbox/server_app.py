@@ -22,12 +22,13 @@ from monitoring.exporter import serve
 from monitoring.metrics import SandboxMetrics
 from participants.model import build_model
 from policies import Clause, PreflightResult
-from sandbox.consent import Clearance, approval_status, clear_trial, consent_matrix
+from sandbox.consent import APPROVAL_CLAUSE, Clearance, approval_status, clear_trial, consent_matrix
 from sandbox.enforcement import ENFORCEMENT_RULES, Enforcer, Ladder
 from sandbox.feature_scaling import FeatureScaling, pooled_feature_scaling
 from sandbox.governed_strategy import GovernedStrategy, PrivacyBudgetStop
 from sandbox.resolved_trial import ResolvedTrial, resolve_trial
 from sandbox.round_outcome import RoundOutcome
+from sandbox.site_failures import FAILED_STATE, NOTHING_AGGREGATED, SITE_FAILED, TrialFailed
 from sandbox.strategy_choice import build_inner_strategy
 from sandbox.trial_control import TrialControl, TrialTerminated
 from sandbox.trial_recorder import BUDGET_EXHAUSTED_STATE, DEFAULT_MIN_COHORT_SIZE, TrialRecorder
@@ -40,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 REJECTION_REASONS = (SITE_REFUSED, *SCREENING_REASONS, *TRUST_REASONS)
 """Reasons an update can be rejected (label ``reason``); each starts at 0 for every site."""
-POLICY_RULES = (*(clause.value for clause in Clause), "approval", *ENFORCEMENT_RULES)
+POLICY_RULES = (*(clause.value for clause in Clause), APPROVAL_CLAUSE, *ENFORCEMENT_RULES)
 """Policy rules that can be violated (label ``rule``); each starts at 0 for every site."""
 
 
@@ -62,11 +63,12 @@ def new_run_id(clock: Callable[[], datetime] | None = None) -> str:
     return moment.strftime("%Y%m%dT%H%M%S%fZ")
 
 
-def new_metrics(loaded: LoadedSpec, registry: CollectorRegistry) -> SandboxMetrics:
-    """The trial's metric families, every site's counters at 0."""
+def new_metrics(loaded: LoadedSpec, registry: CollectorRegistry, *, run_id: str) -> SandboxMetrics:
+    """The metric families of one run of the trial (label ``run_id``), every site's counters at 0."""
     return SandboxMetrics(
         registry,
         trial_id=loaded.spec.trial_id,
+        run_id=run_id,
         sites=[(p.site_id, p.jurisdiction) for p in loaded.spec.participants],
         reasons=REJECTION_REASONS,
         rules=POLICY_RULES,
@@ -141,7 +143,11 @@ def committed_round_config(
 
 
 def run_trial(grid: Grid, trial: ResolvedTrial, run_dir: Path, hooks: TrialHooks) -> dict[str, Any]:
-    """Run the trial on ``grid`` with the governed strategy; return the report written to ``run_dir``."""
+    """Run the trial on ``grid`` with the governed strategy; return the report written to ``run_dir``.
+
+    The trial ends ``failed`` (:mod:`sandbox.site_failures`) when a site cannot take part (it stops
+    at once: no more privacy is spent on it) or when no round aggregated.
+    """
     loaded, spec = trial.loaded, trial.spec
     verdict = hooks.clearance.verdict if hooks.clearance is not None else None
     recorder = TrialRecorder(
@@ -177,11 +183,13 @@ def run_trial(grid: Grid, trial: ResolvedTrial, run_dir: Path, hooks: TrialHooks
         hooks.clearance.consent if hooks.clearance is not None else consent_matrix(loaded, approval_status(trial))
     )
     recorder.record("consent-matrix", recorder.consent)
-    config, scaling = committed_round_config(grid, loaded, min_cohort_size=recorder.min_cohort_size)
-    strategy.bind(scaling.commitments)
-    committed = {c.site_id: c.num_examples for c in scaling.commitments.values()}
-    recorder.record("features-standardised", {"num_features": spec.model.input_features, "committed_counts": committed})
     try:
+        config, scaling = committed_round_config(grid, loaded, min_cohort_size=recorder.min_cohort_size)
+        strategy.bind(scaling.commitments)
+        committed = {c.site_id: c.num_examples for c in scaling.commitments.values()}
+        recorder.record(
+            "features-standardised", {"num_features": spec.model.input_features, "committed_counts": committed}
+        )
         result = strategy.start(
             grid=grid,
             initial_arrays=ArrayRecord(model.state_dict()),
@@ -189,7 +197,15 @@ def run_trial(grid: Grid, trial: ResolvedTrial, run_dir: Path, hooks: TrialHooks
             train_config=config,
             evaluate_config=ConfigRecord(dict(config)),
         )
-        report = recorder.trial_finished(result.arrays)
+        if recorder.aggregated_rounds:
+            report = recorder.trial_finished(result.arrays)
+        else:
+            report = recorder.trial_failed(
+                result.arrays,
+                kind=NOTHING_AGGREGATED,
+                summary="no round aggregated: every update was refused or rejected",
+                failures=[],
+            )
     except TrialTerminated:
         logger.warning("trial terminated by request before round %d", len(recorder.rounds) + 1)
         report = recorder.trial_finished(strategy.latest_arrays, state="terminated")
@@ -197,6 +213,10 @@ def run_trial(grid: Grid, trial: ResolvedTrial, run_dir: Path, hooks: TrialHooks
         logger.warning("trial stopped: %s", stop)
         recorder.record("trial-stopped-privacy-budget", {"reason": str(stop)})
         report = recorder.trial_finished(strategy.latest_arrays, state=BUDGET_EXHAUSTED_STATE)
+    except TrialFailed as failed:
+        report = recorder.trial_failed(
+            strategy.latest_arrays, kind=SITE_FAILED, summary=failed.summary, failures=failed.failures
+        )
     hooks.report = report
     return report
 
@@ -226,10 +246,16 @@ def make_server_app(
         if clearance.verdict.refused:
             raise clearance.verdict.refusal()
         registry = CollectorRegistry()
-        own = TrialHooks(registry=registry, metrics=new_metrics(resolved.loaded, registry), clearance=clearance)
+        own = TrialHooks(
+            registry=registry, metrics=new_metrics(resolved.loaded, registry, run_id=run_dir.name), clearance=clearance
+        )
         with serve(registry, port=int(merged.get(wire.METRICS_PORT, 9464))) as server:
             logger.warning("serving metrics for Prometheus at %s", server.url)
-            run_trial(grid, resolved, run_dir, own)
+            report = run_trial(grid, resolved, run_dir, own)
+        if report["state"] == FAILED_STATE:  # say why, once per site error, and let Flower record the run as failed
+            for error in report["failure"]["site_errors"]:
+                logger.error("site %s: %s", error["site_id"], error["cause"])
+            raise RuntimeError(f"trial {resolved.spec.trial_id} failed: {report['failure']['summary']} (see {run_dir})")
 
     return server_app
 

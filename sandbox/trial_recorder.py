@@ -25,7 +25,9 @@ from participants.record_values import as_float
 from policies import PrivacyCost
 from sandbox.enforcement import Incident
 from sandbox.round_outcome import RoundOutcome, SiteRoundMetrics
+from sandbox.site_failures import FAILED_STATE, SiteFailure, distinct
 from sandbox.trial_control import ControlRequest
+from sandbox.update_screening import SITE_REFUSED
 from trialcore import layout, wire
 from trialcore.atomic_file import write_bytes_atomic, write_json_atomic
 from trialcore.audit_chain import AuditChain
@@ -139,6 +141,8 @@ class TrialRecorder:
         """Site id -> the site's newest ledger figures (from its last charge), for the report."""
         self.budget_exhausted_sites: dict[str, int] = {}
         """Site id -> the round it first refused for lack of privacy budget."""
+        self.failure: dict[str, Any] | None = None
+        """Why the trial failed (kind, summary, each site error), reported under ``failure``; None if it did not."""
         for participant in spec.participants:
             cost = self.dry_run.get(participant.site_id)
             metrics.set_privacy(
@@ -234,6 +238,9 @@ class TrialRecorder:
     def round_skipped(self, server_round: int, *, accepted: int, required: int) -> None:
         """Audit a round that aggregated nothing: the previous global model stays."""
         self.skipped_rounds.add(server_round)
+        screened_out = sum(r["reason"] != SITE_REFUSED for r in self.rejections.get(server_round, []))
+        # A budget stop ends the trial inside this round: show who trained in it now.
+        self.metrics.set_participants_active(min(accepted + screened_out, len(self.metrics.sites)))
         self.record(
             "round-skipped", {"round": server_round, "accepted_updates": accepted, "min_participants": required}
         )
@@ -245,17 +252,22 @@ class TrialRecorder:
         withheld = (outcome.sites.keys() - released.keys()) | {
             s for s in outcome.withheld_sites if s in self.metrics.sites
         }
-        for site_id in withheld:
-            if site_id not in self.suppressed_sites:
-                self.suppressed_sites.add(site_id)
-                self.metrics.suppress_small_cell(site_id)
+        for site_id in withheld:  # counted every round: each round withholds the site's statistics again
+            self.suppressed_sites.add(site_id)
+            self.metrics.suppress_small_cell(site_id)
         for site_id, m in released.items():
             self.metrics.set_site_metrics(site_id, "test", accuracy=m.test_accuracy, loss=m.test_loss)
             if m.train_accuracy is not None and m.train_loss is not None:
                 self.metrics.set_site_metrics(site_id, "train", accuracy=m.train_accuracy, loss=m.train_loss)
         g = outcome.global_metrics
         if g is not None:
-            self.metrics.set_global_metrics("test", accuracy=g.test_accuracy, auroc=g.test_auroc)
+            self.metrics.set_global_metrics(
+                "test",
+                accuracy=g.test_accuracy,
+                auroc=g.test_auroc,
+                auroc_sites=g.auroc_sites,
+                auroc_test_records=g.auroc_num_test,
+            )
         gap = fairness_gap([m.test_accuracy for m in released.values()])
         if gap is not None:
             self.metrics.set_fairness_gap(gap)
@@ -292,11 +304,34 @@ class TrialRecorder:
             {"reason": request.reason, "requested_at": request.requested_at, "before_round": len(self.rounds) + 1},
         )
 
+    @property
+    def aggregated_rounds(self) -> int:
+        """Rounds whose updates moved the global model."""
+        return sum(1 for entry in self.rounds if entry["aggregated"])
+
+    def trial_failed(
+        self, arrays: ArrayRecord | None, *, kind: str, summary: str, failures: list[SiteFailure]
+    ) -> dict[str, Any]:
+        """Audit each site failure and why the trial failed, then end it ``failed`` (see :meth:`trial_finished`).
+
+        ``model.pt`` is written only if some round aggregated: the initial model is no result.
+        """
+        for failure in failures:
+            self.record("site-internal-error", failure.as_json())
+        self.failure = {
+            "kind": kind,
+            "summary": summary,
+            "site_errors": [failure.as_json() for failure in distinct(failures)],
+        }
+        self.record("trial-failed", {"kind": kind, "summary": summary, "site_errors": len(failures)})
+        return self.trial_finished(arrays if self.aggregated_rounds else None, state=FAILED_STATE)
+
     def trial_finished(self, arrays: ArrayRecord | None, *, state: str = "finished") -> dict[str, Any]:
         """Write ``model.pt``, the final audit entry, ``report.json`` and ``metrics.prom``; return the report.
 
-        ``state`` is ``finished``, ``terminated`` when a regulator stopped the trial, or
-        ``budget-exhausted`` when too few sites could pay for another round.
+        ``state`` is ``finished``, ``terminated`` when a regulator stopped the trial,
+        ``budget-exhausted`` when too few sites could pay for another round, or ``failed``
+        (:meth:`trial_failed`).
         """
         self.state = state
         if arrays is not None:
@@ -357,6 +392,7 @@ class TrialRecorder:
                 "fairness_accuracy_gap": last["fairness_accuracy_gap"] if last is not None else None,
             },
             "rounds": self.rounds,
+            "failure": self.failure,
             "consent": self.consent,
             "incidents": self.incidents,
             "audit": {

@@ -3,7 +3,10 @@
 Flower's ``run_simulation`` is deprecated in 1.42 but is the only in-process entry point; flwr is
 pinned, and its one deprecation warning is filtered by name below. The ServerApp runs in a thread
 of this process, so the metrics registry and the progress callback are passed in directly, and
-metrics are served on loopback for the whole trial.
+metrics are served on loopback for the whole trial. Flower's and Ray's own logs go to the run
+folder's ``engine.log`` (:mod:`sandbox.engine_log`); the simulated sites' output reaches the
+console only with ``show_engine_logs`` (``sandbox run --verbose``), and stays in Ray's session
+folder otherwise.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from prometheus_client import CollectorRegistry
 from monitoring.exporter import serve
 from participants.client_app import make_client_app
 from sandbox.consent import Clearance
+from sandbox.engine_log import engine_log
 from sandbox.resolved_trial import ResolvedTrial
 from sandbox.round_outcome import RoundOutcome
 from sandbox.server_app import TrialHooks, make_server_app, new_metrics, new_run_id
@@ -65,24 +69,34 @@ def run_in_simulation(
     on_round: Callable[[RoundOutcome], None] | None = None,
     linger_seconds: float = 0.0,
     clearance: Clearance | None = None,
+    show_engine_logs: bool = False,
 ) -> RunResult:
     """Run ``trial`` with one simulated SuperNode per participant; return its run folder and report.
 
     ``clearance`` is the permitting pre-flight and consent the caller ran (recorded in the audit chain).
     Metrics are served from before round 1 until ``linger_seconds`` after the trial ends, so a
-    Prometheus scraping every few seconds also records the final state.
+    Prometheus scraping every few seconds also records the final state. ``show_engine_logs``
+    also prints Flower's, Ray's and the simulated sites' logs on the console.
     """
     loaded = trial.loaded
     os.environ.update(FLOWER_ENVIRONMENT)
     run_dir = layout.run_dir(runs_root, loaded.spec.trial_id, new_run_id())
     registry = CollectorRegistry()
-    hooks = TrialHooks(registry=registry, metrics=new_metrics(loaded, registry), on_round=on_round, clearance=clearance)
+    hooks = TrialHooks(
+        registry=registry,
+        metrics=new_metrics(loaded, registry, run_id=run_dir.name),
+        on_round=on_round,
+        clearance=clearance,
+    )
     server_app = make_server_app({wire.RUN_DIR: str(run_dir.resolve())}, hooks, trial)
     client_app = make_client_app(simulated_site_settings(loaded, run_dir))
     with serve(registry, port=metrics_port) as server:
         if on_metrics_served is not None:
             on_metrics_served(server.url)
-        _run_simulation(server_app, client_app, num_supernodes=len(loaded.spec.participants))
+        with engine_log(run_dir.resolve() / layout.ENGINE_LOG_FILE, also_console=show_engine_logs):
+            _run_simulation(
+                server_app, client_app, num_supernodes=len(loaded.spec.participants), sites_to_console=show_engine_logs
+            )
         time.sleep(linger_seconds)
     if hooks.report is None:
         raise RuntimeError("the simulation ended without a report; see the Flower log above")
@@ -103,7 +117,7 @@ class _RunSimulationDeprecation(logging.Filter):
         )
 
 
-def _run_simulation(server_app: Any, client_app: Any, *, num_supernodes: int) -> None:
+def _run_simulation(server_app: Any, client_app: Any, *, num_supernodes: int, sites_to_console: bool) -> None:
     from flwr.simulation import run_simulation
 
     flower_logger = logging.getLogger("flwr")
@@ -114,7 +128,10 @@ def _run_simulation(server_app: Any, client_app: Any, *, num_supernodes: int) ->
             server_app=server_app,
             client_app=client_app,
             num_supernodes=num_supernodes,
-            backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0}},
+            backend_config={
+                "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+                "init_args": {"log_to_driver": sites_to_console},
+            },
         )
     finally:
         flower_logger.removeFilter(deprecation)

@@ -8,6 +8,7 @@ A run folder (the coordinator's, one per run)::
         control.jsonl    suspend / resume / terminate requests from outside
         model.pt         the final global model
         metrics.prom     the final metrics (Prometheus text format)
+        engine.log       Flower's and Ray's own log of the run (sandbox run)
         sites/<site-id>/ a simulated site's stand-in for a state folder (demo only)
 
 A site's state folder (``state_dir`` of its node config; a simulated site uses the stand-in)::
@@ -35,6 +36,7 @@ AUDIT_FILE = "audit.jsonl"
 CONTROL_FILE = "control.jsonl"
 MODEL_FILE = "model.pt"
 METRICS_FILE = "metrics.prom"
+ENGINE_LOG_FILE = "engine.log"
 RUN_FILES = (REPORT_FILE, AUDIT_FILE, MODEL_FILE, METRICS_FILE)
 """The files a finished run leaves, in the order the console lists them."""
 

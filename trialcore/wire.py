@@ -102,6 +102,9 @@ MESSAGE_TYPE_CLAUSE: Final = "message-type"
 """The clause a guard names when a message's type is not one the site serves."""
 PARTICIPANTS_CLAUSE: Final = "participants"
 """The clause a guard names when the spec does not list the site under its own id and jurisdiction."""
+SITE_INTERNAL_ERROR_PREFIX: Final = "site-internal-error:"
+"""The site cannot take part at all: it cannot read its node config or data, its data does not fit the
+trial's model, or its code failed. Not a refusal: the coordinator fails the trial (exit 1)."""
 
 # --- node config keys (a site's own settings, from its SuperNode) ----------------------------
 SITE_CONFIG: Final = "site-config"

@@ -43,7 +43,7 @@ def test_the_report_gives_no_counts_for_a_suppressed_site(tmp_path: Path) -> Non
     registry = CollectorRegistry()
     loaded = load_spec(DEMO)
     recorder = TrialRecorder(
-        loaded, tmp_path / "run", run_id="run", metrics=new_metrics(loaded, registry), registry=registry
+        loaded, tmp_path / "run", run_id="run", metrics=new_metrics(loaded, registry, run_id="run"), registry=registry
     )
     recorder.trial_started()
     outcome = RoundOutcome(server_round=1)

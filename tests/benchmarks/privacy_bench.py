@@ -224,7 +224,7 @@ def governed_run(demo: DemoCopy, spec_path: Path, run_dir: Path, *, dp: bool) ->
     settings = simulated_site_settings(loaded, run_dir)
     client_app = make_client_app(settings) if dp else make_client_app(settings, train=no_dp_train_handler)
     registry = CollectorRegistry()
-    hooks = TrialHooks(registry=registry, metrics=new_metrics(loaded, registry))
+    hooks = TrialHooks(registry=registry, metrics=new_metrics(loaded, registry, run_id=run_dir.name))
     server_app = make_server_app({wire.RUN_DIR: str(run_dir)}, hooks, resolve_trial(loaded))
     _run_simulation(server_app, client_app, num_supernodes=len(loaded.spec.participants))
     if hooks.report is None:

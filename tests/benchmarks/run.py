@@ -74,7 +74,7 @@ def one_run(loaded: LoadedSpec, governed: bool, workdir: Path, index: int) -> fl
     client_app = make_client_app(simulated_site_settings(loaded, run_dir))
     if governed:
         registry = CollectorRegistry()
-        hooks = TrialHooks(registry=registry, metrics=new_metrics(loaded, registry))
+        hooks = TrialHooks(registry=registry, metrics=new_metrics(loaded, registry, run_id=run_dir.name))
         server_app = make_server_app({wire.RUN_DIR: str(run_dir)}, hooks, resolve_trial(loaded))
     else:
         server_app = plain_server_app(loaded)

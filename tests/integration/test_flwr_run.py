@@ -1,4 +1,8 @@
-"""``flwr run .`` runs the same demo through Flower's own CLI and local SuperLink."""
+"""``flwr run`` runs the same demo through Flower's own CLI and local SuperLink, from any working folder.
+
+It is started in a folder holding packages named like the project's (each raising if imported), as
+a user's own trial folder may: the simulated sites still import the project's packages.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import pytest
 
 from tests.approved_demo import approved_demo_at
 from tests.integration.conftest import REPO, sandbox_env
+from tests.participants.test_site_internal_error import shadowing_folder
 from tests.prometheus_server import require_promtool
 
 pytestmark = pytest.mark.integration
@@ -26,7 +31,7 @@ def _superlinks_under(flwr_home: Path) -> list[int]:
 
 
 def test_flwr_run_runs_the_demo(tmp_path: Path) -> None:
-    """flwr run . (simulation, 4 SuperNodes) trains the demo and writes the same evidence as sandbox run."""
+    """flwr run <project> (simulation, 4 SuperNodes) from a shadowing folder trains the demo and writes the same evidence as sandbox run."""
     flwr_home = tmp_path / "flwr-home"
     runs = tmp_path / "runs"
     env = sandbox_env()
@@ -41,7 +46,7 @@ def test_flwr_run_runs_the_demo(tmp_path: Path) -> None:
             [
                 "flwr",
                 "run",
-                ".",
+                str(REPO),
                 "local",
                 "--federation-config",
                 "num-supernodes=4 client-resources-num-cpus=1",
@@ -49,7 +54,7 @@ def test_flwr_run_runs_the_demo(tmp_path: Path) -> None:
                 run_config,
                 "--stream",
             ],
-            cwd=REPO,
+            cwd=shadowing_folder(tmp_path / "my-trial"),
             env=env,
             capture_output=True,
             text=True,

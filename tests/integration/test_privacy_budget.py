@@ -53,6 +53,8 @@ def _run(demo: DemoCopy, spec: Path) -> tuple[int, dict[str, Any], str]:
             str(demo.root / "runs-out"),
             "--metrics-port",
             "0",
+            "--linger-seconds",
+            "0",
             "--format",
             "json",
         ],

@@ -55,7 +55,19 @@ def test_suspend_resume_terminate_a_running_trial(unapproved_demo: DemoCopy) -> 
     unapproved_demo.approve(spec)
     runs = unapproved_demo.root / "runs-out"
     process = subprocess.Popen(
-        [str(SANDBOX), "run", str(spec), "--runs-root", str(runs), "--metrics-port", "0", "--format", "json"],
+        [
+            str(SANDBOX),
+            "run",
+            str(spec),
+            "--runs-root",
+            str(runs),
+            "--metrics-port",
+            "0",
+            "--linger-seconds",
+            "0",
+            "--format",
+            "json",
+        ],
         env=sandbox_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -93,7 +105,7 @@ def test_suspend_resume_terminate_a_running_trial(unapproved_demo: DemoCopy) -> 
     assert terminated["payload"]["reason"] == "fairness gap above the sandbox plan's limit"
     assert verify_chain(run_dir / "audit.jsonl").ok
     assert (
-        'sandbox_trial_state{sandbox_trial_state="terminated",trial="long-demo"} 1.0'
+        f'sandbox_trial_state{{run_id="{run_dir.name}",sandbox_trial_state="terminated",trial="long-demo"}} 1.0'
         in (run_dir / "metrics.prom").read_text()
     )
     # a finished trial takes no more requests

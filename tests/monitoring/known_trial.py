@@ -7,6 +7,7 @@ from prometheus_client import CollectorRegistry
 from monitoring.metrics import SandboxMetrics
 
 TRIAL_ID = "trial-0042"
+RUN_ID = "20261130T051500000001Z"
 SITES = (("charite", "DE"), ("aphp", "FR"), ("karolinska", "SE"))
 REASONS = ("norm_bound", "malformed", "late")
 RULES = ("min_cohort_size", "epsilon_budget", "data_residency")
@@ -14,7 +15,7 @@ RULES = ("min_cohort_size", "epsilon_budget", "data_residency")
 
 def new_metrics(registry: CollectorRegistry) -> SandboxMetrics:
     """The metrics of the known trial, registered in ``registry``."""
-    return SandboxMetrics(registry, trial_id=TRIAL_ID, sites=SITES, reasons=REASONS, rules=RULES)
+    return SandboxMetrics(registry, trial_id=TRIAL_ID, run_id=RUN_ID, sites=SITES, reasons=REASONS, rules=RULES)
 
 
 def populate(metrics: SandboxMetrics) -> SandboxMetrics:
@@ -30,8 +31,8 @@ def populate(metrics: SandboxMetrics) -> SandboxMetrics:
         for split in ("train", "test"):
             metrics.set_site_metrics(site, split, accuracy=accuracy, loss=0.2)
     metrics.suppress_small_cell("karolinska")
-    metrics.set_global_metrics("train", accuracy=0.97, auroc=0.99)
-    metrics.set_global_metrics("test", accuracy=0.95, auroc=0.98)
+    metrics.set_global_metrics("train", accuracy=0.97, auroc=0.99, auroc_sites=2, auroc_test_records=80)
+    metrics.set_global_metrics("test", accuracy=0.95, auroc=0.98, auroc_sites=2, auroc_test_records=72)
     metrics.set_fairness_gap(0.05)
     metrics.reject_update("aphp", "norm_bound")
     metrics.record_violation("karolinska", "min_cohort_size")

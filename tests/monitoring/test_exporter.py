@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from monitoring.exporter import serve, write_textfile
 from monitoring.metrics import SandboxMetrics
-from tests.monitoring.known_trial import populate
+from tests.monitoring.known_trial import RUN_ID, populate
 from trialcore.errors import BadInputError, ExitCode
 
 
@@ -30,7 +30,8 @@ def test_serves_exposition_on_any_free_port(registry: CollectorRegistry, metrics
         assert server.url == f"http://127.0.0.1:{server.port}/metrics"
         assert scrape(server.url) == generate_latest(registry)
         metrics.set_state("suspended")
-        assert b'sandbox_trial_state{sandbox_trial_state="suspended",trial="trial-0042"} 1.0' in scrape(server.url)
+        expected = f'sandbox_trial_state{{run_id="{RUN_ID}",sandbox_trial_state="suspended",trial="trial-0042"}} 1.0'
+        assert expected.encode() in scrape(server.url)
 
 
 def test_close_releases_the_port(registry: CollectorRegistry, metrics: SandboxMetrics) -> None:

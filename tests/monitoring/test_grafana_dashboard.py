@@ -140,3 +140,12 @@ def test_provisioning_points_grafana_at_prometheus_and_the_dashboard() -> None:
     assert providers["apiVersion"] == 1
     (provider,) = providers["providers"]
     assert provider["type"] == "file" and provider["options"]["path"]
+
+
+def test_every_query_selects_one_run() -> None:
+    """A regulator picks a trial and a run (template variables); every panel shows that run's series only."""
+    variables = [variable["name"] for variable in dashboard()["templating"]["list"]]
+    assert variables.index("trial") < variables.index("run_id")
+    for where, expr in panel_exprs():
+        for selector in re.findall(r"sandbox_[a-z0-9_]+\{[^}]*\}", expr):
+            assert 'run_id=~"$run_id"' in selector, f"{where}: {selector}"

@@ -11,12 +11,16 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitoring.metrics import TRIAL_STATES, SandboxMetrics
-from tests.monitoring.known_trial import REASONS, RULES, SITES, TRIAL_ID, populate
+from tests.monitoring.known_trial import REASONS, RULES, RUN_ID, SITES, TRIAL_ID, populate
 
 EXPOSED_NAMES = (
     "sandbox_privacy_epsilon_spent",
     "sandbox_privacy_epsilon_budget",
     "sandbox_privacy_delta",
+    "sandbox_privacy_budget_used_ratio",
+    "sandbox_privacy_budget_exhausted",
+    "sandbox_privacy_trial_epsilon_spent",
+    "sandbox_privacy_trial_epsilon_budget",
     "sandbox_rounds_completed_total",
     "sandbox_round",
     "sandbox_round_duration_seconds",
@@ -25,6 +29,8 @@ EXPOSED_NAMES = (
     "sandbox_global_accuracy",
     "sandbox_site_loss",
     "sandbox_global_auroc",
+    "sandbox_global_auroc_sites",
+    "sandbox_global_auroc_test_records",
     "sandbox_fairness_accuracy_gap",
     "sandbox_updates_rejected_total",
     "sandbox_policy_violations_total",
@@ -72,7 +78,7 @@ def test_counters_start_at_zero_for_every_site_reason_and_rule(
 ) -> None:
     """increase() alerts see the first rejection or violation because every counter exists at 0."""
     found = samples(registry)
-    base = {"trial": TRIAL_ID}
+    base = {"trial": TRIAL_ID, "run_id": RUN_ID}
     for (site, jurisdiction), reason in itertools.product(SITES, REASONS):
         labels = {**base, "site": site, "jurisdiction": jurisdiction, "reason": reason}
         assert (labels, 0.0) in found["sandbox_updates_rejected_total"]
@@ -100,19 +106,21 @@ def test_measured_values_are_absent_until_measured(registry: CollectorRegistry, 
     ):
         assert name not in found, name
     metrics.suppress_small_cell("karolinska")
-    assert value(registry, "sandbox_small_cell_suppressed_total", site="karolinska") == 1.0
+    assert value(registry, "sandbox_small_cell_suppressed_total", site="karolinska") == 4.0, "4 statistics a round"
+    metrics.suppress_small_cell("karolinska")
+    assert value(registry, "sandbox_small_cell_suppressed_total", site="karolinska") == 8.0, "and every round"
     assert "sandbox_site_accuracy" not in samples(registry)
 
 
 def test_every_series_carries_trial_and_site_labels(registry: CollectorRegistry, metrics: SandboxMetrics) -> None:
-    """Every series names its trial; site series also name the site and its jurisdiction."""
+    """Every series names its trial and run; site series also name the site and its jurisdiction."""
     populate(metrics)
     found = samples(registry)
     for name in EXPOSED_NAMES:
         series = found.get(name) or found.get(f"{name}_count")
         assert series, name
         for labels, _ in series:
-            assert labels["trial"] == TRIAL_ID, (name, labels)
+            assert labels["trial"] == TRIAL_ID and labels["run_id"] == RUN_ID, (name, labels)
             if name in SITE_NAMES:
                 assert (labels["site"], labels["jurisdiction"]) in SITES, (name, labels)
 
@@ -131,6 +139,8 @@ def test_setters_record_values_in_base_units(registry: CollectorRegistry, metric
     assert value(registry, "sandbox_site_accuracy", site="charite", split="test") == 0.96
     assert value(registry, "sandbox_global_accuracy", split="test") == 0.95
     assert value(registry, "sandbox_global_auroc", split="test") == 0.98
+    assert value(registry, "sandbox_global_auroc_sites", split="test") == 2.0
+    assert value(registry, "sandbox_global_auroc_test_records", split="test") == 72.0
     assert value(registry, "sandbox_fairness_accuracy_gap") == 0.05
     assert value(registry, "sandbox_updates_rejected_total", site="aphp", reason="norm_bound") == 1.0
     assert value(registry, "sandbox_policy_violations_total", site="karolinska", rule="min_cohort_size") == 1.0
@@ -147,7 +157,7 @@ def test_audit_head_shows_only_the_current_hash(registry: CollectorRegistry, met
     metrics.set_audit_head("b" * 64, 7)
     metrics.set_audit_head("b" * 64, 7)
     heads = samples(registry)["sandbox_audit_head_info"]
-    assert heads == [({"trial": TRIAL_ID, "hash": "b" * 64}, 1.0)]
+    assert heads == [({"trial": TRIAL_ID, "run_id": RUN_ID, "hash": "b" * 64}, 1.0)]
     assert value(registry, "sandbox_audit_entries_total") == 7.0
     with pytest.raises(ValueError, match="went down"):
         metrics.set_audit_head("c" * 64, 6)
@@ -201,7 +211,7 @@ def test_unknown_labels_and_impossible_values_are_rejected(
 def test_duplicate_sites_are_rejected(registry: CollectorRegistry) -> None:
     """A site listed twice is a configuration mistake, reported at construction."""
     with pytest.raises(ValueError, match="site values must be unique"):
-        SandboxMetrics(registry, trial_id="t", sites=[("a", "DE"), ("a", "FR")], reasons=[], rules=[])
+        SandboxMetrics(registry, trial_id="t", run_id="r", sites=[("a", "DE"), ("a", "FR")], reasons=[], rules=[])
 
 
 def test_undefined_auroc_is_left_absent(registry: CollectorRegistry, metrics: SandboxMetrics) -> None:
@@ -209,3 +219,41 @@ def test_undefined_auroc_is_left_absent(registry: CollectorRegistry, metrics: Sa
     metrics.set_global_metrics("test", accuracy=0.9, auroc=None)
     assert value(registry, "sandbox_global_accuracy", split="test") == 0.9
     assert "sandbox_global_auroc" not in samples(registry)
+
+
+def test_budget_used_ratio_shows_both_budgets(registry: CollectorRegistry, metrics: SandboxMetrics) -> None:
+    """A regulator sees, per site, how much of the trial's and of the dataset's budget is spent, as ratios."""
+    metrics.set_privacy("aphp", epsilon_spent=2.0, epsilon_budget=8.0, delta=1e-5)
+    metrics.set_trial_privacy("aphp", epsilon_spent=0.49, epsilon_budget=0.5)
+    assert value(registry, "sandbox_privacy_budget_used_ratio", site="aphp", budget="dataset") == 0.25
+    assert value(registry, "sandbox_privacy_budget_used_ratio", site="aphp", budget="trial") == pytest.approx(0.98)
+    metrics.set_trial_privacy("aphp", epsilon_spent=0.0, epsilon_budget=0.0)
+    assert value(registry, "sandbox_privacy_budget_used_ratio", site="aphp", budget="trial") == 1.0
+
+
+def test_auroc_says_what_it_covers(registry: CollectorRegistry, metrics: SandboxMetrics) -> None:
+    """The AUROC comes with the number of sites and test records it averages over; both must be possible."""
+    metrics.set_global_metrics("test", accuracy=0.9, auroc=0.95, auroc_sites=2, auroc_test_records=72)
+    assert value(registry, "sandbox_global_auroc_sites", split="test") == 2.0
+    assert value(registry, "sandbox_global_auroc_test_records", split="test") == 72.0
+    with pytest.raises(ValueError, match="auroc_sites"):
+        metrics.set_global_metrics("test", accuracy=0.9, auroc=0.95, auroc_sites=4, auroc_test_records=72)
+    with pytest.raises(ValueError, match="auroc_test_records"):
+        metrics.set_global_metrics("test", accuracy=0.9, auroc=0.95, auroc_sites=1, auroc_test_records=0)
+
+
+def test_participants_active_can_be_set_for_an_unfinished_round(
+    registry: CollectorRegistry, metrics: SandboxMetrics
+) -> None:
+    """A round cut short (budget stop) still updates who trained in it, never beyond the trial's sites."""
+    metrics.finish_round(1, 1.0, 3)
+    metrics.set_participants_active(0)
+    assert value(registry, "sandbox_participants_active") == 0.0
+    with pytest.raises(ValueError, match="participants"):
+        metrics.set_participants_active(4)
+
+
+def test_empty_run_id_is_rejected(registry: CollectorRegistry) -> None:
+    """Every series needs a run id: an empty one is a programming error, reported at construction."""
+    with pytest.raises(ValueError, match="run_id"):
+        SandboxMetrics(registry, trial_id="t", run_id="", sites=[("a", "DE")], reasons=[], rules=[])

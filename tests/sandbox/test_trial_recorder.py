@@ -30,13 +30,13 @@ def site(site_id: str, num_test: int, accuracy: float) -> SiteRoundMetrics:
 
 
 def test_site_below_min_cohort_gets_no_series_and_is_counted(tmp_path: Path) -> None:
-    """A site whose test part has fewer than 11 records gets no per-site series or report entry; the suppression is counted once."""
+    """A site whose test part has fewer than 11 records gets no per-site series or report entry; each withheld statistic is counted every round."""
     registry = CollectorRegistry()
     recorder = TrialRecorder(
         load_spec(DEMO),
         tmp_path / "run",
         run_id="run",
-        metrics=new_metrics(load_spec(DEMO), registry),
+        metrics=new_metrics(load_spec(DEMO), registry, run_id="run"),
         registry=registry,
     )
     recorder.trial_started()
@@ -59,11 +59,12 @@ def test_site_below_min_cohort_gets_no_series_and_is_counted(tmp_path: Path) -> 
     report = recorder.trial_finished(None)
 
     def sample(name: str, **labels: str) -> float | None:
-        return registry.get_sample_value(name, {"trial": "cancer-risk-demo", **labels})
+        return registry.get_sample_value(name, {"trial": "cancer-risk-demo", "run_id": "run", **labels})
 
     assert sample("sandbox_site_accuracy", site="ch-zurich", jurisdiction="CH", split="test") is None
     assert sample("sandbox_site_accuracy", site="gb-leeds", jurisdiction="GB", split="test") == 0.95
-    assert sample("sandbox_small_cell_suppressed_total", site="ch-zurich", jurisdiction="CH") == 1.0
+    # 2 rounds x 4 statistics (train/test accuracy and loss)
+    assert sample("sandbox_small_cell_suppressed_total", site="ch-zurich", jurisdiction="CH") == 8.0
     assert sample("sandbox_small_cell_suppressed_total", site="gb-leeds", jurisdiction="GB") == 0.0
     assert sample("sandbox_fairness_accuracy_gap") == 1.0 - 0.9, "the gap covers released sites only"
     zurich = next(s for s in report["sites"] if s["site_id"] == "ch-zurich")
@@ -84,7 +85,7 @@ def test_rejections_and_skipped_rounds_are_counted_audited_and_reported(tmp_path
         load_spec(DEMO),
         tmp_path / "run",
         run_id="run",
-        metrics=new_metrics(load_spec(DEMO), registry),
+        metrics=new_metrics(load_spec(DEMO), registry, run_id="run"),
         registry=registry,
     )
     recorder.trial_started()
@@ -97,7 +98,7 @@ def test_rejections_and_skipped_rounds_are_counted_audited_and_reported(tmp_path
     recorder.round_finished(RoundOutcome(server_round=2))
     report = recorder.trial_finished(None)
 
-    labels = {"trial": "cancer-risk-demo", "site": "gb-leeds", "jurisdiction": "GB"}
+    labels = {"trial": "cancer-risk-demo", "run_id": "run", "site": "gb-leeds", "jurisdiction": "GB"}
     assert registry.get_sample_value("sandbox_updates_rejected_total", {**labels, "reason": "norm-too-large"}) == 1.0
     assert registry.get_sample_value("sandbox_updates_rejected_total", {**labels, "reason": "non-finite"}) == 0.0
     first, second = report["rounds"]
@@ -118,11 +119,11 @@ def test_rejections_and_skipped_rounds_are_counted_audited_and_reported(tmp_path
 
 
 def test_site_that_withholds_its_statistics_is_counted_as_suppressed(tmp_path: Path) -> None:
-    """A site that withholds its evaluation (small cell) gets no per-site series; the coordinator counts the suppression once."""
+    """A site that withholds its evaluation (small cell) gets no per-site series; the coordinator counts each withheld statistic every round."""
     registry = CollectorRegistry()
     loaded = load_spec(DEMO)
     recorder = TrialRecorder(
-        loaded, tmp_path / "run", run_id="run", metrics=new_metrics(loaded, registry), registry=registry
+        loaded, tmp_path / "run", run_id="run", metrics=new_metrics(loaded, registry, run_id="run"), registry=registry
     )
     recorder.trial_started()
     for server_round in (1, 2):
@@ -135,8 +136,31 @@ def test_site_that_withholds_its_statistics_is_counted_as_suppressed(tmp_path: P
         recorder.round_started(server_round)
         recorder.round_finished(outcome)
     report = recorder.trial_finished(None)
-    labels = {"trial": "cancer-risk-demo", "site": "ch-zurich", "jurisdiction": "CH"}
-    assert registry.get_sample_value("sandbox_small_cell_suppressed_total", labels) == 1.0
+    labels = {"trial": "cancer-risk-demo", "run_id": "run", "site": "ch-zurich", "jurisdiction": "CH"}
+    assert registry.get_sample_value("sandbox_small_cell_suppressed_total", labels) == 8.0
     assert registry.get_sample_value("sandbox_site_accuracy", {**labels, "split": "test"}) is None
     assert report["rounds"][-1]["suppressed_sites"] == ["ch-zurich"]
     assert next(s for s in report["sites"] if s["site_id"] == "ch-zurich")["suppressed"] is True
+
+
+def test_a_round_ended_by_a_budget_stop_shows_who_trained_in_it(tmp_path: Path) -> None:
+    """Active participants is who trained in the last round, also when the trial stops inside that round."""
+    registry = CollectorRegistry()
+    loaded = load_spec(DEMO)
+    recorder = TrialRecorder(
+        loaded, tmp_path / "run", run_id="run", metrics=new_metrics(loaded, registry, run_id="run"), registry=registry
+    )
+    recorder.trial_started()
+    recorder.round_started(1)
+    recorder.round_finished(
+        RoundOutcome(server_round=1, trained_sites=["de-berlin", "fr-lyon", "gb-leeds", "ch-zurich"])
+    )
+    active = {"trial": "cancer-risk-demo", "run_id": "run"}
+    assert registry.get_sample_value("sandbox_participants_active", active) == 4.0
+    recorder.round_started(2)
+    for site_id in ("de-berlin", "fr-lyon", "gb-leeds"):
+        recorder.update_rejected(2, site_id, "site-refused", "privacy-budget-exhausted: no budget left")
+    recorder.update_rejected(2, "ch-zurich", "norm-too-large", "L2 norm 1e+06 > 10")
+    recorder.round_skipped(2, accepted=0, required=3)  # the budget stop follows: no round_finished
+    recorder.trial_finished(None, state="budget-exhausted")
+    assert registry.get_sample_value("sandbox_participants_active", active) == 1.0, "ch-zurich trained, 3 refused"
