@@ -1,7 +1,8 @@
 """What one round produced, as the coordinator saw it: per-site aggregates and pooled global metrics.
 
-Global accuracy and loss are pooled over the sites' test parts (weighted by test records), so
-they equal the accuracy on the union of the test parts. Global AUROC is the test-record-weighted
+Global accuracy and loss are pooled over the sites' test parts, weighted by the test counts the
+sites release (rounded down to 10 records), so they equal the accuracy on the union of the test
+parts to within that rounding (the demo: 0.9525 reported, 0.9514 on the exact union). Global AUROC is the test-record-weighted
 mean of the per-site AUROCs (the coordinator never sees scores, so a pooled ROC is not available);
 it says which sites and how many test records it covers (``auroc_sites``, ``auroc_num_test``).
 """

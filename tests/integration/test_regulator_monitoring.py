@@ -117,7 +117,8 @@ def test_demo_auroc_says_what_it_covers_in_series_and_report(demo_run: DemoRun) 
     last_round = demo_run.report["rounds"][-1]["sites"]
     covered = [stats["num_test"] for stats in last_round.values() if stats["test_auroc"] is not None]
     assert final["auroc_sites"] == len(covered) >= 1
-    assert final["auroc_num_test"] == sum(covered) <= final["num_test"] == 144
+    # Test counts leave the sites rounded down to 10 records: 31, 34, 38, 41 -> 30, 30, 30, 40.
+    assert final["auroc_num_test"] == sum(covered) <= final["num_test"] == 130
     assert demo_run.summary["global_test_auroc_sites"] == final["auroc_sites"]
     assert demo_run.summary["global_test_auroc_num_test"] == final["auroc_num_test"]
     run_id = demo_run.run_dir.name
