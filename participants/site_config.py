@@ -31,7 +31,9 @@ class EmbeddedSource(_Frozen):
     """One simulated site's share of scikit-learn's bundled breast-cancer set (demo only)."""
 
     kind: Literal["embedded-breast-cancer"]
-    partition: int = Field(ge=0, lt=EMBEDDED_PARTITIONS, description="Which of the 4 simulated sites' shares.")
+    partition: int = Field(
+        strict=True, ge=0, lt=EMBEDDED_PARTITIONS, description="Which of the 4 simulated sites' shares."
+    )
 
 
 class CsvSource(_Frozen):
@@ -54,9 +56,11 @@ class SiteConfig(_Frozen):
     site_id: str = Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length=63)
     jurisdiction: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 country code.")
     institution: str = Field(min_length=1, max_length=200)
-    simulated: bool = Field(default=False, description="True for the demo's simulated sites.")
+    simulated: bool = Field(strict=True, default=False, description="True for the demo's simulated sites.")
     data: DataSource
-    test_fraction: float = Field(default=0.25, gt=0, lt=1, description="Share of records held out for testing.")
+    test_fraction: float = Field(
+        strict=True, default=0.25, gt=0, lt=1, description="Share of records held out for testing."
+    )
     policy: str | None = Field(default=None, description="The institution's policy file, relative to this file.")
     state_dir: str | None = Field(
         default=None, description="Folder for the site's audit chain and privacy ledger, relative to this file."

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
 
-import yaml
+from trialcore.errors import BadInputError
+from trialcore.yaml_file import parse_yaml_mapping
 
 __all__ = ["PRESET_PREFIX", "PresetInfo", "list_presets", "preset_file", "preset_names", "preset_source", "preset_text"]
 
@@ -75,7 +76,9 @@ def list_presets() -> list[PresetInfo]:
     """Every shipped preset with its title and one-line summary, sorted by name."""
     infos: list[PresetInfo] = []
     for name in preset_names():
-        data = yaml.safe_load(preset_text(name) or "")
-        data = data if isinstance(data, dict) else {}
+        try:
+            data = parse_yaml_mapping(preset_text(name) or "", shown_as=preset_source(name), what="policy preset")
+        except BadInputError:
+            data = {}  # listed by name; loading it (policies show, extends) names the problem
         infos.append(PresetInfo(name, str(data.get("title") or name), str(data.get("summary") or "")))
     return infos

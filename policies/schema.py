@@ -38,6 +38,7 @@ from policies.terms import (
     unique,
 )
 from policies.vocabulary import vocabulary
+from trialcore.privacy_accountant import MAX_NOISE_MULTIPLIER
 
 __all__ = [
     "AiSection",
@@ -116,7 +117,9 @@ class PrivacySection(_Strict):
         default=None, description="Largest delta of (epsilon, delta)-DP, a probability in (0, 1). Required at root."
     )
     min_noise_multiplier: NonNegativeFloat | None = Field(
-        default=None, description="Smallest DP-SGD noise multiplier (noise std / clipping norm). Required at root."
+        default=None,
+        le=MAX_NOISE_MULTIPLIER,
+        description="Smallest DP-SGD noise multiplier (noise std / clipping norm). Required at root.",
     )
     max_clipping_norm: PositiveFloat | None = Field(
         default=None, description="Largest per-sample gradient clipping norm (max_grad_norm, L2). Required at root."

@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-import yaml
-
-from trialcore.errors import SandboxError
+from trialcore.errors import BadInputError, SandboxError
+from trialcore.yaml_file import parse_yaml_mapping
 
 __all__ = ["VOCABULARY_SOURCE", "Vocabulary", "vocabulary"]
 
@@ -71,7 +70,11 @@ class Vocabulary:
 def vocabulary() -> Vocabulary:
     """The shipped vocabulary, parsed and checked once per process."""
     text = resources.files("policies").joinpath("vocabulary.yaml").read_text(encoding="utf-8")
-    return parse_vocabulary(yaml.safe_load(text))
+    try:
+        data = parse_yaml_mapping(text, shown_as=VOCABULARY_SOURCE, what="vocabulary")
+    except BadInputError as err:  # a packaging bug, not user input
+        raise SandboxError(f"Broken vocabulary {VOCABULARY_SOURCE}: {'; '.join(err.lines())}") from err
+    return parse_vocabulary(data)
 
 
 def parse_vocabulary(data: Any) -> Vocabulary:

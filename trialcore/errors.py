@@ -23,6 +23,7 @@ naming the file as given, the field path, the value found and what is allowed.
 from __future__ import annotations
 
 import enum
+import reprlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,12 +42,34 @@ class ExitCode(enum.IntEnum):
 
 
 _MAX_VALUE_CHARS = 80
+_MAX_INT_BITS = 256
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _MAX_VALUE_CHARS
+_REPR.maxother = _MAX_VALUE_CHARS
+_REPR.maxlong = _MAX_VALUE_CHARS
+_REPR.maxlevel = 3
+for _name in ("maxdict", "maxlist", "maxtuple", "maxset", "maxfrozenset", "maxdeque", "maxarray"):
+    setattr(_REPR, _name, 4)
 
 
 def show_value(value: object) -> str:
-    """Render a found value on one short line (newlines escaped, long values cut)."""
-    text = repr(value)
-    text = text.replace("\n", "\\n").replace("\r", "\\r")
+    """Render a found value on one short, terminal-safe line.
+
+    The value is shortened *before* it is rendered (a string is cut to 80 characters, a container
+    to its first few items, three levels deep), so a hostile value of gigabytes costs no more than a
+    short one; control characters are escaped (``\\x1b``, ``\\n``), never written raw.
+    """
+    if isinstance(value, (str, bytes)):
+        text = repr(value[: _MAX_VALUE_CHARS + 1])
+    elif isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > _MAX_INT_BITS:
+        text = f"an integer of {value.bit_length()} bits"  # repr of a huge int is slow, or refused
+    else:
+        try:
+            text = _REPR.repr(value)
+        except Exception:  # a value whose repr fails still gets a line
+            text = f"<{type(value).__name__}>"
+    text = terminal_safe(text)
     if len(text) > _MAX_VALUE_CHARS:
         text = text[: _MAX_VALUE_CHARS - 3] + "..."
     return text
@@ -60,6 +83,36 @@ def show_path(path: Path | None) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+def show_text(text: str) -> str:
+    """``text`` shortened to 80 characters and made terminal-safe, without the quotes of :func:`show_value`."""
+    return terminal_safe(text[: _MAX_VALUE_CHARS + 1].replace("\n", " ").replace("\r", " "))[:_MAX_VALUE_CHARS]
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every control or format character escaped (``\\x1b[31m`` stays visible, inert).
+
+    Terminal escape sequences, carriage returns, bidirectional overrides (U+202E) and other
+    non-printing characters in a file name, a title or a key would otherwise act on the terminal
+    of whoever reads the message.
+    """
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() or char == " " else _escaped(char) for char in text)
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    if char == "\n":
+        return "\\n"
+    if char == "\r":
+        return "\\r"
+    if char == "\t":
+        return "\\t"
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 @dataclass(frozen=True)
@@ -90,7 +143,7 @@ class Problem:
             parts.append(self.field)
         head = ": ".join(parts)
         found = f"found {self.found}; " if self.found else ""
-        return f"{head}: {found}{self.allowed}"
+        return terminal_safe(f"{head}: {found}{self.allowed}")
 
     def as_dict(self) -> dict[str, str]:
         return {"file": self.source, "field": self.field, "found": self.found, "allowed": self.allowed}

@@ -5,7 +5,8 @@ federation (a folder of site node configs, relative to the spec file), the parti
 id and jurisdiction, the rounds, local training settings and a seed. It never carries a site's
 own settings (data source, policy, state folder): those belong to the site's node config.
 
-Every model forbids unknown keys: a typo in YAML is an error, not a silent default.
+Every model forbids unknown keys: a typo in YAML is an error, not a silent default. Every number is
+strict: ``rounds: true`` or ``epochs: 2.0`` is refused, never read as 1 or 2.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from trialcore.privacy_accountant import accountant_refusal
+from trialcore.privacy_accountant import MAX_NOISE_MULTIPLIER, accountant_refusal
 
 KEBAB_ID = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 COUNTRY_CODE = r"^[A-Z]{2}$"
@@ -32,8 +33,12 @@ class ModelSpec(_Frozen):
     """The model every site trains: a small torch network chosen by name."""
 
     name: Literal["logistic_regression", "mlp"] = Field(description="Model architecture.")
-    input_features: int = Field(gt=0, le=100_000, description="Number of feature columns every site provides.")
-    hidden_units: int = Field(default=16, gt=0, le=4096, description="Width of the MLP's hidden layer (mlp only).")
+    input_features: int = Field(
+        strict=True, gt=0, le=100_000, description="Number of feature columns every site provides."
+    )
+    hidden_units: int = Field(
+        strict=True, default=16, gt=0, le=4096, description="Width of the MLP's hidden layer (mlp only)."
+    )
 
 
 class Participant(_Frozen):
@@ -52,18 +57,20 @@ class Aggregator(_Frozen):
 class LocalTraining(_Frozen):
     """Training each site runs on its own records per round."""
 
-    epochs: int = Field(gt=0, le=100, description="Local epochs per round.")
-    batch_size: int = Field(gt=0, le=100_000, description="Records per batch.")
-    learning_rate: float = Field(gt=0, le=10, description="SGD learning rate.")
+    epochs: int = Field(strict=True, gt=0, le=100, description="Local epochs per round.")
+    batch_size: int = Field(strict=True, gt=0, le=100_000, description="Records per batch.")
+    learning_rate: float = Field(strict=True, gt=0, le=10, description="SGD learning rate.")
 
 
 class Privacy(_Frozen):
     """Record-level differential privacy asked of every site (sites may impose a stricter floor)."""
 
-    epsilon_budget: float = Field(gt=0, description="Epsilon each site may spend on this trial.")
-    delta: float = Field(gt=0, lt=1, description="Delta of the (epsilon, delta) guarantee.")
-    noise_multiplier: float | None = Field(default=None, gt=0, description="DP-SGD noise multiplier; null = no DP.")
-    max_grad_norm: float | None = Field(default=None, gt=0, description="DP-SGD per-sample clipping norm.")
+    epsilon_budget: float = Field(strict=True, gt=0, description="Epsilon each site may spend on this trial.")
+    delta: float = Field(strict=True, gt=0, lt=1, description="Delta of the (epsilon, delta) guarantee.")
+    noise_multiplier: float | None = Field(
+        strict=True, default=None, gt=0, le=MAX_NOISE_MULTIPLIER, description="DP-SGD noise multiplier; null = no DP."
+    )
+    max_grad_norm: float | None = Field(strict=True, default=None, gt=0, description="DP-SGD per-sample clipping norm.")
     accountant: str = Field(
         default="rdp",
         description="Privacy accountant: rdp (Renyi DP, default) or prv (privacy random variables); "
@@ -138,13 +145,13 @@ class TrialSpec(_Frozen):
     federation: str = Field(min_length=1, description="Folder of site node configs, relative to this file.")
     aggregator: Aggregator
     participants: tuple[Participant, ...] = Field(min_length=1)
-    rounds: int = Field(gt=0, le=10_000)
-    min_participants: int = Field(default=2, gt=0)
+    rounds: int = Field(strict=True, gt=0, le=10_000)
+    min_participants: int = Field(strict=True, default=2, gt=0)
     local_training: LocalTraining
     privacy: Privacy
     strategy: StrategySpec = StrategySpec()
     approvals: Approvals = Approvals()
-    seed: int = Field(ge=0, lt=2**32)
+    seed: int = Field(strict=True, ge=0, lt=2**32)
 
     @field_validator("purpose")
     @classmethod
