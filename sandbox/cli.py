@@ -7,6 +7,8 @@ Exit codes (one table for every command; see README):
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,8 +27,8 @@ from sandbox.federation import load_federation
 from sandbox.resolved_trial import resolve_trial
 from trialcore.audit_entry import ChainHead
 from trialcore.audit_verify import verify_chain
-from trialcore.cli_output import OutputFormat, configure_logging, emit_json, guarded
-from trialcore.errors import ExitCode
+from trialcore.cli_output import OutputFormat, configure_logging, emit_json, guarded, plain
+from trialcore.errors import BadInputError, ExitCode, Problem, show_value
 from trialcore.spec_loading import LoadedSpec, load_spec
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -54,8 +56,72 @@ FormatOption = typer.Option(
 stderr = Console(stderr=True)
 
 
+def load_checked_spec(spec_path: str) -> LoadedSpec:
+    """The spec, with its strategy parameters checked against the chosen Flower strategy (exit 2 if not)."""
+    from sandbox.strategy_choice import check_strategy  # imports Flower: only when a spec is checked
+
+    return check_strategy(load_spec(spec_path))
+
+
+def check_runs_root(runs_root: Path, trial_id: str) -> None:
+    """Refuse (exit 2) a ``--runs-root`` the run folder cannot be made in, before the engine starts.
+
+    The nearest existing folder on the way to ``runs_root/<trial-id>`` must be a folder the sandbox
+    may write in; a file anywhere on that way is named.
+    """
+    shown = str(runs_root)
+    target = runs_root / trial_id
+    probe = target
+    while True:
+        try:
+            info = probe.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            if probe.parent == probe:
+                break
+            probe = probe.parent
+            continue
+        except OSError as err:
+            raise BadInputError(
+                f"Cannot use --runs-root '{shown}'",
+                [
+                    Problem(
+                        "--runs-root",
+                        "",
+                        f"{show_value(str(probe))} ({err.strerror})",
+                        "a folder the sandbox can write in",
+                    )
+                ],
+            ) from err
+        if not stat.S_ISDIR(info.st_mode):
+            found = f"{show_value(str(probe))} is a file, not a folder"
+            raise BadInputError(
+                f"Cannot use --runs-root '{shown}'",
+                [
+                    Problem(
+                        "--runs-root",
+                        "",
+                        found,
+                        "a folder (or a path where one can be made) for runs/<trial-id>/<run-id>/",
+                    )
+                ],
+            )
+        if not os.access(probe, os.W_OK | os.X_OK):
+            raise BadInputError(
+                f"Cannot use --runs-root '{shown}'",
+                [
+                    Problem(
+                        "--runs-root",
+                        "",
+                        f"{show_value(str(probe))} is not writable",
+                        "a folder the sandbox can write in",
+                    )
+                ],
+            )
+        return
+
+
 def _load_all(spec_path: str) -> LoadedSpec:
-    loaded = load_spec(spec_path)
+    loaded = load_checked_spec(spec_path)
     load_federation(loaded)
     return loaded
 
@@ -75,7 +141,7 @@ def validate(
     table = Table(title=f"Trial '{loaded.spec.trial_id}' is valid", show_header=False, title_justify="left")
     for key, value in summary.items():
         if key != "participants":
-            table.add_row(key, str(value))
+            table.add_row(key, plain(value))
     table.add_row("participants", ", ".join(f"{p['site_id']} ({p['jurisdiction']})" for p in summary["participants"]))
     console.print(table)
 
@@ -137,7 +203,8 @@ def run(
     from sandbox.trial_run import run_in_simulation
 
     configure_logging(verbose)
-    loaded = guarded(output, lambda: load_spec(spec))
+    loaded = guarded(output, lambda: load_checked_spec(spec))
+    guarded(output, lambda: check_runs_root(runs_root, loaded.spec.trial_id))
     trial = guarded(output, lambda: resolve_trial(loaded))
     clearance = guarded(output, lambda: clear_trial(trial))
     if clearance.verdict.refused:

@@ -10,7 +10,7 @@ from policies import ROW_COLUMNS, PreflightResult, list_presets, load_preset, pr
 from sandbox.consent import clear_trial
 from sandbox.preflight import expected_privacy_stop
 from sandbox.resolved_trial import resolve_trial
-from trialcore.cli_output import OutputFormat, emit_json, guarded
+from trialcore.cli_output import OutputFormat, emit_json, guarded, plain
 from trialcore.errors import BadInputError, ExitCode, Problem, show_value
 from trialcore.spec_loading import load_spec
 
@@ -31,7 +31,9 @@ def check(
     output: OutputFormat = FormatOption,
 ) -> None:
     """Pre-flight a trial against every participant's policy and signed approval: a permit/deny table per site and clause (exit 3 if refused, 5 if an approval fails its integrity check)."""
-    loaded = guarded(output, lambda: load_spec(spec))
+    from sandbox.strategy_choice import check_strategy  # imports Flower: only when a spec is checked
+
+    loaded = guarded(output, lambda: check_strategy(load_spec(spec)))
     trial = guarded(output, lambda: resolve_trial(loaded))
     result = guarded(output, lambda: clear_trial(trial)).verdict
     stop = expected_privacy_stop(result, min_participants=loaded.spec.min_participants)
@@ -65,7 +67,7 @@ def show_preflight(
         table.add_column(column, overflow="fold")
     for row in result.rows(include_permits=permits):
         style = "bold red" if row[2] in ("DENY", "INFEASIBLE") else None
-        table.add_row(*row, style=style)
+        table.add_row(*(plain(cell) for cell in row), style=style)
     console = Console(width=200)
     console.print(table)
     if result.privacy_costs:

@@ -16,8 +16,9 @@ from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
 import typer
+from rich.text import Text
 
-from trialcore.errors import ExitCode, SandboxError
+from trialcore.errors import ExitCode, SandboxError, terminal_safe
 
 T = TypeVar("T")
 
@@ -48,7 +49,7 @@ def fail(error: SandboxError, output: OutputFormat) -> NoReturn:
             }
         )
     else:
-        sys.stderr.write(f"error: {error.summary}\n")
+        sys.stderr.write(f"error: {terminal_safe(error.summary)}\n")
         for line in error.lines():
             sys.stderr.write(f"{line}\n")
     raise typer.Exit(int(error.exit_code))
@@ -70,6 +71,11 @@ def guarded(output: OutputFormat, action: Callable[[], T]) -> T:
         if output is OutputFormat.json:
             emit_json({"ok": False, "exit_code": int(ExitCode.INTERNAL_ERROR), "error": f"internal error: {error}"})
         raise typer.Exit(int(ExitCode.INTERNAL_ERROR)) from error
+
+
+def plain(value: object) -> Text:
+    """A table cell or line for Rich that shows ``value`` as typed: no markup, control characters escaped."""
+    return Text(terminal_safe(str(value)))
 
 
 def configure_logging(verbose: bool) -> None:

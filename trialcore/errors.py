@@ -161,7 +161,7 @@ class SandboxError(Exception):
 
     def lines(self) -> list[str]:
         """The lines a user sees: one per problem, or the summary alone."""
-        return [p.line() for p in self.problems] or [self.summary]
+        return [p.line() for p in self.problems] or [terminal_safe(self.summary)]
 
     def render(self) -> str:
         return "\n".join([self.summary, *("  - " + p.line() for p in self.problems)])

@@ -28,7 +28,7 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
-from trialcore.errors import BadInputError, Problem
+from trialcore.errors import BadInputError, Problem, show_value
 
 REFUSED_ACCOUNTANTS = {
     "gdp": "Opacus's Gaussian (CLT) accountant is an asymptotic approximation that can under-report epsilon",
@@ -77,12 +77,14 @@ class Mechanism:
         found: list[Problem] = []
         if not (math.isfinite(self.noise_multiplier) and 0 < self.noise_multiplier <= MAX_NOISE_MULTIPLIER):
             found.append(
-                Problem(source, names[0], repr(self.noise_multiplier), f"a number > 0 and <= {MAX_NOISE_MULTIPLIER:g}")
+                Problem(
+                    source, names[0], show_value(self.noise_multiplier), f"a number > 0 and <= {MAX_NOISE_MULTIPLIER:g}"
+                )
             )
         if not (math.isfinite(self.sample_rate) and 0 < self.sample_rate <= 1):
-            found.append(Problem(source, names[1], repr(self.sample_rate), "a probability in (0, 1]"))
+            found.append(Problem(source, names[1], show_value(self.sample_rate), "a probability in (0, 1]"))
         if self.steps < 0:
-            found.append(Problem(source, names[2], repr(self.steps), "a whole number >= 0"))
+            found.append(Problem(source, names[2], show_value(self.steps), "a whole number >= 0"))
         return found
 
 
@@ -93,9 +95,9 @@ def accountant_refusal(name: str) -> tuple[str, str] | None:
     """
     lowered = name.strip().lower()
     if lowered in REFUSED_ACCOUNTANTS:
-        return f"Accountant '{name}' is refused", f"{ACCOUNTANT_CHOICES} ({REFUSED_ACCOUNTANTS[lowered]})"
+        return f"Accountant {show_value(name)} is refused", f"{ACCOUNTANT_CHOICES} ({REFUSED_ACCOUNTANTS[lowered]})"
     if lowered not in {a.value for a in Accountant}:
-        return f"Unknown accountant '{name}'", ACCOUNTANT_CHOICES
+        return f"Unknown accountant {show_value(name)}", ACCOUNTANT_CHOICES
     return None
 
 
@@ -104,7 +106,7 @@ def parse_accountant(name: str, *, source: str = "--accountant") -> Accountant:
     refusal = accountant_refusal(name)
     if refusal is not None:
         summary, allowed = refusal
-        raise PrivacyInputError(summary, [Problem(source, "accountant", repr(name), allowed)])
+        raise PrivacyInputError(summary, [Problem(source, "accountant", show_value(name), allowed)])
     return Accountant(name.strip().lower())
 
 
@@ -127,7 +129,7 @@ def epsilon(
     mechanisms = list(history)
     problems = [p for m in mechanisms for p in m.problems(source, names[:3])]
     if not (math.isfinite(delta) and 0 < delta < 1):
-        problems.append(Problem(source, names[3], repr(delta), "a probability in (0, 1)"))
+        problems.append(Problem(source, names[3], show_value(delta), "a probability in (0, 1)"))
     if problems:
         raise PrivacyInputError("Cannot compute epsilon", problems)
     merged: dict[tuple[float, float], int] = {}

@@ -27,7 +27,7 @@ from typing import Any, get_args
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from trialcore.errors import BadInputError, Problem, show_text, show_value
+from trialcore.errors import BadInputError, Problem, show_text, show_value, terminal_safe
 
 __all__ = ["MAX_YAML_BYTES", "parse_yaml_mapping", "problems_from_validation", "read_yaml_mapping"]
 
@@ -315,8 +315,11 @@ def _nested_model(annotation: Any) -> Any:
     return None
 
 
+_MAX_MESSAGE_CHARS = 400
+
+
 def _clean_message(message: str) -> str:
-    message = message.replace("\n", " ")
+    message = terminal_safe(message[:_MAX_MESSAGE_CHARS].replace("\n", " "))
     for prefix in ("Value error, ", "Assertion failed, "):
         if message.startswith(prefix):
             message = message[len(prefix) :]
