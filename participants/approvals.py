@@ -148,7 +148,7 @@ def _stamp(path: str) -> tuple[str, int, int]:
 
 def _chain(policy_file: Path) -> tuple[tuple[str, str], ...]:
     """The files of a policy's ``extends`` chain, root first; re-read only when one of them changed."""
-    key = str(policy_file.resolve())
+    key = os.path.realpath(policy_file)
     cached = _chains.get(key)
     try:
         if cached is not None and all(_stamp(stamp[0]) == stamp for stamp in cached[0]):

@@ -12,6 +12,7 @@ does not set it requires no signed approval.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -96,7 +97,7 @@ class LoadedSiteConfig(BaseModel):
 
     def resolve(self, relative: str) -> Path:
         """A path from the config, resolved relative to the config file's folder."""
-        return (self.path.parent / relative).resolve()
+        return Path(os.path.realpath(self.path.parent / relative))  # a link loop stays a path; opening it names it
 
 
 def load_site_config(path: str | Path) -> LoadedSiteConfig:
@@ -108,4 +109,4 @@ def load_site_config(path: str | Path) -> LoadedSiteConfig:
     except ValidationError as err:
         problems = problems_from_validation(err, source=shown_as, model=SiteConfig)
         raise SiteConfigError(f"Invalid site config '{shown_as}'", problems) from err
-    return LoadedSiteConfig(config=config, path=Path(path).resolve(), shown_as=shown_as)
+    return LoadedSiteConfig(config=config, path=Path(os.path.realpath(path)), shown_as=shown_as)

@@ -56,7 +56,7 @@ class _Ref:
         if self.preset is not None:
             return PRESET_PREFIX + self.preset
         assert self.path is not None
-        return str(self.path.resolve())
+        return os.path.realpath(self.path)
 
 
 @dataclass(frozen=True)

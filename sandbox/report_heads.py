@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,10 +42,10 @@ def recorded_head(report_path: Path, chain: Path) -> ChainHead:
             f"Cannot read report '{shown}'",
             [Problem(shown, "", "not a JSON object", "a report.json written by sandbox run")],
         )
-    target = chain.resolve()
+    target = Path(os.path.realpath(chain))
     known = []
     for _field, head in _heads(report):
-        path = (report_path.parent / str(head.get("path", ""))).resolve()
+        path = Path(os.path.realpath(report_path.parent / str(head.get("path", ""))))
         known.append(str(head.get("path")))
         if path == target:
             return ChainHead(hash=str(head["hash"]), length=int(head["length"]))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ class LoadedSpec:
     @property
     def federation_dir(self) -> Path:
         """The federation folder, resolved relative to the spec file."""
-        return (self.path.parent / self.spec.federation).resolve()
+        return Path(os.path.realpath(self.path.parent / self.spec.federation))
 
 
 def spec_hash(spec: TrialSpec) -> str:

@@ -95,7 +95,8 @@ def test_non_numeric_value_names_row_and_column(tmp_path: Path) -> None:
     text = GOOD_CSV.replace("\n2,20,-2,0\n", "\n2,twenty,-2,0\n")
     assert "twenty" in text
     assert problem_lines(write_site(tmp_path, text)) == [
-        "data/records.csv: row 4, column b: found 'twenty'; a finite number"
+        "data/records.csv: row 4, column b: found 'twenty'; "
+        "a finite number of magnitude at most 3.402823e+38 (training uses float32)"
     ]
 
 
