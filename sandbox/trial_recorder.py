@@ -24,6 +24,7 @@ from monitoring.metrics import SandboxMetrics
 from participants.record_values import as_float
 from policies import PrivacyCost
 from sandbox.enforcement import Incident
+from sandbox.ledger_view import SOURCE_LEDGER, SOURCE_NONE, SOURCE_REPLY, visible_ledger
 from sandbox.round_outcome import RoundOutcome, SiteRoundMetrics
 from sandbox.site_failures import FAILED_STATE, SiteFailure, distinct
 from sandbox.trial_control import ControlRequest
@@ -62,6 +63,10 @@ PRIVACY_SCOPE = {
         "anyone who knows the seed could regenerate the noise. Real sites draw them from a secret source.",
         "A site's epsilon across trials is only as complete as its ledger: real sites must keep one in their state "
         "folder; simulated sites start a fresh ledger every run.",
+        "epsilon_source says where each site's figures come from: site-ledger (its ledger under the run folder, "
+        "read at the end, so a charge whose reply was lost still counts), site-reply (its last training reply; "
+        "a real site's ledger is out of the coordinator's sight, and a charge made before a failed reply shows "
+        "only in the site's own ledger: `sandbox privacy ledger` there) or no-charge.",
     ],
 }
 """What the epsilon in the report does and does not cover, for regulators reading it."""
@@ -139,6 +144,10 @@ class TrialRecorder:
         self.dry_run = dict(privacy_costs or {})
         self.privacy: dict[str, dict[str, Any]] = {}
         """Site id -> the site's newest ledger figures (from its last charge), for the report."""
+        self.ledger_sites: set[str] = set()
+        """Sites whose ledger the coordinator read at the end (simulated sites: under the run folder)."""
+        self.ledger_problems: dict[str, str] = {}
+        """Site id -> why its ledger under the run folder could not be read."""
         self.budget_exhausted_sites: dict[str, int] = {}
         """Site id -> the round it first refused for lack of privacy budget."""
         self.failure: dict[str, Any] | None = None
@@ -334,6 +343,7 @@ class TrialRecorder:
         (:meth:`trial_failed`).
         """
         self.state = state
+        self._reconcile_privacy()
         if arrays is not None:
             buffer = io.BytesIO()
             torch.save(arrays.to_torch_state_dict(), buffer)
@@ -346,6 +356,47 @@ class TrialRecorder:
         write_json_atomic(self.run_dir / layout.REPORT_FILE, report)
         write_textfile(self.registry, self.run_dir / layout.METRICS_FILE)
         return report
+
+    def _reconcile_privacy(self) -> None:
+        """Make the report and metrics show what each visible site ledger holds for this trial.
+
+        A site that charged its ledger and then failed sent no figures for that charge; its ledger
+        (under the run folder for a simulated site) is the truth. Each correction is audited.
+        """
+        spec = self.loaded.spec
+        for participant in spec.participants:
+            site_id = participant.site_id
+            found = visible_ledger(self.run_dir, site_id, trial_id=spec.trial_id)
+            if isinstance(found, str):
+                self.ledger_problems[site_id] = found
+                self.record("privacy-ledger-unreadable", {"site_id": site_id, "reason": found})
+                continue
+            if found is None:
+                continue
+            self.ledger_sites.add(site_id)
+            figures = found.as_report()
+            reported = self.privacy.get(site_id)
+            if reported is not None and all(reported[k] == v for k, v in figures.items()):
+                continue
+            self.record(
+                "privacy-reconciled",
+                {
+                    "site_id": site_id,
+                    "reported_round": reported["last_charged_round"] if reported else None,
+                    "ledger_round": found.last_charged_round,
+                    "ledger_charges": found.charges,
+                    "trial_epsilon": found.trial_epsilon,
+                    "epsilon_spent": found.epsilon_spent,
+                },
+            )
+            self.privacy[site_id] = figures
+            if site_id in self.metrics.sites:
+                self.metrics.set_privacy(
+                    site_id, epsilon_spent=found.epsilon_spent, epsilon_budget=found.epsilon_budget, delta=found.delta
+                )
+                self.metrics.set_trial_privacy(
+                    site_id, epsilon_spent=found.trial_epsilon, epsilon_budget=found.trial_epsilon_budget
+                )
 
     # -- report --------------------------------------------------------------------------------
 
@@ -426,8 +477,16 @@ class TrialRecorder:
                 "last_charged_round": None,
             }
         )
+        if site_id in self.ledger_sites:
+            source = SOURCE_LEDGER
+        elif reported is not None:
+            source = SOURCE_REPLY
+        else:
+            source = SOURCE_NONE
         return {
             **figures,
+            "epsilon_source": source,
+            "ledger_problem": self.ledger_problems.get(site_id),
             "accountant": spec.privacy.accountant,
             "budget_exhausted_at_round": self.budget_exhausted_sites.get(site_id),
             "dry_run": cost.as_dict() if cost else None,
