@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # `python tests/benchmarks/run.py` puts only this folder on the path
     sys.path.insert(0, str(REPO))
 
+from tests.benchmarks.fuzz_bench import reader_fuzz  # noqa: E402
 from tests.benchmarks.policy_bench import policy_timings  # noqa: E402
 from tests.benchmarks.privacy_bench import privacy_results  # noqa: E402
 
@@ -116,6 +117,7 @@ def main() -> None:
                 "overhead_ratio_target": 1.05,
                 **policy_timings(),
                 "privacy": privacy_results(),
+                "reader_fuzz": reader_fuzz(),
             },
             indent=2,
         )
