@@ -25,10 +25,11 @@ from sandbox.cli_privacy import privacy_app
 from sandbox.consent import clear_trial
 from sandbox.federation import load_federation
 from sandbox.resolved_trial import resolve_trial
+from sandbox.run_state import INTERRUPTED, REPORT_MISSING, run_state
 from trialcore.audit_entry import ChainHead
 from trialcore.audit_verify import verify_chain
 from trialcore.cli_output import OutputFormat, configure_logging, emit_json, guarded, plain
-from trialcore.errors import BadInputError, ExitCode, Problem, show_value
+from trialcore.errors import BadInputError, ExitCode, Problem, show_value, terminal_safe
 from trialcore.spec_loading import LoadedSpec, load_spec
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -264,19 +265,33 @@ def audit_verify(
     ),
     output: OutputFormat = FormatOption,
 ) -> None:
-    """Verify a chain: exit 0 if intact, 5 naming the first bad line if anything was edited, removed, reordered, inserted or truncated."""
+    """Verify a chain: exit 0 if intact, 5 naming the first bad line if anything was edited, removed, reordered, inserted or truncated; for a run's chain, also say whether the run ended or was interrupted."""
     expected = guarded(output, lambda: _expected_head(path, report)) if report is not None else None
     result = guarded(output, lambda: verify_chain(path, expected_head=expected))
+    state = run_state(path) if result.ok else None
     if output is OutputFormat.json:
         emit_json(
-            {"ok": result.ok, "exit_code": 0 if result.ok else int(ExitCode.INTEGRITY_FAILED), **result.as_json()}
+            {
+                "ok": result.ok,
+                "exit_code": 0 if result.ok else int(ExitCode.INTEGRITY_FAILED),
+                **result.as_json(),
+                "run_state": state,
+            }
         )
     elif result.ok:
-        print(f"{path}: intact, {result.length} entries, head {result.head_hash}")
+        print(terminal_safe(f"{path}: intact, {result.length} entries, head {result.head_hash}"))
+        if state is not None:
+            print(terminal_safe(f"{path}: {RUN_STATE_LINES.get(state, f'run {state}')}"))
     else:
         sys.stderr.write(result.message() + "\n")
     if not result.ok:
         raise typer.Exit(int(ExitCode.INTEGRITY_FAILED))
+
+
+RUN_STATE_LINES = {
+    INTERRUPTED: "run interrupted: no final entry and no report.json (the run was killed, or is still running)",
+    REPORT_MISSING: "run ended but report.json is missing beside its chain",
+}
 
 
 def _expected_head(chain: Path, report_path: Path) -> ChainHead:

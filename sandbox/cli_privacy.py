@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from participants.privacy_ledger import PrivacyLedger, summarise
-from trialcore.cli_output import OutputFormat, emit_json, guarded
+from trialcore.cli_output import OutputFormat, emit_json, guarded, plain
 from trialcore.errors import BadInputError, Problem
 from trialcore.layout import LEDGER_SUFFIX, PRIVACY_DIR
 from trialcore.privacy_accountant import ACCOUNTANT_CHOICES, Mechanism, epsilon, parse_accountant
@@ -104,6 +104,9 @@ def ledger_command(
         return
     console = Console()
     for summary in summaries:
+        if not summary["charges"]:
+            console.print(plain(f"{summary['path']}: no charges yet: nothing spent."))
+            continue
         table = Table(
             title=f"Privacy ledger of site {summary['site_id']}, dataset {summary['dataset']} ({summary['path']})",
             title_justify="left",
@@ -129,10 +132,7 @@ def ledger_command(
                 f"{trial['cumulative_epsilon_after']:.4f}",
             )
         console.print(table)
-        if summary["charges"]:
-            console.print(
-                f"Spent {summary['epsilon_spent']:.4f} of {summary['epsilon_budget']:g}; "
-                f"left {summary['epsilon_remaining']:.4f} (epsilon at the latest charge's delta)."
-            )
-        else:
-            console.print("No charges yet: nothing spent.")
+        console.print(
+            f"Spent {summary['epsilon_spent']:.4f} of {summary['epsilon_budget']:g}; "
+            f"left {summary['epsilon_remaining']:.4f} (epsilon at the latest charge's delta)."
+        )

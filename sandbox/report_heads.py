@@ -21,6 +21,23 @@ def _heads(report: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
             yield f"audit.sites.{site_id}", head
 
 
+def _why_unreadable(err: BaseException) -> str:
+    """What was wrong with a report file, in words (never an exception's class name)."""
+    if isinstance(err, (FileNotFoundError, NotADirectoryError)):
+        return "no such file"
+    if isinstance(err, IsADirectoryError):
+        return "a folder"
+    if isinstance(err, UnicodeDecodeError):
+        return f"bytes that are not UTF-8 at offset {err.start}"
+    if isinstance(err, json.JSONDecodeError):
+        return f"not JSON (line {err.lineno}, column {err.colno}: {err.msg})"
+    if isinstance(err, RecursionError):
+        return "JSON nested too deeply"
+    if isinstance(err, OSError):
+        return f"unreadable ({err.strerror})"
+    return "unreadable"
+
+
 def recorded_head(report_path: Path, chain: Path) -> ChainHead:
     """The head report.json recorded for ``chain`` (matched by path, relative to the report's folder).
 
@@ -32,10 +49,10 @@ def recorded_head(report_path: Path, chain: Path) -> ChainHead:
     shown = str(report_path)
     try:
         report = json.loads(report_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
         raise BadInputError(
             f"Cannot read report '{shown}'",
-            [Problem(shown, "", type(err).__name__, "a report.json written by sandbox run")],
+            [Problem(shown, "", _why_unreadable(err), "a report.json written by sandbox run")],
         ) from err
     if not isinstance(report, dict):
         raise BadInputError(
