@@ -41,6 +41,8 @@ from trialcore.yaml_file import problems_from_validation, read_yaml_mapping
 __all__ = ["load_layers", "load_policies", "load_policy", "load_preset"]
 
 _MAX_CHAIN = 16
+_MAX_SHOWN_PATH = 400
+"""A path longer than this is cut where a message repeats it (no real policy path is that long)."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,8 @@ class _Loader:
             path = parent.path.parent / target
             shown = os.path.normpath(os.path.join(os.path.dirname(parent.shown), target))
         if not _is_file(path):
-            refuse(f"no policy file at {shown!r}; give a path relative to this file or one of {presets}")
+            where = shown if len(shown) <= _MAX_SHOWN_PATH else shown[: _MAX_SHOWN_PATH - 3] + "..."
+            refuse(f"no policy file at {where!r}; give a path relative to this file or one of {presets}")
             return None
         return _Ref(shown, path, None)
 
