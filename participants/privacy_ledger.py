@@ -28,9 +28,7 @@ Invariants:
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,9 +38,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from trialcore.atomic_file import make_directories, write_bytes_atomic
+from trialcore.atomic_file import write_bytes_atomic
 from trialcore.canonical_json import canonical_json
 from trialcore.errors import BadInputError, BudgetExhausted, IntegrityError, Problem
+from trialcore.file_lock import exclusive_lock
 from trialcore.privacy_accountant import Accountant, Mechanism, epsilon
 
 GENESIS_HASH = "0" * 64
@@ -227,14 +226,8 @@ class PrivacyLedger:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        make_directories(self.path.parent)
-        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with exclusive_lock(self.path.with_name(self.path.name + ".lock")):
             yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
 
 
 def spend_of(

@@ -24,10 +24,8 @@ coordinator writes afresh).
 from __future__ import annotations
 
 import base64
-import fcntl
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,8 +36,9 @@ from flwr.common.serde import recorddict_from_proto, recorddict_to_proto
 from flwr.proto.recorddict_pb2 import RecordDict as ProtoRecordDict
 
 from trialcore import layout, wire
-from trialcore.atomic_file import make_directories, write_json_atomic
+from trialcore.atomic_file import write_json_atomic
 from trialcore.canonical_json import canonical_json
+from trialcore.file_lock import exclusive_lock
 
 __all__ = ["Question", "QuestionBook", "request_digest"]
 
@@ -84,14 +83,8 @@ class QuestionBook:
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the book's exclusive lock (one question at a time per site and trial)."""
-        make_directories(self.folder)
-        fd = os.open(self.folder / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with exclusive_lock(self.folder / ".lock"):
             yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
 
     def entry(self, question: Question) -> dict[str, str] | None:
         """The stored entry of ``question``'s kind and round (digest, state, reply), or None if never asked."""
