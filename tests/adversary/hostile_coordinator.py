@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
-from flwr.app.message.message import make_message
-from flwr.app.metadata import Metadata
 from flwr.common.constant import ErrorCode
 
 from participants.client_app import make_client_app
 from participants.model import build_model
 from participants.site_audit import UNVERIFIED_TRIAL
 from tests.approved_demo import DemoCopy
+from tests.coordinator_messages import coordinator_message
 from trialcore import wire
 from trialcore.canonical_json import canonical_json
 from trialcore.spec_loading import load_spec
@@ -84,18 +82,7 @@ class HostileCoordinator:
         if not message_type.startswith("query"):
             records[wire.ARRAYS_RECORD] = arrays if arrays is not None else global_arrays()
         self.sent += 1
-        metadata = Metadata(
-            run_id=1,
-            message_id=f"m{self.sent}",
-            src_node_id=0,
-            dst_node_id=5,
-            reply_to_message_id="",
-            group_id="1",
-            created_at=time.time(),
-            ttl=3600,
-            message_type=message_type,
-        )
-        return make_message(metadata=metadata, content=RecordDict(records))
+        return coordinator_message(message_type, RecordDict(records), message_id=f"m{self.sent}")
 
     def send(self, site: str, msg: Message) -> Message:
         """Deliver ``msg`` to ``site``'s real ClientApp (guard mod, then handler); return its reply."""

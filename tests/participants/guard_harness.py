@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from flwr.app import ConfigRecord, Context, Message, MessageType, RecordDict
-from flwr.app.message.message import make_message
-from flwr.app.metadata import Metadata
 from flwr.common.constant import ErrorCode
 
 from participants.site_audit import UNVERIFIED_TRIAL
 from participants.site_guard import make_site_guard
 from policies import fixed_clock
+from tests.coordinator_messages import coordinator_message
 from trialcore import wire
 from trialcore.canonical_json import canonical_json
 from trialcore.spec_loading import load_spec
@@ -40,24 +38,13 @@ def message(
     spec_json = canonical_json(document).decode()
     config = ConfigRecord(
         {
-            "trial-id": document["trial_id"],
-            "spec-hash": spec_hash or hashlib.sha256(spec_json.encode()).hexdigest(),
+            wire.TRIAL_ID: document["trial_id"],
+            wire.SPEC_HASH: spec_hash or hashlib.sha256(spec_json.encode()).hexdigest(),
             wire.SPEC_JSON: spec_json,
-            "server-round": server_round,
+            wire.SERVER_ROUND: server_round,
         }
     )
-    metadata = Metadata(
-        run_id=1,
-        message_id="m1",
-        src_node_id=0,
-        dst_node_id=5,
-        reply_to_message_id="",
-        group_id="1",
-        created_at=time.time(),
-        ttl=3600,
-        message_type=message_type,
-    )
-    return make_message(metadata=metadata, content=RecordDict({"config": config}))
+    return coordinator_message(message_type, RecordDict({wire.CONFIG_RECORD: config}))
 
 
 def guard_reply(msg: Message, site_config: Path, run_dir: Path) -> tuple[Message, list[str]]:
