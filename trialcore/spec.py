@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from trialcore.data_contract import DataContract
 from trialcore.privacy_accountant import MAX_NOISE_MULTIPLIER, accountant_refusal
 
 KEBAB_ID = r"^[a-z0-9]+(-[a-z0-9]+)*$"
@@ -152,6 +153,9 @@ class TrialSpec(_Frozen):
     strategy: StrategySpec = StrategySpec()
     approvals: Approvals = Approvals()
     seed: int = Field(strict=True, ge=0, lt=2**32)
+    data: DataContract | None = Field(
+        default=None, description="The data contract every site's extract is mapped onto (trialcore.data_contract)."
+    )
 
     @field_validator("purpose")
     @classmethod
@@ -159,6 +163,15 @@ class TrialSpec(_Frozen):
         if not re.fullmatch(KEBAB_ID, value):
             raise ValueError("one kebab-case purpose term on one line, e.g. 'treatment-research'")
         return value
+
+    @model_validator(mode="after")
+    def _width_follows_contract(self) -> TrialSpec:
+        if self.data is not None and self.data.input_width != self.model.input_features:
+            raise ValueError(
+                f"model.input_features is {self.model.input_features} but the data contract produces "
+                f"{self.data.input_width} input columns; set model.input_features: {self.data.input_width}"
+            )
+        return self
 
     @property
     def site_ids(self) -> tuple[str, ...]:
