@@ -2,16 +2,19 @@
 
 The ledger is the site's own record of what its records have paid. It is a JSONL file, one
 charge per line, kept in the site's state folder (``<state_dir>/privacy/<dataset>.ledger.jsonl``) and
-never sent anywhere. Each charge names the trial, spec hash, round, accountant, the DP-SGD
-mechanism (noise multiplier, Poisson sample rate, steps), delta, and the epsilon that results:
-for the trial alone and for the dataset over every trial so far.
+never sent anywhere. Each charge names the trial, spec hash, round, the **release kind**
+(:data:`RELEASE_KINDS`: ``dp-sgd`` for a round of training, ``feature-statistics`` and
+``evaluation`` for the Gaussian releases of :mod:`participants.accounted_release`) and the
+statistic within it, the accountant, the mechanism (noise multiplier, Poisson sample rate, steps;
+a Gaussian release of clipped sums is one step at sample rate 1), delta, and the epsilon that
+results: for the trial alone and for the dataset over every trial so far, every kind composed.
 
 Invariants:
 
 * a charge is written (whole file replaced atomically, fsynced, folder fsynced) *before* the
   update it pays for leaves the site, so a crash never forgets a charge, and a reader never sees
-  half a line; a round (dataset, trial, spec hash, round) is charged once, so a repeat after a
-  crash charges nothing more (the site's question book makes sure the round's reply left at
+  half a line; a release (dataset, trial, spec hash, release kind, statistic, round) is charged
+  once, so a repeat after a crash charges nothing more (the site's question book makes sure the round's reply left at
   most once);
 * the accountant's state is rebuilt from the ledger for every charge (a ClientApp may start
   afresh for each message), never reset: a trial's epsilon composes all of its charges, a
@@ -23,7 +26,9 @@ Invariants:
   when the ledger is read (exit 5), like an audit chain. Charges cut from the end leave a valid
   shorter chain; the site's audit chain names each charge (``seq`` and ``hash`` in the payload of
   its ``update-sent`` entry) so a reviewer can compare the two, but nothing compares them
-  automatically.
+  automatically;
+* a charge of kind ``dp-sgd`` with no statistic hashes as ledgers did before release kinds existed
+  (the two fields are left out of its hashed content), so older ledgers still read.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -46,6 +51,12 @@ from trialcore.privacy_accountant import Accountant, Mechanism, epsilon
 
 GENESIS_HASH = "0" * 64
 """``prev_hash`` of a ledger's first charge."""
+
+ReleaseKind = Literal["dp-sgd", "feature-statistics", "evaluation"]
+"""What a charge paid for: a round of DP-SGD, feature statistics before round 1, or an evaluation."""
+RELEASE_KINDS: tuple[ReleaseKind, ...] = get_args(ReleaseKind)
+"""Every release kind, in report order."""
+DP_SGD: ReleaseKind = "dp-sgd"
 
 
 class Charge(BaseModel):
@@ -59,6 +70,10 @@ class Charge(BaseModel):
     trial_id: str
     spec_hash: str
     round: int = Field(ge=0)
+    release: ReleaseKind = Field(default=DP_SGD, description="What the charge paid for (see RELEASE_KINDS).")
+    statistic: str = Field(
+        default="", max_length=64, description="Which statistic of the release kind ('' for dp-sgd), e.g. 'sums'."
+    )
     accountant: Accountant
     noise_multiplier: float = Field(gt=0)
     sample_rate: float = Field(gt=0, le=1, description="Poisson sampling rate of DP-SGD (probability).")
@@ -76,7 +91,15 @@ class Charge(BaseModel):
 
     def expected_hash(self) -> str:
         """The hash this charge's content gives (equal to ``hash`` unless it was edited)."""
-        return charge_hash(self.model_dump(mode="json", exclude={"hash"}))
+        content = self.model_dump(mode="json", exclude={"hash"})
+        if self.release == DP_SGD and not self.statistic:
+            del content["release"], content["statistic"]  # as ledgers hashed before release kinds existed
+        return charge_hash(content)
+
+    @property
+    def key(self) -> tuple[str, str, str, str, str, int]:
+        """What identifies the release this charge paid for: it is charged once."""
+        return (self.dataset, self.trial_id, self.spec_hash, self.release, self.statistic, self.round)
 
     @property
     def mechanism(self) -> Mechanism:
@@ -97,6 +120,13 @@ class PlannedCharge:
     delta: float
     epsilon_budget: float
     trial_epsilon_budget: float
+    release: ReleaseKind = DP_SGD
+    statistic: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str, str, str, int]:
+        """What identifies this release (see :attr:`Charge.key`)."""
+        return (self.dataset, self.trial_id, self.spec_hash, self.release, self.statistic, self.round)
 
 
 @dataclass(frozen=True)
@@ -172,19 +202,14 @@ class PrivacyLedger:
         """Append ``planned`` if both budgets allow it; raise :class:`BudgetExhausted` (exit 4) if not.
 
         The charge is durable on disk when this returns: only then may the update leave the site.
-        A round is charged once: if the ledger already holds a charge for the same dataset,
-        trial, spec hash and round (the site crashed after charging, before its reply left),
+        A release is charged once: if the ledger already holds a charge with the same
+        :attr:`PlannedCharge.key` (the site crashed after charging, before its reply left),
         that charge is returned and nothing is added.
         """
         with self._locked():
             charges = self.charges()
             for earlier in charges:
-                if (earlier.dataset, earlier.trial_id, earlier.spec_hash, earlier.round) == (
-                    planned.dataset,
-                    planned.trial_id,
-                    planned.spec_hash,
-                    planned.round,
-                ):
+                if earlier.key == planned.key:
                     return earlier
             after = spend_of(
                 charges,
@@ -206,6 +231,8 @@ class PrivacyLedger:
                 "trial_id": planned.trial_id,
                 "spec_hash": planned.spec_hash,
                 "round": planned.round,
+                "release": planned.release,
+                "statistic": planned.statistic,
                 "accountant": planned.accountant.value,
                 "noise_multiplier": planned.mechanism.noise_multiplier,
                 "sample_rate": planned.mechanism.sample_rate,
@@ -242,6 +269,24 @@ def spend_of(
     )
 
 
+def epsilon_by_release(
+    charges: Sequence[Charge], *, trial_id: str, delta: float, accountant: Accountant
+) -> dict[ReleaseKind, float]:
+    """Epsilon of each release kind of ``trial_id`` alone, at ``delta`` (every kind listed; 0.0 if none).
+
+    The kinds compose into the trial's epsilon (:func:`spend_of`), which is at most their sum
+    and usually well below it: RDP composes before the conversion to (epsilon, delta).
+    """
+    return {
+        kind: epsilon(
+            [c.mechanism for c in charges if c.trial_id == trial_id and c.release == kind],
+            delta=delta,
+            accountant=accountant,
+        )
+        for kind in RELEASE_KINDS
+    }
+
+
 def charge_hash(content: dict[str, Any]) -> str:
     """SHA-256 (hex) of a charge's canonical JSON without its ``hash`` field."""
     return hashlib.sha256(canonical_json(content)).hexdigest()
@@ -249,14 +294,19 @@ def charge_hash(content: dict[str, Any]) -> str:
 
 def over_budget(planned: PlannedCharge, after: Spend) -> str | None:
     """Why spending ``planned`` (leading to ``after``) is not allowed, or None if it is."""
+    what = (
+        f"round {planned.round}"
+        if planned.release == DP_SGD
+        else f"the {planned.release} release of round {planned.round}"
+    )
     if after.cumulative_epsilon > planned.epsilon_budget:
         return (
-            f"epsilon on dataset {planned.dataset} after round {planned.round} would be "
+            f"epsilon on dataset {planned.dataset} after {what} would be "
             f"{after.cumulative_epsilon:.4g} > the site policy's budget {planned.epsilon_budget:g} (across trials)"
         )
     if after.trial_epsilon > planned.trial_epsilon_budget:
         return (
-            f"epsilon of trial {planned.trial_id} after round {planned.round} would be "
+            f"epsilon of trial {planned.trial_id} after {what} would be "
             f"{after.trial_epsilon:.4g} > the trial's budget {planned.trial_epsilon_budget:g} per site"
         )
     return None
@@ -266,10 +316,15 @@ def summarise(charges: Sequence[Charge]) -> dict[str, Any]:
     """Per-trial spend and what is left, as ``sandbox privacy ledger`` shows it."""
     trials: dict[str, dict[str, Any]] = {}
     for charge in charges:
-        row = trials.setdefault(charge.trial_id, {"trial_id": charge.trial_id, "rounds": 0, "steps": 0})
+        row = trials.setdefault(
+            charge.trial_id,
+            {"trial_id": charge.trial_id, "rounds": 0, "steps": 0, "releases": dict.fromkeys(RELEASE_KINDS, 0)},
+        )
+        row["releases"][charge.release] += 1
+        training = charge.release == DP_SGD
         row.update(
-            rounds=row["rounds"] + 1,
-            steps=row["steps"] + charge.steps,
+            rounds=row["rounds"] + training,
+            steps=row["steps"] + charge.steps * training,
             trial_epsilon=charge.trial_epsilon,
             trial_epsilon_budget=charge.trial_epsilon_budget,
             delta=charge.delta,
