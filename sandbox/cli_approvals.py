@@ -26,7 +26,11 @@ from trialcore.errors import BadInputError, Problem, SandboxError, show_path, sh
 from trialcore.spec_loading import LoadedSpec, load_spec
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
-certs_app = typer.Typer(help="Keys for signed approvals (Ed25519).", context_settings=CONTEXT, no_args_is_help=True)
+certs_app = typer.Typer(
+    help="Keys and certificates: approval keys (Ed25519), the SuperLink's TLS, SuperNode authentication keys.",
+    context_settings=CONTEXT,
+    no_args_is_help=True,
+)
 FormatOption = typer.Option(
     OutputFormat.text, "--format", help="text for people, json for machines (one document on stdout)."
 )
