@@ -23,15 +23,17 @@ $(STAMP): pyproject.toml
 # The demo's signed approvals live in the git-ignored runs/demo-state/ (the demo sites' node configs
 # point there): one approver key per site, made once; each site trusts its own approver's public key;
 # each site approves the demo spec afresh on every `make demo` (one process signs for all four).
+# The demo regulator's key (regulator.key.pem) is made there too; the demo's sandbox plan
+# (examples/plans/) names its public key, so `sandbox suspend ... --key` works on demo runs.
 DEMO_STATE := runs/demo-state
 DEMO_KEYS := $(DEMO_STATE)/keys
 DEMO_SITES := de-berlin fr-lyon gb-leeds ch-zurich
-MISSING_KEYS = $(strip $(foreach s,$(DEMO_SITES),$(if $(wildcard $(DEMO_KEYS)/$(s).key.pem),,--name $(s))))
+MISSING_KEYS = $(strip $(foreach s,$(DEMO_SITES) regulator,$(if $(wildcard $(DEMO_KEYS)/$(s).key.pem),,--name $(s))))
 
 demo: $(STAMP)
 	$(BIN)/sandbox validate examples/demo.yaml
 	$(if $(MISSING_KEYS),$(BIN)/sandbox certs new-key --out $(DEMO_KEYS) $(MISSING_KEYS),@:)
-	@for s in $(DEMO_SITES); do cp $(DEMO_KEYS)/$$s.pub.pem $(DEMO_KEYS)/$$s.trusted.pem; done
+	@for s in $(DEMO_SITES) regulator; do cp $(DEMO_KEYS)/$$s.pub.pem $(DEMO_KEYS)/$$s.trusted.pem; done
 	$(BIN)/sandbox approve examples/demo.yaml $(foreach s,$(DEMO_SITES),--site $(s) --key $(DEMO_KEYS)/$(s).key.pem)
 	$(BIN)/sandbox run examples/demo.yaml
 

@@ -1,8 +1,11 @@
 """Suspend, resume or terminate a running trial from outside, as a regulator would.
 
-``sandbox suspend RUN_DIR --reason ...`` (and ``resume``, ``terminate``) append one request
-to ``RUN_DIR/control.jsonl`` (append + fsync, one JSON object per line). The coordinator reads
-the file before every round: a suspended trial waits before its next round until resumed or
+``sandbox suspend RUN_DIR --reason ... --key regulator.key.pem`` (and ``resume``, ``terminate``)
+append one request to ``RUN_DIR/control.jsonl`` (append + fsync, one JSON object per line),
+signed with the regulator's Ed25519 key (:mod:`sandbox.signed_control`). The coordinator honours
+only requests signed by a key its sandbox plan names as the regulator's
+(:mod:`sandbox.sandbox_plan`); every other request is refused and audited (``control-refused``).
+The coordinator reads the file before every round: a suspended trial waits before its next round until resumed or
 terminated; a terminated trial stops before its next round, writes its report and exits. Each
 honoured request is audited in the coordinator's chain and changes ``sandbox_trial_state``.
 """
@@ -13,11 +16,14 @@ import enum
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from sandbox.signed_control import check_signature, sign_request, signer_fingerprint
 from trialcore.errors import BadInputError, Problem, show_value
 from trialcore.layout import AUDIT_FILE, CONTROL_FILE, REPORT_FILE
 
@@ -47,8 +53,20 @@ class TrialTerminated(Exception):
         self.request = request
 
 
-def request_action(run_dir: Path, action: Action, reason: str, *, shown_as: str | None = None) -> ControlRequest:
-    """Append a request for the trial running in ``run_dir``.
+def request_action(
+    run_dir: Path,
+    action: Action,
+    reason: str,
+    *,
+    shown_as: str | None = None,
+    key: Ed25519PrivateKey | None = None,
+    regulator: Collection[str] = (),
+) -> tuple[ControlRequest, str | None]:
+    """Append a request for the trial running in ``run_dir``, signed with ``key`` if given.
+
+    Returns the request and, if the coordinator will refuse it (it is unsigned, or not signed by
+    one of the ``regulator`` fingerprints the run recorded), why: the request is appended all the
+    same, so that the coordinator audits the attempt.
 
     Raises
     ------
@@ -71,15 +89,19 @@ def request_action(run_dir: Path, action: Action, reason: str, *, shown_as: str 
             "A reason is required", [Problem("--reason", "", show_value(reason), "one non-empty line saying why")]
         )
     request = ControlRequest(action=action, reason=reason.strip(), requested_at=datetime.now(UTC).isoformat())
-    line = (
-        json.dumps({"action": request.action.value, "reason": request.reason, "requested_at": request.requested_at})
-        + "\n"
-    )
+    item: dict[str, object] = {
+        "action": request.action.value,
+        "reason": request.reason,
+        "requested_at": request.requested_at,
+        "run_id": run_dir.resolve().name,
+    }
+    if key is not None:
+        item = sign_request(item, key)
     with open(run_dir / CONTROL_FILE, "ab") as handle:
-        handle.write(line.encode("utf-8"))
+        handle.write((json.dumps(item) + "\n").encode("utf-8"))
         handle.flush()
         os.fsync(handle.fileno())
-    return request
+    return request, check_signature(item, regulator, run_dir.resolve().name)
 
 
 class TrialControl:
@@ -93,12 +115,26 @@ class TrialControl:
         Called with each honoured request (audit entry, metric), in order.
     poll_seconds:
         How often a suspended trial looks for a resume or terminate request.
+    regulator:
+        Fingerprints of the keys the sandbox plan names as the regulator's; a request signed by
+        none of them is refused (none: nothing from outside is honoured).
+    on_refused:
+        Called with each refused request's fields and why (``control-refused`` audit entry).
     """
 
     def __init__(
-        self, run_dir: Path, *, on_change: Callable[[ControlRequest], None], poll_seconds: float = 0.5
+        self,
+        run_dir: Path,
+        *,
+        on_change: Callable[[ControlRequest], None],
+        poll_seconds: float = 0.5,
+        regulator: Collection[str] = (),
+        on_refused: Callable[[dict[str, object], str], object] | None = None,
     ) -> None:
         self.path = run_dir / CONTROL_FILE
+        self.run_id = run_dir.resolve().name
+        self.regulator = frozenset(regulator)
+        self.on_refused = on_refused
         self.on_change = on_change
         self.poll_seconds = poll_seconds
         self._offset = 0
@@ -121,9 +157,21 @@ class TrialControl:
         for raw in complete.splitlines():
             try:
                 item = json.loads(raw)
-                requests.append(ControlRequest(Action(item["action"]), str(item["reason"]), str(item["requested_at"])))
+                request = ControlRequest(Action(item["action"]), str(item["reason"]), str(item["requested_at"]))
             except (ValueError, KeyError, TypeError):
                 continue  # a malformed line is ignored; requests come only through `sandbox suspend|resume|terminate`
+            refused = check_signature(item, self.regulator, self.run_id)
+            if refused is not None:
+                if self.on_refused is not None:
+                    shown: dict[str, object] = {
+                        "action": request.action.value,
+                        "reason": request.reason[:200],
+                        "requested_at": request.requested_at[:40],
+                        "signer": signer_fingerprint(item),
+                    }
+                    self.on_refused(shown, refused)
+                continue
+            requests.append(request)
         return requests
 
     def before_round(self) -> None:

@@ -4,7 +4,8 @@
 ``approvals_dir`` and ``trusted_keys`` at ``../../runs/demo-state/``, which in the copy is
 ``<root>/runs/demo-state/``. Each demo site gets an approver key pair there, trusts its public
 key, and approves the demo spec, through the same library calls ``sandbox certs new-key`` and
-``sandbox approve`` make. No test writes into the repository.
+``sandbox approve`` make; so does the demo regulator, whose public key the demo's sandbox plan
+names. No test writes into the repository.
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ class DemoCopy:
     def site(self, site_id: str) -> LoadedSiteConfig:
         return load_site_config(self.site_config(site_id))
 
+    @property
+    def regulator_key(self) -> Path:
+        """The demo regulator's private key (the demo's sandbox plan names its public key)."""
+        return self.keys_dir / "regulator.key.pem"
+
     def key(self, site_id: str) -> Path:
         """The site's approver private key."""
         return self.keys_dir / f"{site_id}.key.pem"
@@ -87,6 +93,8 @@ def copy_demo(root: Path) -> DemoCopy:
         trusted = demo.site(site_id).config.trusted_keys
         assert trusted is not None, f"demo site {site_id} must set trusted_keys"
         shutil.copyfile(pair.public_key, demo.site(site_id).resolve(trusted))
+    regulator = new_key_pair(demo.keys_dir, "regulator")
+    shutil.copyfile(regulator.public_key, demo.keys_dir / "regulator.trusted.pem")
     return demo
 
 

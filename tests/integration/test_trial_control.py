@@ -1,4 +1,5 @@
-"""A regulator suspends, resumes and terminates a running trial from outside; the coordinator honours each before the next round."""
+"""A regulator suspends, resumes and terminates a running trial from outside with signed requests; the coordinator
+honours each before the next round, and refuses (and audits) unsigned or wrongly signed ones."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from participants.approval_keys import new_key_pair
 from tests.approved_demo import DemoCopy
 from tests.integration.conftest import sandbox_env
 from trialcore.audit_verify import verify_chain
@@ -37,11 +39,12 @@ def wait_for(predicate: Any, timeout: float = 120.0) -> Any:
     raise AssertionError("timed out waiting for the trial")
 
 
-def control(action: str, run_dir: Path, reason: str) -> None:
+def control(action: str, run_dir: Path, reason: str, *key: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
-        [str(SANDBOX), action, str(run_dir), "--reason", reason], capture_output=True, text=True, timeout=60
+        [str(SANDBOX), action, str(run_dir), "--reason", reason, *key], capture_output=True, text=True, timeout=60
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == expect, done.stderr
+    return done
 
 
 def test_suspend_resume_terminate_a_running_trial(unapproved_demo: DemoCopy) -> None:
@@ -76,14 +79,20 @@ def test_suspend_resume_terminate_a_running_trial(unapproved_demo: DemoCopy) -> 
     try:
         run_dir = wait_for(lambda: next(iter(runs.glob("long-demo/*")), None))
         wait_for(lambda: any(e["event"] == "round-aggregated" for e in events(run_dir)))
-        control("suspend", run_dir, "regulator review of round metrics")
+        unsigned = control("suspend", run_dir, "not the regulator", expect=3)
+        assert "not signed" in unsigned.stderr
+        impostor = new_key_pair(unapproved_demo.root / "impostor", "impostor").private_key
+        control("terminate", run_dir, "an impostor", "--key", str(impostor), expect=5)
+        wait_for(lambda: sum(e["event"] == "control-refused" for e in events(run_dir)) == 2)
+        key = ("--key", str(unapproved_demo.regulator_key))
+        control("suspend", run_dir, "regulator review of round metrics", *key)
         wait_for(lambda: any(e["event"] == "trial-suspended" for e in events(run_dir)))
         held = sum(e["event"] == "round-aggregated" for e in events(run_dir))
         time.sleep(3)
         assert sum(e["event"] == "round-aggregated" for e in events(run_dir)) == held, "no round runs while suspended"
-        control("resume", run_dir, "review done")
+        control("resume", run_dir, "review done", *key)
         wait_for(lambda: sum(e["event"] == "round-aggregated" for e in events(run_dir)) > held)
-        control("terminate", run_dir, "fairness gap above the sandbox plan's limit")
+        control("terminate", run_dir, "fairness gap above the sandbox plan's limit", *key)
         stdout, stderr = process.communicate(timeout=300)
     finally:
         if process.poll() is None:
@@ -101,6 +110,9 @@ def test_suspend_resume_terminate_a_running_trial(unapproved_demo: DemoCopy) -> 
         < kinds.index("trial-terminated")
         < kinds.index("trial-finished")
     )
+    refused = [e["payload"] for e in events(run_dir) if e["event"] == "control-refused"]
+    assert [(r["action"], r["why"]) for r in refused] == [("suspend", "unsigned"), ("terminate", "not-the-regulator")]
+    assert kinds.index("control-refused") < kinds.index("trial-suspended"), "a refused request changes nothing"
     terminated = next(e for e in events(run_dir) if e["event"] == "trial-terminated")
     assert terminated["payload"]["reason"] == "fairness gap above the sandbox plan's limit"
     assert verify_chain(run_dir / "audit.jsonl").ok
