@@ -5,13 +5,14 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
+from participants.cli_join import join, withdraw
 from participants.site_config import load_site_config
 from participants.site_data import load_site_data
 from trialcore.cli_output import OutputFormat, emit_json, guarded
 
 app = typer.Typer(
     name="participants",
-    help="For institutions: check the site's own config and data (records never leave the site).",
+    help="For institutions: check the site's own config and data, join a trial's federation, withdraw (records never leave the site).",
     context_settings={"help_option_names": ["-h", "--help"]},
     no_args_is_help=True,
     add_completion=False,
@@ -22,6 +23,10 @@ app = typer.Typer(
 @app.callback()
 def _root() -> None:
     """For institutions taking part in a trial."""
+
+
+app.command("join")(join)
+app.command("withdraw")(withdraw)
 
 
 @app.command("check-data")

@@ -20,6 +20,9 @@ The site trusts nothing the coordinator says about the trial without checking it
 
 5. each question (trial, kind, round) is answered once (:mod:`participants.question_book`).
 
+6. a trial the site withdrew from (``participants withdraw``, :mod:`participants.withdrawal`) is
+   refused from the next message on, whatever the message says.
+
 A failing message gets a Flower error reply (``ErrorCode.MOD_FAILED_PRECONDITION``) with the
 reason, never an exception, and the refusal is written to the site's own audit chain first. A
 site that cannot read its own node config replies with a site-internal error instead
@@ -45,6 +48,7 @@ from participants.record_values import RecordValueError, as_int, as_str
 from participants.site_audit import UNVERIFIED_TRIAL, append_site_entry, append_unverified_entry, site_state_dir
 from participants.site_config import LoadedSiteConfig
 from participants.site_replies import internal_error, refusal
+from participants.withdrawal import withdrawal_of
 from policies import ComposedPolicy, evaluate, load_policy
 from trialcore import wire
 from trialcore.clock import Clock, system_clock
@@ -134,6 +138,12 @@ def check_message(msg: Message, site: LoadedSiteConfig, *, clock: Clock = system
         raise Refused(
             f"{wire.PARTICIPANTS_CLAUSE}: the trial lists site {own.site_id} in {listed[own.site_id]}, "
             f"but the site is in {own.jurisdiction}"
+        )
+    withdrawn = withdrawal_of(site, spec.trial_id)
+    if withdrawn is not None:
+        raise Refused(
+            f"{wire.WITHDRAWN_PREFIX} site {own.site_id} withdrew from trial {spec.trial_id} at "
+            f"{withdrawn.withdrawn_at}: {withdrawn.reason[:200]}"
         )
     policy = site_policy(site, clock)
     verdict = evaluate(trial_facts(spec), {own.site_id: policy}, clock=clock)

@@ -19,7 +19,16 @@ from rich.table import Table
 
 from monitoring.exporter import DEFAULT_LINGER_SECONDS
 from sandbox.cli_approvals import approve, certs_app
+from sandbox.cli_certs import ca, node_key, server
 from sandbox.cli_control import resume, suspend, terminate
+from sandbox.cli_deployment import (
+    Engine,
+    RootCertificatesOption,
+    SuperLinkOption,
+    WaitOption,
+    nodes_app,
+    run_deployment,
+)
 from sandbox.cli_policies import check, policies_app, show_preflight
 from sandbox.cli_privacy import privacy_app
 from sandbox.consent import clear_trial
@@ -45,9 +54,13 @@ audit_app = typer.Typer(help="Verify tamper-evident audit chains.", context_sett
 app.add_typer(audit_app, name="audit")
 app.add_typer(policies_app, name="policies")
 app.add_typer(privacy_app, name="privacy")
+app.add_typer(nodes_app, name="nodes")
 app.command("check")(check)
 app.command("approve")(approve)
 app.add_typer(certs_app, name="certs")
+certs_app.command("ca")(ca)
+certs_app.command("server")(server)
+certs_app.command("node-key")(node_key)
 for _command in (suspend, resume, terminate):
     app.command()(_command)
 
@@ -195,8 +208,16 @@ def run(
     ),
     output: OutputFormat = FormatOption,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Flower's and Ray's logs."),
+    engine: Engine = typer.Option(
+        Engine.simulation,
+        "--engine",
+        help="simulation (one process tree, the demo) or deployment (a SuperLink and one SuperNode per site).",
+    ),
+    superlink: str | None = SuperLinkOption,
+    root_certificates: Path | None = RootCertificatesOption,
+    wait_seconds: float = WaitOption,
 ) -> None:
-    """Pre-flight a trial against every site's policy and signed approval (exit 3 if refused, 5 if an approval fails its check), then run it in Flower's simulation engine, serving metrics. A trial in which a site cannot take part fails (exit 1); one in which no round aggregated fails too (exit 3)."""
+    """Pre-flight a trial against every site's policy and signed approval (exit 3 if refused, 5 if an approval fails its check), then run it in Flower's simulation engine or, with --engine deployment, through a SuperLink (exit 6 if unreachable), serving metrics. A trial in which a site cannot take part fails (exit 1); one in which no round aggregated fails too (exit 3)."""
     # Imported here: the simulation stack (Flower, Ray, torch, Opacus) takes seconds to load.
     from sandbox.run_view import RoundProgress, print_failure, print_run_summary, run_summary
     from sandbox.site_failures import FAILED_STATE, SITE_FAILED
@@ -217,20 +238,32 @@ def run(
     def served(url: str) -> None:
         stderr.print(f"Serving metrics for Prometheus at [bold]{url}[/bold] while the trial runs")
 
-    with progress:
-        result = guarded(
-            output,
-            lambda: run_in_simulation(
-                trial,
-                runs_root=runs_root,
-                metrics_port=metrics_port,
-                on_metrics_served=served,
-                on_round=progress.update,
-                linger_seconds=linger_seconds,
-                clearance=clearance,
-                show_engine_logs=verbose,
-            ),
+    if engine is Engine.deployment:
+        result = run_deployment(
+            trial,
+            superlink=superlink,
+            root_certificates=root_certificates,
+            runs_root=runs_root,
+            metrics_port=metrics_port,
+            wait_seconds=wait_seconds,
+            output=output,
+            progress=lambda done: stderr.print(f"round {done} of {loaded.spec.rounds} done"),
         )
+    else:
+        with progress:
+            result = guarded(
+                output,
+                lambda: run_in_simulation(
+                    trial,
+                    runs_root=runs_root,
+                    metrics_port=metrics_port,
+                    on_metrics_served=served,
+                    on_round=progress.update,
+                    linger_seconds=linger_seconds,
+                    clearance=clearance,
+                    show_engine_logs=verbose,
+                ),
+            )
     summary = run_summary(result)
     terminated = summary["state"] == "terminated"
     if output is OutputFormat.json:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
@@ -85,6 +86,7 @@ def pooled_feature_scaling(
     num_features: int,
     site_ids: tuple[str, ...] = (),
     timeout_seconds: float = 600.0,
+    site_nodes: Mapping[str, int] | None = None,
 ) -> FeatureScaling:
     """Pooled (mean, standard deviation) per feature over every replying site's train part, and the commitments.
 
@@ -92,6 +94,9 @@ def pooled_feature_scaling(
     ``site_ids`` are the sites the trial lists (a reply naming another site is ignored). A site
     that refuses is left out; one that cannot take part fails the trial before round 1
     (:class:`~sandbox.site_failures.TrialFailed`, raised once every site has replied).
+    ``site_nodes`` (deployment) binds each site to its authenticated node (the node id its
+    registered key got): a reply naming a site from any other node is ignored, so that node stays
+    unbound and every later reply of it is rejected.
     """
     nodes = wait_for_nodes(grid, num_sites)
     record = RecordDict({"config": config})
@@ -113,6 +118,8 @@ def pooled_feature_scaling(
         commitment = commitment_of(reply, site_ids=site_ids, num_features=num_features)
         if isinstance(commitment, Commitment) and commitment.site_id in {c.site_id for c in commitments.values()}:
             commitment = f"site {commitment.site_id} was already named by another node"
+        if isinstance(commitment, Commitment) and site_nodes is not None and site_nodes.get(commitment.site_id) != node:
+            commitment = f"node {node} is not the authenticated node of site {commitment.site_id}"
         if isinstance(commitment, str):
             logger.warning("node %s gave no usable feature sums: %s", node, commitment)
             continue

@@ -10,7 +10,9 @@ reported to the observer and never reaches ``inner.aggregate_train``, so it cann
 global model. With fewer accepted updates than ``min_participants`` the round is skipped and
 the previous global model is kept. A site that cannot take part (a site-internal error, or Flower
 answering in its place: :mod:`sandbox.site_failures`) is no refusal: the round's replies are
-seen through, then the trial stops with :class:`~sandbox.site_failures.TrialFailed`.
+seen through, then the trial stops with :class:`~sandbox.site_failures.TrialFailed`. A site whose
+node went away mid-round is neither (:mod:`sandbox.node_loss`): it is recorded as
+``site-unavailable`` and the round goes on without it.
 
 The strategy trusts nothing a site claims that it cannot check:
 
@@ -41,6 +43,7 @@ from flwr.serverapp.strategy import Strategy
 from participants.record_values import RecordValueError, as_float, as_int, as_str
 from sandbox.enforcement import Enforcer, Incident
 from sandbox.feature_scaling import Commitment
+from sandbox.node_loss import SITE_UNAVAILABLE, SentMessages, is_node_unavailable, require_sites_online
 from sandbox.round_outcome import RoundOutcome, SiteRoundMetrics, pool
 from sandbox.site_bindings import SiteBindings
 from sandbox.site_failures import SiteFailure, TrialFailed, is_site_failure, site_failure
@@ -139,6 +142,7 @@ class GovernedStrategy(Strategy):
         self._outcomes: dict[int, RoundOutcome] = {}
         self._global_arrays: dict[int, ArrayRecord] = {}
         self.bindings = SiteBindings(commitments)
+        self._sent = SentMessages()
         self._round_entry = ""
 
     def bind(self, commitments: Mapping[int, Commitment]) -> None:
@@ -164,13 +168,17 @@ class GovernedStrategy(Strategy):
         self._latest_arrays = arrays  # the global model so far, kept if the trial is terminated now
         if self.control is not None:
             self.control.before_round()  # may wait (suspended) or raise TrialTerminated
+        require_sites_online(grid, self.min_participants, server_round=server_round, phase="train")
         self._round_started_at[server_round] = time.perf_counter()
         self._outcomes[server_round] = RoundOutcome(server_round=server_round)
         self._round_entry = self.observer.round_started(server_round)
         self._global_arrays[server_round] = arrays
         config[wire.COORDINATOR_ENTRY] = self._round_entry
-        return self._without_excluded(
-            server_round, self.inner.configure_train(server_round, arrays, config, grid), training=True
+        require_sites_online(grid, self.min_participants, server_round=server_round, phase="evaluate")
+        return self._sent.remember(
+            self._without_excluded(
+                server_round, self.inner.configure_train(server_round, arrays, config, grid), training=True
+            )
         )
 
     def aggregate_train(
@@ -182,6 +190,8 @@ class GovernedStrategy(Strategy):
         accepted: list[Message] = []
         failures: list[SiteFailure] = []
         for reply in replies:
+            if self._lost(server_round, reply):
+                continue
             site_id = self.bindings.site_of(reply)
             if is_site_failure(reply):
                 failures.append(site_failure(reply, site_id, phase="train", server_round=server_round))
@@ -259,7 +269,21 @@ class GovernedStrategy(Strategy):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         config[wire.COORDINATOR_ENTRY] = self._round_entry
-        return self._without_excluded(server_round, self.inner.configure_evaluate(server_round, arrays, config, grid))
+        require_sites_online(grid, self.min_participants, server_round=server_round, phase="evaluate")
+        return self._sent.remember(
+            self._without_excluded(server_round, self.inner.configure_evaluate(server_round, arrays, config, grid))
+        )
+
+    def _lost(self, server_round: int, reply: Message) -> bool:
+        """Record a reply Flower sent in place of a node that went away (see :mod:`sandbox.node_loss`); True if it was one."""
+        if not is_node_unavailable(reply):
+            return False
+        node = self._sent.node_of(reply)
+        site_id = (self.bindings.site_of_node(node) if node is not None else None) or f"node-{node}"
+        detail = (reply.error.reason or "the node stopped answering").splitlines()[0][:200]
+        logger.warning("round %s: %s is unavailable: %s", server_round, site_id, detail)
+        self.observer.update_rejected(server_round, site_id, SITE_UNAVAILABLE, detail)
+        return True
 
     def _without_excluded(
         self, server_round: int, messages: Iterable[Message], *, training: bool = False
@@ -278,7 +302,7 @@ class GovernedStrategy(Strategy):
         return kept
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
-        replies = list(replies)
+        replies = [reply for reply in replies if not self._lost(server_round, reply)]
         outcome = self._outcomes[server_round]
         failures = [
             site_failure(reply, self.bindings.site_of(reply), phase="evaluate", server_round=server_round)

@@ -26,8 +26,10 @@ from sandbox.consent import APPROVAL_CLAUSE, Clearance, approval_status, clear_t
 from sandbox.enforcement import ENFORCEMENT_RULES, Enforcer, Ladder
 from sandbox.feature_scaling import FeatureScaling, pooled_feature_scaling
 from sandbox.governed_strategy import GovernedStrategy, PrivacyBudgetStop
+from sandbox.node_loss import SITE_UNAVAILABLE
 from sandbox.resolved_trial import ResolvedTrial, resolve_trial
 from sandbox.round_outcome import RoundOutcome
+from sandbox.sandbox_plan import regulator_keys
 from sandbox.site_failures import FAILED_STATE, NOTHING_AGGREGATED, SITE_FAILED, TrialFailed
 from sandbox.strategy_choice import build_inner_strategy
 from sandbox.trial_control import TrialControl, TrialTerminated
@@ -39,7 +41,7 @@ from trialcore.spec_loading import LoadedSpec, load_spec
 
 logger = logging.getLogger(__name__)
 
-REJECTION_REASONS = (SITE_REFUSED, *SCREENING_REASONS, *TRUST_REASONS)
+REJECTION_REASONS = (SITE_REFUSED, *SCREENING_REASONS, *TRUST_REASONS, SITE_UNAVAILABLE)
 """Reasons an update can be rejected (label ``reason``); each starts at 0 for every site."""
 POLICY_RULES = (*(clause.value for clause in Clause), APPROVAL_CLAUSE, *ENFORCEMENT_RULES)
 """Policy rules that can be violated (label ``rule``); each starts at 0 for every site."""
@@ -125,9 +127,12 @@ def round_config(grid: Grid, loaded: LoadedSpec, *, min_cohort_size: int) -> Con
 
 
 def committed_round_config(
-    grid: Grid, loaded: LoadedSpec, *, min_cohort_size: int
+    grid: Grid, loaded: LoadedSpec, *, min_cohort_size: int, site_nodes: Mapping[str, int] | None = None
 ) -> tuple[ConfigRecord, FeatureScaling]:
-    """:func:`round_config` and the scaling with what each node committed to (its site and count)."""
+    """:func:`round_config` and the scaling with what each node committed to (its site and count).
+
+    ``site_nodes`` (deployment): each site's authenticated node; no other node can commit for it.
+    """
     config = train_config(loaded)
     config[wire.MIN_COHORT_SIZE] = min_cohort_size
     scaling = pooled_feature_scaling(
@@ -136,20 +141,31 @@ def committed_round_config(
         num_sites=len(loaded.spec.participants),
         num_features=loaded.spec.model.input_features,
         site_ids=loaded.spec.site_ids,
+        site_nodes=site_nodes,
     )
     config[wire.FEATURE_MEAN] = scaling.mean
     config[wire.FEATURE_STD] = scaling.std
     return config, scaling
 
 
-def run_trial(grid: Grid, trial: ResolvedTrial, run_dir: Path, hooks: TrialHooks) -> dict[str, Any]:
+def run_trial(
+    grid: Grid,
+    trial: ResolvedTrial,
+    run_dir: Path,
+    hooks: TrialHooks,
+    *,
+    site_nodes: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
     """Run the trial on ``grid`` with the governed strategy; return the report written to ``run_dir``.
+
+    ``site_nodes`` binds each site to its authenticated node (deployment, :func:`parse_node_bindings`).
 
     The trial ends ``failed`` (:mod:`sandbox.site_failures`) when a site cannot take part (it stops
     at once: no more privacy is spent on it) or when no round aggregated.
     """
     loaded, spec = trial.loaded, trial.spec
     verdict = hooks.clearance.verdict if hooks.clearance is not None else None
+    regulator = regulator_keys(loaded)
     recorder = TrialRecorder(
         loaded,
         run_dir,
@@ -165,7 +181,12 @@ def run_trial(grid: Grid, trial: ResolvedTrial, run_dir: Path, hooks: TrialHooks
         observer=recorder,
         max_update_l2_norm=max_update_l2_norm(verdict),
         min_participants=spec.min_participants,
-        control=TrialControl(run_dir, on_change=recorder.control_changed),
+        control=TrialControl(
+            run_dir,
+            on_change=recorder.control_changed,
+            regulator=regulator.keys,
+            on_refused=lambda request, why: recorder.record("control-refused", {**request, "why": why}),
+        ),
         enforcer=Enforcer(run_dir, enforcement_ladder(verdict)),
         num_sites=len(spec.participants),
     )
@@ -183,8 +204,11 @@ def run_trial(grid: Grid, trial: ResolvedTrial, run_dir: Path, hooks: TrialHooks
         hooks.clearance.consent if hooks.clearance is not None else consent_matrix(loaded, approval_status(trial))
     )
     recorder.record("consent-matrix", recorder.consent)
+    recorder.record("regulator-keys", regulator.as_json())
     try:
-        config, scaling = committed_round_config(grid, loaded, min_cohort_size=recorder.min_cohort_size)
+        config, scaling = committed_round_config(
+            grid, loaded, min_cohort_size=recorder.min_cohort_size, site_nodes=site_nodes
+        )
         strategy.bind(scaling.commitments)
         committed = {c.site_id: c.num_examples for c in scaling.commitments.values()}
         recorder.record(
@@ -221,6 +245,23 @@ def run_trial(grid: Grid, trial: ResolvedTrial, run_dir: Path, hooks: TrialHooks
     return report
 
 
+def parse_node_bindings(text: str) -> dict[str, int] | None:
+    """``site-id=node-id,...`` (run config ``node-bindings``) as a mapping; None when empty (simulation).
+
+    Raises
+    ------
+    ValueError
+        A malformed entry (the coordinator's own ``sandbox run`` writes this value).
+    """
+    if not text.strip():
+        return None
+    bindings: dict[str, int] = {}
+    for entry in text.split(","):
+        site, _, node = entry.partition("=")
+        bindings[site.strip()] = int(node)
+    return bindings
+
+
 def make_server_app(
     settings: Mapping[str, str], hooks: TrialHooks | None = None, trial: ResolvedTrial | None = None
 ) -> ServerApp:
@@ -239,8 +280,9 @@ def make_server_app(
         runs_root = Path(str(merged.get(wire.RUNS_ROOT) or layout.DEFAULT_RUNS_ROOT))
         default_dir = layout.run_dir(runs_root, resolved.spec.trial_id, layout.flwr_run_name(context.run_id))
         run_dir = Path(str(merged.get(wire.RUN_DIR) or default_dir))
+        site_nodes = parse_node_bindings(str(merged.get(wire.NODE_BINDINGS) or ""))
         if hooks is not None:
-            run_trial(grid, resolved, run_dir, hooks)
+            run_trial(grid, resolved, run_dir, hooks, site_nodes=site_nodes)
             return
         clearance = clear_trial(resolved)
         if clearance.verdict.refused:
@@ -251,7 +293,7 @@ def make_server_app(
         )
         with serve(registry, port=int(merged.get(wire.METRICS_PORT, 9464))) as server:
             logger.warning("serving metrics for Prometheus at %s", server.url)
-            report = run_trial(grid, resolved, run_dir, own)
+            report = run_trial(grid, resolved, run_dir, own, site_nodes=site_nodes)
         if report["state"] == FAILED_STATE:  # say why, once per site error, and let Flower record the run as failed
             for error in report["failure"]["site_errors"]:
                 logger.error("site %s: %s", error["site_id"], error["cause"])

@@ -132,15 +132,15 @@ def build_inner_strategy(spec: TrialSpec) -> Strategy:
     """The named Flower strategy, sampling every listed site and needing ``min_participants`` replies.
 
     Flower's ``min_*_nodes`` default to 2, so a one-site trial would wait forever: they are set
-    from the spec.
+    from the spec. Flower samples from the nodes connected now: a site whose node went away is
+    left out (every site is connected before round 1, :func:`sandbox.feature_scaling.wait_for_nodes`).
     """
     cls = STRATEGIES[spec.strategy.name]
-    sites = len(spec.participants)
     return cls(
         fraction_train=1.0,
         fraction_evaluate=1.0,
         min_train_nodes=spec.min_participants,
         min_evaluate_nodes=spec.min_participants,
-        min_available_nodes=sites,
+        min_available_nodes=spec.min_participants,
         **spec.strategy.params,  # type: ignore[arg-type]
     )

@@ -9,6 +9,7 @@ A run folder (the coordinator's, one per run)::
         model.pt         the final global model
         metrics.prom     the final metrics (Prometheus text format)
         engine.log       Flower's and Ray's own log of the run (sandbox run)
+        engine-unreachable.json  the SuperLink went away mid-run (sandbox run --engine deployment)
         sites/<site-id>/ a simulated site's stand-in for a state folder (demo only)
 
 A site's state folder (``state_dir`` of its node config; a simulated site uses the stand-in)::
@@ -37,6 +38,7 @@ CONTROL_FILE = "control.jsonl"
 MODEL_FILE = "model.pt"
 METRICS_FILE = "metrics.prom"
 ENGINE_LOG_FILE = "engine.log"
+ENGINE_UNREACHABLE_FILE = "engine-unreachable.json"
 RUN_FILES = (REPORT_FILE, AUDIT_FILE, MODEL_FILE, METRICS_FILE)
 """The files a finished run leaves, in the order the console lists them."""
 
