@@ -6,7 +6,8 @@ settings, passes its output through, and maps how it ended to the project's exit
 - it ran and stopped on request (SIGINT/SIGTERM): 0;
 - the SuperLink refused the node (its key is not registered, Flower's "Failed to activate
   SuperNode"): exit 3;
-- the SuperLink could not be reached, or went away for longer than ``--max-wait-time``: exit 6;
+- the SuperLink could not be reached, or went away for longer than ``wait_seconds`` (watched
+  here: Flower bounds only the first connection): exit 6;
 - anything else: exit 1 with Flower's last lines.
 """
 
@@ -16,6 +17,7 @@ import contextlib
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -99,6 +101,33 @@ def _stop_children(supernode_pid: int) -> None:
                 os.kill(int(entry.name), signal.SIGTERM)
 
 
+class _Watchdog:
+    """Says when the SuperLink has not accepted a connection for ``wait_seconds`` (probed every 2 s).
+
+    Flower's SuperNode bounds only its first connection (``--max-wait-time``); once connected it
+    retries for ever. ``participants join`` stops it when the SuperLink stays away that long.
+    """
+
+    def __init__(self, superlink: str, wait_seconds: float) -> None:
+        host, _, port = superlink.rpartition(":")
+        self.address = (host.strip("[]"), int(port))
+        self.wait_seconds = wait_seconds
+        self.last_ok = time.monotonic()
+        self.next_probe = 0.0
+
+    def lost(self) -> bool:
+        now = time.monotonic()
+        if now < self.next_probe:
+            return False
+        self.next_probe = now + 2.0
+        try:
+            with socket.create_connection(self.address, timeout=2.0):
+                self.last_ok = time.monotonic()
+        except OSError:
+            pass
+        return time.monotonic() - self.last_ok > self.wait_seconds
+
+
 def run_supernode(settings: SupernodeSettings, *, echo: Callable[[str], None]) -> tuple[int, str]:
     """Run the SuperNode until it stops; (exit code, one line saying why)."""
     process = subprocess.Popen(
@@ -130,12 +159,16 @@ def run_supernode(settings: SupernodeSettings, *, echo: Callable[[str], None]) -
         refused = refused or any(marker in line for marker in REFUSED_MARKERS)
         unreachable = unreachable or any(marker in line for marker in UNREACHABLE_MARKERS)
 
+    watchdog = _Watchdog(settings.superlink, settings.wait_seconds)
     try:
         while process.poll() is None:
             with contextlib.suppress(queue.Empty):
                 line = lines.get(timeout=0.2)
                 if line is not None:
                     take(line)
+            if watchdog.lost():
+                unreachable = True
+                process.terminate()
         code = process.wait()
         # Flower's SuperExec (a child of the SuperNode) may still hold the output pipe: read what is
         # there, then stop it, so that a SuperNode that ended never keeps `participants join` waiting.

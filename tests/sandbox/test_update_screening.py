@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from flwr.app import Array, ArrayRecord, MetricRecord, RecordDict
 
+from sandbox.node_loss import SITE_UNAVAILABLE
 from sandbox.preflight import preflight
 from sandbox.resolved_trial import resolve_trial
 from sandbox.server_app import REJECTION_REASONS, max_update_l2_norm
@@ -183,8 +184,8 @@ def test_a_reply_must_hold_exactly_one_array_record() -> None:
 
 
 def test_every_reason_is_a_known_metric_label() -> None:
-    """Each rejection reason, and a site's refusal, has a pre-created sandbox_updates_rejected_total series."""
-    assert set(SCREENING_REASONS) | set(TRUST_REASONS) | {SITE_REFUSED} == set(REJECTION_REASONS)
+    """Each rejection reason, a site's refusal and a lost node have a pre-created sandbox_updates_rejected_total series."""
+    assert set(SCREENING_REASONS) | set(TRUST_REASONS) | {SITE_REFUSED, SITE_UNAVAILABLE} == set(REJECTION_REASONS)
 
 
 def test_the_bound_comes_from_the_sites_composed_policy(tmp_path: Path) -> None:

@@ -48,14 +48,14 @@ class PilotRun:
     wall_seconds: float
 
 
-def wait_for_event(run_dir_parent: Path, event: str, *, round_number: int, timeout: float = 600) -> Path:
-    """The run folder once its coordinator chain holds ``event`` for ``round_number``."""
+def wait_for_event(run_dir_parent: Path, event: str, *, round_number: int | None, timeout: float = 600) -> Path:
+    """The run folder once its coordinator chain holds ``event`` (for ``round_number``, unless None)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for chain in run_dir_parent.glob("*/*/audit.jsonl"):
             for line in chain.read_text().splitlines():
                 entry = json.loads(line)
-                if entry["event"] == event and entry["payload"].get("round") == round_number:
+                if entry["event"] == event and round_number in (None, entry["payload"].get("round")):
                     return chain.parent
         time.sleep(0.5)
     raise AssertionError(f"no {event} for round {round_number} within {timeout} s")

@@ -15,7 +15,7 @@ import pytest
 
 from tests.approved_demo import approved_demo_at
 from tests.integration.deployment.conftest import PilotRun, verify, wait_for_event
-from tests.integration.deployment.topology import SANDBOX, SITES, Topology, deployment_env
+from tests.integration.deployment.topology import SANDBOX, Topology, deployment_env
 from tests.prometheus_server import free_port
 
 pytestmark = pytest.mark.integration
@@ -75,16 +75,13 @@ def test_superlink_unreachable_at_start_exits_6_and_writes_nothing(tmp_path: Pat
 def test_superlink_gone_mid_trial_exits_6_with_state_recorded(
     topology: Topology, pilot_run: PilotRun, tmp_path: Path
 ) -> None:
-    """The SuperLink killed in round 1: sandbox run exits 6, engine-unreachable.json says so, no report, chain intact;
-    every site's participants join exits 6 after its bounded wait."""
-    for site_id in SITES:  # bring back the node the pilot run killed
-        if site_id not in topology.joins:
-            topology.join(site_id)
-    topology.wait_online()
+    """The SuperLink killed once the trial started: sandbox run exits 6, engine-unreachable.json says so, no report,
+    the chain intact; every running site's participants join exits 6 after its bounded wait."""
+    assert pilot_run.killed_site not in topology.joins  # the pilot's lost site stays away: the trial waits for it
     runs = tmp_path / "runs"
     run = topology.start_run(runs, "--wait-seconds", "5")
     try:
-        run_dir = wait_for_event(runs, "round-configured", round_number=1)
+        run_dir = wait_for_event(runs, "regulator-keys", round_number=None)
         topology.kill_superlink()
         stdout, stderr = run.communicate(timeout=300)
     finally:
@@ -101,5 +98,6 @@ def test_superlink_gone_mid_trial_exits_6_with_state_recorded(
     assert not list(run_dir.glob(".*.tmp")), "no half-written file is left"
     checked = verify(run_dir / "audit.jsonl")
     assert checked.returncode == 0 and "interrupted" in checked.stdout, checked.stdout + checked.stderr
+    assert topology.joins, "the sites still running when the SuperLink went away"
     for site_id, process in topology.joins.items():
         assert process.wait(timeout=120) == 6, f"{site_id}: {topology.logs()[-3000:]}"
