@@ -140,8 +140,8 @@ def test_rejections_are_audited_in_the_intact_chain(runs: tuple[Run, Run]) -> No
     result = verify_chain(sabotaged.run_dir / "audit.jsonl")
     assert result.ok, result.message()
     assert (
-        result.length == 4 + ROUNDS * 4 + 1
-    )  # started, pre-flight, consent, features; per round configured, rejected, policy-violation, aggregated; finished
+        result.length == 5 + ROUNDS * 4 + 1
+    )  # started, pre-flight, consent, regulator keys, features; per round configured, rejected, policy-violation, aggregated; finished
 
 
 def test_global_model_is_as_if_the_bad_site_had_stayed_out(runs: tuple[Run, Run]) -> None:

@@ -68,8 +68,8 @@ def test_run_folder_holds_model_audit_and_metrics(demo_run: DemoRun) -> None:
     )
     assert result.ok, result.message()
     assert (
-        result.length == 1 + 1 + 1 + 1 + 2 * 10 + 1
-    )  # started, pre-flight, consent, features, 10 x (configured, aggregated), finished
+        result.length == 1 + 1 + 1 + 1 + 1 + 2 * 10 + 1
+    )  # started, pre-flight, consent, regulator keys, features, 10 x (configured, aggregated), finished
     assert (demo_run.run_dir / "metrics.prom").read_text().count("sandbox_global_accuracy") > 0
 
 
