@@ -15,7 +15,10 @@ at construction and anything else is a :class:`ValueError`.
 What is present when:
 
 * counters start at 0 for every known label combination (every site x reason,
-  site x rule, site), so ``increase()`` sees the first event;
+  site x rule, site), so ``increase()`` sees the first event; in a federation larger
+  than :data:`~monitoring.cardinality.FULL_DETAIL_MAX_SITES` they appear at a site's
+  first event instead, and each site exports only the compact set of per-site series
+  (:mod:`monitoring.cardinality`);
 * trial progress (``sandbox_round``, ``sandbox_participants_active``,
   ``sandbox_trial_state`` = planned, ``sandbox_build_info``) is present at once;
 * measured values (privacy, accuracy, loss, AUROC and its coverage, fairness
@@ -48,6 +51,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram, Info
 
+from monitoring.cardinality import FULL_DETAIL_MAX_SITES, exports_full_detail
 from monitoring.labels import (
     BUDGETS,
     ENDED_STATES,
@@ -117,6 +121,9 @@ class SandboxMetrics:
         Every reason an update can be rejected for (``reason`` label).
     rules:
         Every policy rule that can be violated (``rule`` label).
+    full_detail_max_sites:
+        Largest federation that exports every per-site series; above it the compact set
+        (:mod:`monitoring.cardinality`). ``detailed`` says which one this trial exports.
 
     Raises
     ------
@@ -133,6 +140,7 @@ class SandboxMetrics:
         sites: Sequence[tuple[str, str]],
         reasons: Sequence[str],
         rules: Sequence[str],
+        full_detail_max_sites: int = FULL_DETAIL_MAX_SITES,
     ) -> None:
         if not trial_id:
             raise ValueError("trial_id must be a non-empty string")
@@ -145,6 +153,7 @@ class SandboxMetrics:
         self.jurisdictions: dict[str, str] = dict(sites)
         self.reasons = check_unique("reason", reasons)
         self.rules = check_unique("rule", rules)
+        self.detailed = exports_full_detail(len(self.jurisdictions), max_sites=full_detail_max_sites)
         self._lock = threading.Lock()
         self._audit_length = 0
         self._audit_hash: str | None = None
@@ -270,7 +279,7 @@ class SandboxMetrics:
         self.build = Info("sandbox_build", "Versions of the sandbox and of Flower.", _RUN, registry=r)
 
         t = self._run
-        for site, jurisdiction in sites:
+        for site, jurisdiction in sites if self.detailed else ():
             for reason in self.reasons:
                 self.updates_rejected.labels(*t, site, jurisdiction, reason)
             for rule in self.rules:
@@ -298,7 +307,7 @@ class SandboxMetrics:
         return (*self._run, site, self.jurisdictions[site])
 
     def set_privacy(self, site: str, *, epsilon_spent: float, epsilon_budget: float, delta: float) -> None:
-        """Record a site's privacy accounting.
+        """Record a site's privacy accounting (a compact trial exports only the used ratio).
 
         Parameters
         ----------
@@ -313,18 +322,23 @@ class SandboxMetrics:
         spent = check_number("epsilon_spent", epsilon_spent)
         budget = check_number("epsilon_budget", epsilon_budget)
         probability = check_number("delta", delta, high=1.0)
-        self.epsilon_spent.labels(*labels).set(spent)
-        self.epsilon_budget.labels(*labels).set(budget)
-        self.delta.labels(*labels).set(probability)
+        if self.detailed:
+            self.epsilon_spent.labels(*labels).set(spent)
+            self.epsilon_budget.labels(*labels).set(budget)
+            self.delta.labels(*labels).set(probability)
         self.budget_used.labels(*labels, "dataset").set(_used_ratio(spent, budget))
 
     def set_trial_privacy(self, site: str, *, epsilon_spent: float, epsilon_budget: float) -> None:
-        """Record what this trial has spent at ``site`` and the trial's own budget (dimensionless, >= 0)."""
+        """Record what this trial has spent at ``site`` and the trial's own budget (dimensionless, >= 0).
+
+        A compact trial (:mod:`monitoring.cardinality`) exports only the used ratio.
+        """
         labels = self._site(site)
         spent = check_number("trial epsilon_spent", epsilon_spent)
         budget = check_number("trial epsilon_budget", epsilon_budget)
-        self.trial_epsilon_spent.labels(*labels).set(spent)
-        self.trial_epsilon_budget.labels(*labels).set(budget)
+        if self.detailed:
+            self.trial_epsilon_spent.labels(*labels).set(spent)
+            self.trial_epsilon_budget.labels(*labels).set(budget)
         self.budget_used.labels(*labels, "trial").set(_used_ratio(spent, budget))
 
     def set_budget_exhausted(self, site: str) -> None:
@@ -355,11 +369,14 @@ class SandboxMetrics:
         """Record the global model's accuracy (ratio 0-1) and loss (>= 0) on a site's split.
 
         Never call this for a site whose split is below the minimum cohort size;
-        call :meth:`suppress_small_cell` instead.
+        call :meth:`suppress_small_cell` instead. A compact trial exports the test split only.
         """
         labels = (*self._site(site), check_known("split", split, SPLITS))
-        self.site_accuracy.labels(*labels).set(check_number("accuracy", accuracy, high=1.0))
-        self.site_loss.labels(*labels).set(check_number("loss", loss))
+        checked_accuracy = check_number("accuracy", accuracy, high=1.0)
+        checked_loss = check_number("loss", loss)
+        if self.detailed or split == "test":
+            self.site_accuracy.labels(*labels).set(checked_accuracy)
+            self.site_loss.labels(*labels).set(checked_loss)
 
     def set_global_metrics(
         self,
