@@ -2,6 +2,7 @@
 #   make demo   - creates .venv on first use, then runs the bundled demo trial end to end
 #   make test   - same set-up, then the whole test suite
 # make bench prints one JSON document of speed measurements.
+# make compose-check runs a 2-round trial through the docker-compose stack (root; minutes; README "Run the stack").
 
 PYTHON ?= python3.11
 VENV := .venv
@@ -11,7 +12,7 @@ export FLWR_TELEMETRY_ENABLED := 0
 export FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION := 1
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench compose-check clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'" >&2; exit 2; }
@@ -46,6 +47,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	@$(BIN)/python tests/benchmarks/run.py
+
+# Not part of make test (it takes minutes): needs root; starts its own dockerd and stops it at the end.
+compose-check: $(STAMP)
+	@bash deploy/compose-check.sh
 
 clean:
 	rm -rf runs .pytest_cache .mypy_cache .hypothesis
