@@ -59,18 +59,26 @@ DOCKERD_PID=$!
 for _ in $(seq 1 60); do "$DOCKER" info >/dev/null 2>&1 && break; sleep 1; done
 "$DOCKER" info >/dev/null 2>&1 || { tail -20 "$WORK/dockerd.log" >&2; die "dockerd did not start"; }
 
-say "building the base image from Debian packages (debootstrap)"
-MIRROR=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-debootstrap --variant=minbase --include=python3,python3-venv bookworm "$WORK/rootfs" "${MIRROR:-http://deb.debian.org/debian}" \
-  > "$WORK/debootstrap.log" 2>&1 || { tail -20 "$WORK/debootstrap.log" >&2; die "debootstrap failed"; }
-tar -C "$WORK/rootfs" -c . | "$DOCKER" import - sandbox-base:bookworm >/dev/null
-rm -rf "$WORK/rootfs"
+# The debootstrapped root file system is kept as a tarball (not an image) for the next check;
+# delete $BASE_CACHE to rebuild it from the mirror.
+BASE_CACHE=${SANDBOX_BASE_CACHE:-/var/cache/sandbox-compose-check/bookworm-minbase-python3.tar}
+if [ ! -s "$BASE_CACHE" ]; then
+  say "building the base file system from Debian packages (debootstrap)"
+  MIRROR=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+  debootstrap --variant=minbase --include=python3,python3-venv bookworm "$WORK/rootfs" "${MIRROR:-http://deb.debian.org/debian}" \
+    > "$WORK/debootstrap.log" 2>&1 || { tail -20 "$WORK/debootstrap.log" >&2; die "debootstrap failed"; }
+  mkdir -p "$(dirname "$BASE_CACHE")"
+  tar -C "$WORK/rootfs" -cf "$BASE_CACHE.tmp" . && mv "$BASE_CACHE.tmp" "$BASE_CACHE"
+  rm -rf "$WORK/rootfs"
+fi
+say "importing the base image (docker import of $BASE_CACHE)"
+"$DOCKER" import - sandbox-base:bookworm < "$BASE_CACHE" >/dev/null
 
 say "building the project image (Dockerfile; torch CPU from the host's wheel folder or the index)"
 CONTEXT="$WORK/context"
 mkdir -p "$CONTEXT"
-(cd "$REPO" && tar -c Dockerfile .dockerignore pyproject.toml README.md trialcore policies participants monitoring sandbox docker \
-  --exclude=__pycache__) | tar -C "$CONTEXT" -x
+(cd "$REPO" && tar -c --exclude=__pycache__ Dockerfile .dockerignore pyproject.toml README.md \
+  trialcore policies participants monitoring sandbox docker) | tar -C "$CONTEXT" -x
 # Build-time pip settings from this host: they stay in the build stage (see docker/pip/README.md).
 cert=${PIP_CERT:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}
 {

@@ -6,7 +6,10 @@ runs Flower's FedAvg on the same ClientApp, model, data, rounds and seed. Runs a
 in ABBA order (governed, plain, plain, governed, ...) so machine noise and order effects hit
 both alike; the medians' ratio is
 ``overhead_ratio`` (target <= 1.05). Under ``"privacy"``: accuracy vs epsilon budget and the time
-of a DP-SGD round (:mod:`tests.benchmarks.privacy_bench`). This is a benchmark, never a timed test.
+of a DP-SGD round (:mod:`tests.benchmarks.privacy_bench`). Under ``"plain_flower"`` and ``"scale"``: the
+governed trial against a truly plain Flower app at the demo's size and at 1,000 sites, with peak
+memory and the scrape time of the coordinator's metrics (:mod:`tests.benchmarks.scale_bench`).
+This is a benchmark, never a timed test.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ if str(REPO) not in sys.path:  # `python tests/benchmarks/run.py` puts only this
 from tests.benchmarks.fuzz_bench import reader_fuzz  # noqa: E402
 from tests.benchmarks.policy_bench import policy_timings  # noqa: E402
 from tests.benchmarks.privacy_bench import privacy_results  # noqa: E402
+from tests.benchmarks.scale_bench import SCALE_SIZE, plain_flower_overhead, scale_results  # noqa: E402
 
 if str(REPO) not in sys.path:  # run as a script (make bench): make tests.approved_demo importable
     sys.path.insert(0, str(REPO))
@@ -100,6 +104,8 @@ def main() -> None:
                 seconds = one_run(loaded, kind == "governed", Path(tmp), index)
                 times[kind].append(seconds)
                 print(f"{kind} run {index + 1}/{REPEATS}: {seconds:.2f} s", file=sys.stderr)
+        plain_flower = plain_flower_overhead(Path(tmp))
+        scale = scale_results(Path(tmp), num_sites=SCALE_SIZE["num_sites"], rounds=SCALE_SIZE["rounds"])
     governed = statistics.median(times["governed"])
     plain = statistics.median(times["plain"])
     print(
@@ -118,6 +124,8 @@ def main() -> None:
                 **policy_timings(),
                 "privacy": privacy_results(),
                 "reader_fuzz": reader_fuzz(),
+                "plain_flower": plain_flower,
+                "scale": scale,
             },
             indent=2,
         )
