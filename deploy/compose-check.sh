@@ -43,9 +43,12 @@ cleanup() {
   fi
   if [ -n "$DOCKERD_PID" ]; then
     "$DOCKER" rmi -f regulatory-sandbox:check sandbox-prometheus:check sandbox-base:bookworm >/dev/null 2>&1
+    "$DOCKER" image prune -f >/dev/null 2>&1
     kill "$DOCKERD_PID" 2>/dev/null
     for _ in $(seq 1 60); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.5; done
   fi
+  # dockerd leaves its network namespace mounted under its exec root
+  grep -o " $WORK/[^ ]*" /proc/mounts | sort -r | while read -r mount; do umount -l "$mount"; done
   rm -rf "$WORK"
   exit $status
 }
@@ -77,17 +80,17 @@ say "importing the base image (docker import of $BASE_CACHE)"
 say "building the project image (Dockerfile; torch CPU from the host's wheel folder or the index)"
 CONTEXT="$WORK/context"
 mkdir -p "$CONTEXT"
-(cd "$REPO" && tar -c --exclude=__pycache__ Dockerfile .dockerignore pyproject.toml README.md \
-  trialcore policies participants monitoring sandbox docker) | tar -C "$CONTEXT" -x
+(cd "$REPO" && tar -c --exclude=__pycache__ --exclude=docker/pip/README.md Dockerfile .dockerignore pyproject.toml \
+  README.md trialcore policies participants monitoring sandbox docker) | tar -C "$CONTEXT" -x
 # Build-time pip settings from this host: they stay in the build stage (see docker/pip/README.md).
 cert=${PIP_CERT:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}
 {
   echo "[global]"
-  if [ -f "$cert" ]; then cp "$cert" "$CONTEXT/docker/pip/ca.crt"; echo "cert = /tmp/pip/ca.crt"; fi
+  if [ -f "$cert" ]; then cp "$cert" "$CONTEXT/docker/pip/ca.crt"; echo "cert = /opt/sandbox/app/docker/pip/ca.crt"; fi
   if [ -n "${PIP_FIND_LINKS:-}" ] && [ -d "$PIP_FIND_LINKS" ]; then
     mkdir -p "$CONTEXT/docker/pip/wheels"
     cp "$PIP_FIND_LINKS"/torch-2.13.0*.whl "$CONTEXT/docker/pip/wheels/" 2>/dev/null || true
-    echo "find-links = /tmp/pip/wheels"
+    echo "find-links = /opt/sandbox/app/docker/pip/wheels"
   fi
   echo "default-timeout = ${PIP_DEFAULT_TIMEOUT:-120}"
 } > "$CONTEXT/docker/pip/pip.conf"
@@ -95,7 +98,7 @@ torch_index=""
 ls "$CONTEXT"/docker/pip/wheels/torch-2.13.0* >/dev/null 2>&1 || torch_index=https://download.pytorch.org/whl/cpu
 "$DOCKER" build --network host --build-arg BASE_IMAGE=sandbox-base:bookworm --build-arg "TORCH_INDEX_URL=$torch_index" \
   -t regulatory-sandbox:check "$CONTEXT" > "$WORK/build.log" 2>&1 || { tail -30 "$WORK/build.log" >&2; die "image build failed"; }
-"$DOCKER" image prune -f >/dev/null   # the build stage (it held the host's pip settings)
+"$DOCKER" image prune -f >/dev/null   # dangling build-stage images (the stage read the host's pip settings)
 
 say "building a Prometheus image from Debian's prometheus package"
 "$DOCKER" build --network host --build-arg BASE_IMAGE=sandbox-base:bookworm -f "$CONTEXT/docker/prometheus.Dockerfile" \

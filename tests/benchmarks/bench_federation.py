@@ -74,8 +74,10 @@ def _demo_records() -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(bundle.data, dtype=np.float64), 1.0 - np.asarray(bundle.target, dtype=np.float64)
 
 
-def write_federation(root: Path, *, num_sites: int, rounds: int, trial_id: str = "scale-bench") -> BenchFederation:
-    """Write a spec of ``num_sites`` sites and ``rounds`` rounds (DP off) with its sites under ``root``."""
+def write_federation(
+    root: Path, *, num_sites: int, rounds: int, records_per_site: int = RECORDS_PER_SITE, trial_id: str = "scale-bench"
+) -> BenchFederation:
+    """Write a spec of ``num_sites`` sites of ``records_per_site`` records and ``rounds`` rounds under ``root``."""
     features, labels = _demo_records()
     sites_dir = root / "sites"
     (sites_dir / "data").mkdir(parents=True, exist_ok=True)
@@ -86,7 +88,7 @@ def write_federation(root: Path, *, num_sites: int, rounds: int, trial_id: str =
     for index in range(num_sites):
         site_id = f"site-{index:04d}"
         jurisdiction = JURISDICTIONS[index % len(JURISDICTIONS)]
-        rows = rng.integers(0, labels.shape[0], size=RECORDS_PER_SITE)
+        rows = rng.integers(0, labels.shape[0], size=records_per_site)
         table = np.column_stack([features[rows], labels[rows]])
         data = sites_dir / "data" / f"{site_id}.csv"
         np.savetxt(data, table, delimiter=",", header=header, comments="", fmt="%.10g")
