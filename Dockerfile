@@ -9,7 +9,8 @@
 # Build-time pip settings for a network that needs them (a CA bundle, a wheel folder, a pip.conf) go
 # in docker/pip/ of the build context: the build stage reads them and deletes them, and the final
 # stage copies only /opt/sandbox, so none of them reaches the image.
-# Few layers on purpose: a storage driver without copy-on-write (vfs) copies every layer in full.
+# Few layers on purpose (no WORKDIR, no CMD: `docker run IMAGE sandbox --help`): a storage driver
+# without copy-on-write (vfs) copies every layer in full.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS build
@@ -32,6 +33,4 @@ ENV PATH=/opt/sandbox/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin
     FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION=1 \
     RAY_USAGE_STATS_ENABLED=0 \
     PYTHONUNBUFFERED=1
-WORKDIR /opt/sandbox/app
 USER 10001:10001
-CMD ["sandbox", "--help"]

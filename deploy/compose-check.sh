@@ -30,6 +30,8 @@ DOCKER=/usr/bin/docker   # the docker.io client, the same version as its dockerd
 
 WORK=$(mktemp -d /tmp/sandbox-compose.XXXXXX)
 export DOCKER_HOST="unix://$WORK/docker.sock"
+# vfs copies the whole image for every container it creates: give docker-compose time for that.
+export COMPOSE_HTTP_TIMEOUT=${COMPOSE_HTTP_TIMEOUT:-1200}
 export COMPOSE_PROJECT_NAME="sandboxcheck$(basename "$WORK" | tr 'A-Z' 'a-z' | tr -dc 'a-z0-9')"
 DOCKERD_PID=""
 STACK_UP=0
