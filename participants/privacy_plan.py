@@ -110,14 +110,19 @@ def trial_cost(
     dp: DpSettings,
     ledger: PrivacyLedger | None,
 ) -> PrivacyCost:
-    """The privacy cost of every round of ``spec`` at ``site``, against its ledger as it is now (None: nothing spent yet)."""
-    mechanism = round_mechanism(num_train, epochs=epochs, batch_size=spec.local_training.batch_size, dp=dp)
+    """The privacy cost of every release of ``spec`` at ``site``, against its ledger as it is now (None: nothing spent yet).
+
+    A trial releases, per site: the feature statistics once before round 1 (under federated
+    normalisation), then per round a DP-SGD round and an evaluation; :func:`trial_releases`.
+    """
     accountant = Accountant(spec.privacy.accountant)
     delta = spec.privacy.delta
     charges = ledger.charges() if ledger is not None else []
+    mechanism = round_mechanism(num_train, epochs=epochs, batch_size=spec.local_training.batch_size, dp=dp)
 
     def after(rounds: int) -> Spend:
-        return spend_of(charges, trial_id=spec.trial_id, delta=delta, accountant=accountant, extra=[mechanism] * rounds)
+        extra = trial_releases(spec, mechanism, rounds=rounds)
+        return spend_of(charges, trial_id=spec.trial_id, delta=delta, accountant=accountant, extra=extra)
 
     def fits(rounds: int) -> bool:
         planned = planned_charge(site, spec, policy, spec_hash=spec_hash, server_round=rounds, mechanism=mechanism)
@@ -130,11 +135,27 @@ def trial_cost(
         low, high = (middle, high) if fits(middle) else (low, middle - 1)
     return PrivacyCost(
         accountant=accountant.value,
-        spent_before=after(0).cumulative_epsilon,
-        trial_epsilon=epsilon([mechanism] * spec.rounds, delta=delta, accountant=accountant),
+        spent_before=spend_of(charges, trial_id=spec.trial_id, delta=delta, accountant=accountant).cumulative_epsilon,
+        trial_epsilon=epsilon(trial_releases(spec, mechanism, rounds=spec.rounds), delta=delta, accountant=accountant),
         cumulative_after=after(spec.rounds).cumulative_epsilon,
         epsilon_budget=policy.epsilon_budget,
         trial_epsilon_budget=spec.privacy.epsilon_budget,
         rounds_affordable=low,
         rounds=spec.rounds,
     )
+
+
+def trial_releases(spec: TrialSpec, round_sgd: Mechanism, *, rounds: int) -> list[Mechanism]:
+    """What a site releases in the first ``rounds`` rounds of ``spec`` (0: before round 1), as mechanisms.
+
+    The feature statistics once (only under federated normalisation), then per round the DP-SGD
+    round and one evaluation (Gaussian releases: one step at sample rate 1 each).
+    """
+    privacy = spec.privacy
+    before = (
+        []
+        if spec.data is None or spec.data.normalisation != "federated"
+        else [Mechanism(privacy.feature_statistics_noise_multiplier, 1.0, 1)]
+    )
+    evaluation = Mechanism(privacy.evaluation_noise_multiplier, 1.0, 1)
+    return before + [round_sgd, evaluation] * rounds

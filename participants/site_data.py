@@ -31,7 +31,7 @@ class SiteData:
 
     Features are standardised with the federation's pooled mean and standard deviation
     (:meth:`standardised`), which the coordinator computes from every site's aggregate sums
-    (:meth:`feature_sums`) before round 1, so every site scales features the same way.
+    (:mod:`participants.feature_statistics`) before round 1, so every site scales features the same way.
     """
 
     x_train: FloatArray
@@ -39,10 +39,11 @@ class SiteData:
     x_test: FloatArray
     y_test: FloatArray
 
-    def feature_sums(self) -> tuple[int, list[float], list[float]]:
-        """Aggregate statistics of the train part: (record count, per-feature sum, per-feature sum of squares)."""
+    def own_scaling(self) -> tuple[list[float], list[float]]:
+        """The train part's own mean and standard deviation per feature (std 0 becomes 1): per-site scaling."""
         x = self.x_train.astype(np.float64)
-        return self.num_train, x.sum(axis=0).tolist(), (x * x).sum(axis=0).tolist()
+        std = x.std(axis=0)
+        return x.mean(axis=0).tolist(), np.where(std > 0, std, 1.0).tolist()
 
     def standardised(self, mean: list[float], std: list[float]) -> SiteData:
         """The same records with features scaled as ``(x - mean) / std`` (federation-wide statistics)."""

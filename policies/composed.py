@@ -32,7 +32,8 @@ class ComposedPolicy:
     validity window; ``min_noise_multiplier`` is noise std / clipping norm;
     ``max_clipping_norm`` is an L2 norm; ``max_update_l2_norm`` is the L2 norm of a site's
     update minus the global model, over all arrays (``None`` = unbounded); ``min_cohort_size``
-    counts people; dates are UTC days, inclusive at both ends, ``None`` meaning unbounded.
+    counts people; ``count_granularity`` (records) is what every released record count is rounded
+    down to a multiple of (the largest wins); dates are UTC days, inclusive at both ends, ``None`` meaning unbounded.
 
     Invariants: ``redline_purposes`` always contains the vocabulary redlines and never
     meets ``allowed_purposes``; ``allowed_risk_tiers`` never contains ``unacceptable``.
@@ -50,6 +51,7 @@ class ComposedPolicy:
     allowed_data_categories: frozenset[str]
     special_category_legal_basis: Mapping[str, str]
     min_cohort_size: int
+    count_granularity: int
     epsilon_budget: float
     delta: float
     min_noise_multiplier: float

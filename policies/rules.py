@@ -101,6 +101,7 @@ FIELD_RULES: tuple[FieldRule, ...] = (
     FieldRule("data.allowed_categories", "allowed_data_categories", Kind.SUBSET, required_at_root=True),
     FieldRule("data.special_category_legal_basis", "special_category_legal_basis", Kind.REFINE, default={}),
     FieldRule("data.min_cohort_size", "min_cohort_size", Kind.FLOOR, default=11),
+    FieldRule("data.count_granularity", "count_granularity", Kind.FLOOR, default=10),
     FieldRule("privacy.epsilon_budget", "epsilon_budget", Kind.CEILING, required_at_root=True),
     FieldRule("privacy.delta", "delta", Kind.CEILING, required_at_root=True),
     FieldRule("privacy.min_noise_multiplier", "min_noise_multiplier", Kind.FLOOR, required_at_root=True),

@@ -104,6 +104,13 @@ class DataSection(_Strict):
     min_cohort_size: StrictInt | None = Field(
         default=None, ge=2, description="Smallest cohort (people) any released statistic may describe; default 11."
     )
+    count_granularity: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description="Record counts leave the site rounded down to a multiple of this many records (counts are "
+        "treated as public); a lower layer may only raise it; default 10.",
+    )
 
 
 class PrivacySection(_Strict):

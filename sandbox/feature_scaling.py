@@ -1,9 +1,13 @@
-"""Federation-wide feature standardisation, computed from the sites' aggregate sums before round 1.
+"""Federation-wide feature standardisation, computed from the sites' noised feature sums before round 1.
 
-Each site replies to one Flower ``query`` message with the record count, per-feature sum and sum
-of squares of its train part (never records). The coordinator pools them into the mean and
-standard deviation every site then uses, so all sites scale features identically even though
-their data are non-IID.
+Each site replies to one Flower ``query`` message with its train part's record count (rounded
+down, public) and, when the trial's data contract asks for federated normalisation, the noised
+sums of its values clipped to the contract's public ranges and scaled to [-1, 1], a release its
+ledger paid for (:mod:`participants.feature_statistics`). The coordinator pools them into the
+mean every site then uses, with the public spread of each column, so all sites scale features
+identically even though their data are non-IID. Without a contract (or with ``per-site``
+normalisation) the replies carry no sums and each site scales by its own statistics; the
+scaling sent is then the identity and sites ignore it.
 
 This first contact is also where the coordinator **binds each node to a site** and records the
 **count each site commits to**: a reply naming a site the trial does not list, or one another
@@ -24,9 +28,11 @@ from dataclasses import dataclass, field
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
+from participants.feature_statistics import column_ranges, federated_scaling_from_sums
 from participants.record_values import RecordValueError, as_floats, as_int, as_str
 from sandbox.site_failures import TrialFailed, is_site_failure, site_failure
 from trialcore import wire
+from trialcore.data_contract import DataContract
 
 logger = logging.getLogger(__name__)
 
@@ -66,14 +72,14 @@ def commitment_of(reply: Message, *, site_ids: tuple[str, ...], num_features: in
         site_id = as_str(reply.content.config_records[wire.SITE_RECORD], wire.SITE_ID)
         metrics = reply.content.metric_records[wire.METRICS_RECORD]
         count = as_int(metrics, wire.NUM_EXAMPLES)
-        sums, squares = as_floats(metrics, wire.FEATURE_SUM), as_floats(metrics, wire.FEATURE_SUM_SQUARES)
+        sums = as_floats(metrics, wire.FEATURE_SUM)
     except (KeyError, RecordValueError) as err:
         return f"malformed feature-sums reply ({err})"
     if site_id not in site_ids:
         return f"the reply names site {site_id[:63]!r}, which the trial does not list"
-    if count < 0 or len(sums) != num_features or len(squares) != num_features:
-        return f"site {site_id}: a count of {count} and {len(sums)}/{len(squares)} sums for {num_features} features"
-    if not all(math.isfinite(v) for v in [*sums, *squares]):
+    if count < 0 or len(sums) != num_features:
+        return f"site {site_id}: a count of {count} and {len(sums)} sums for {num_features} features"
+    if not all(math.isfinite(v) for v in sums):
         return f"site {site_id}: feature sums are not finite"
     return Commitment(site_id=site_id, num_examples=count)
 
@@ -85,13 +91,16 @@ def pooled_feature_scaling(
     num_sites: int,
     num_features: int,
     site_ids: tuple[str, ...] = (),
+    contract: DataContract | None = None,
     timeout_seconds: float = 600.0,
     site_nodes: Mapping[str, int] | None = None,
 ) -> FeatureScaling:
     """Pooled (mean, standard deviation) per feature over every replying site's train part, and the commitments.
 
     ``config`` is the trial's config record (trial id, spec hash, ``min-cohort-size``);
-    ``site_ids`` are the sites the trial lists (a reply naming another site is ignored). A site
+    ``site_ids`` are the sites the trial lists (a reply naming another site is ignored);
+    ``contract`` is the trial's data contract when it asks for federated normalisation (None: each
+    site scales by its own statistics, replies carry no sums, the identity is returned). A site
     that refuses is left out; one that cannot take part fails the trial before round 1
     (:class:`~sandbox.site_failures.TrialFailed`, raised once every site has replied).
     ``site_nodes`` (deployment) binds each site to its authenticated node (the node id its
@@ -102,8 +111,8 @@ def pooled_feature_scaling(
     record = RecordDict({"config": config})
     messages = [Message(content=record, message_type=MessageType.QUERY, dst_node_id=node) for node in nodes]
     count = 0
+    expected_sums = num_features if contract is not None else 0
     sums = [0.0] * num_features
-    squares = [0.0] * num_features
     replies = list(grid.send_and_receive(messages, timeout=timeout_seconds))
     failures = [
         site_failure(reply, f"node-{reply.metadata.src_node_id}", phase="query", server_round=0)
@@ -115,7 +124,7 @@ def pooled_feature_scaling(
     commitments: dict[int, Commitment] = {}
     for reply in replies:
         node = reply.metadata.src_node_id
-        commitment = commitment_of(reply, site_ids=site_ids, num_features=num_features)
+        commitment = commitment_of(reply, site_ids=site_ids, num_features=expected_sums)
         if isinstance(commitment, Commitment) and commitment.site_id in {c.site_id for c in commitments.values()}:
             commitment = f"site {commitment.site_id} was already named by another node"
         if isinstance(commitment, Commitment) and site_nodes is not None and site_nodes.get(commitment.site_id) != node:
@@ -126,10 +135,10 @@ def pooled_feature_scaling(
         commitments[node] = commitment
         metrics = reply.content.metric_records[wire.METRICS_RECORD]
         count += commitment.num_examples
-        sums = [a + b for a, b in zip(sums, as_floats(metrics, wire.FEATURE_SUM))]
-        squares = [a + b for a, b in zip(squares, as_floats(metrics, wire.FEATURE_SUM_SQUARES))]
-    if count == 0:
+        if contract is not None:
+            sums = [a + b for a, b in zip(sums, as_floats(metrics, wire.FEATURE_SUM))]
+    if contract is None or count == 0:
         return FeatureScaling([0.0] * num_features, [1.0] * num_features, commitments)
-    mean = [s / count for s in sums]
-    std = [math.sqrt(max(q / count - m * m, 0.0)) or 1.0 for q, m in zip(squares, mean)]
+    low, high = column_ranges(contract)
+    mean, std = federated_scaling_from_sums(sums, count, low, high)
     return FeatureScaling(mean, std, commitments)

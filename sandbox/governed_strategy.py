@@ -330,6 +330,8 @@ class GovernedStrategy(Strategy):
             trusted.append(reply)
             metrics = reply.content.metric_records[wire.METRICS_RECORD]
             self._note_site_audit(outcome, reply, site_id)
+            if wire.EPSILON_SPENT in metrics:  # the evaluation's release was charged: the ledger's figures after it
+                self.observer.privacy_reported(server_round, site_id, metrics)
             outcome.sites[site_id] = SiteRoundMetrics(
                 site_id=site_id,
                 num_train=as_int(metrics, wire.NUM_TRAIN_EXAMPLES),

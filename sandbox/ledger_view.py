@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from participants.privacy_ledger import PrivacyLedger
+from participants.privacy_ledger import PrivacyLedger, epsilon_by_release
 from trialcore import layout
 from trialcore.errors import SandboxError
 
@@ -38,6 +38,7 @@ class LedgerFigures:
     delta: float
     last_charged_round: int
     charges: int
+    trial_epsilon_by_release: dict[str, float]
 
     def as_report(self) -> dict[str, Any]:
         """The keys the report's ``sites[].privacy`` holds."""
@@ -46,6 +47,7 @@ class LedgerFigures:
             "epsilon_budget": self.epsilon_budget,
             "trial_epsilon": self.trial_epsilon,
             "trial_epsilon_budget": self.trial_epsilon_budget,
+            "trial_epsilon_by_release": dict(self.trial_epsilon_by_release),
             "delta": self.delta,
             "last_charged_round": self.last_charged_round,
         }
@@ -79,5 +81,11 @@ def visible_ledger(run_dir: Path, site_id: str, *, trial_id: str) -> LedgerFigur
                 delta=last.delta,
                 last_charged_round=last.round,
                 charges=len(charges),
+                trial_epsilon_by_release={
+                    str(kind): value
+                    for kind, value in epsilon_by_release(
+                        charges, trial_id=trial_id, delta=last.delta, accountant=last.accountant
+                    ).items()
+                },
             )
     return None

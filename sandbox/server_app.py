@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from monitoring.exporter import serve
 from monitoring.metrics import SandboxMetrics
+from participants.feature_statistics import federated_scaling
 from participants.model import build_model
 from policies import Clause, PreflightResult
 from sandbox.consent import APPROVAL_CLAUSE, Clearance, approval_status, clear_trial, consent_matrix
@@ -142,6 +143,7 @@ def committed_round_config(
         num_features=loaded.spec.model.input_features,
         site_ids=loaded.spec.site_ids,
         site_nodes=site_nodes,
+        contract=loaded.spec.data if federated_scaling(loaded.spec) else None,
     )
     config[wire.FEATURE_MEAN] = scaling.mean
     config[wire.FEATURE_STD] = scaling.std

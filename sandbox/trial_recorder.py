@@ -25,6 +25,7 @@ from participants.record_values import as_float
 from policies import PrivacyCost
 from sandbox.enforcement import Incident
 from sandbox.ledger_view import SOURCE_LEDGER, SOURCE_NONE, SOURCE_REPLY, visible_ledger
+from sandbox.release_noise import FAIRNESS_GAP_MAX_NOISE_STD, fairness_gap_noise_std
 from sandbox.round_outcome import RoundOutcome, SiteRoundMetrics
 from sandbox.site_failures import FAILED_STATE, SiteFailure, distinct
 from sandbox.trial_control import ControlRequest
@@ -46,27 +47,30 @@ BUDGET_EXHAUSTED_STATE = "budget-exhausted"
 
 PRIVACY_SCOPE = {
     "covers": (
-        "Record-level (epsilon, delta)-differential privacy of the model updates each site sent in this trial: "
-        "DP-SGD with Poisson sampling, per-sample clipping and Gaussian noise at the site, accounted by the "
-        "site over every round it trained (and, for epsilon_spent, over every earlier trial on the same dataset)."
+        "Record-level (epsilon, delta)-differential privacy of everything each site released in this trial, "
+        "composed in one accountant per site (trial_epsilon; each kind alone in trial_epsilon_by_release): its "
+        "model updates (dp-sgd: Poisson sampling, per-sample clipping, Gaussian noise), its feature statistics "
+        "(feature-statistics: Gaussian noise on sums of values clipped to the data contract's public ranges, once "
+        "before round 1) and its evaluation results on the test part (evaluation: Gaussian noise on clipped "
+        "sums, each evaluated round). epsilon_spent adds every earlier trial on the same dataset."
     ),
     "does_not_cover": [
         "Client sampling is not amplified: Flower picks a fixed number of sites each round, so no "
         "site-level subsampling is credited.",
-        "Released evaluation metrics (accuracy, loss, AUROC on the test part) are not differentially private; "
-        "they are protected by small-cell suppression (minimum cohort size) and by each site answering at most "
-        "one evaluation per round. No metric of the train part is released.",
-        "The per-feature sums and sums of squares each site sends once per trial before round 1 are aggregates "
-        "over at least the minimum cohort, not differentially private.",
-        "Record counts are released rounded down to 10 records and treated as public.",
-        "Simulated sites (the demo) draw DP-SGD noise and batches from the trial seed so runs are reproducible: "
-        "anyone who knows the seed could regenerate the noise. Real sites draw them from a secret source.",
+        "Record counts are treated as public: they are released rounded down to the site policy's "
+        "data.count_granularity (default 10), and whether a statistic is withheld as a small cell (minimum cohort "
+        "size) depends on exact counts.",
+        "Simulated sites (the demo) draw DP-SGD noise, batches and release noise from the trial seed so runs are "
+        "reproducible: anyone who knows the seed could regenerate the noise. Real sites draw them from a secret "
+        "source.",
+        "Noise is drawn in floating point; attacks on the low-order bits of floating-point noise (Mironov 2012) "
+        "are not defended against.",
         "A site's epsilon across trials is only as complete as its ledger: real sites must keep one in their state "
         "folder; simulated sites start a fresh ledger every run.",
         "epsilon_source says where each site's figures come from: site-ledger (its ledger under the run folder, "
-        "read at the end, so a charge whose reply was lost still counts), site-reply (its last training reply; "
-        "a real site's ledger is out of the coordinator's sight, and a charge made before a failed reply shows "
-        "only in the site's own ledger: `sandbox privacy ledger` there) or no-charge.",
+        "read at the end, so a charge whose reply was lost still counts), site-reply (its last reply that carried "
+        "them; a real site's ledger is out of the coordinator's sight, and a charge made before a failed reply "
+        "shows only in the site's own ledger: `sandbox privacy ledger` there) or no-charge.",
     ],
 }
 """What the epsilon in the report does and does not cover, for regulators reading it."""
@@ -232,6 +236,10 @@ class TrialRecorder:
             "epsilon_budget": budget,
             "trial_epsilon": as_float(figures, wire.TRIAL_EPSILON),
             "trial_epsilon_budget": as_float(figures, wire.TRIAL_EPSILON_BUDGET),
+            "trial_epsilon_by_release": {
+                kind: as_float(figures, key) if key in figures else 0.0
+                for kind, key in wire.TRIAL_EPSILON_BY_RELEASE.items()
+            },
             "delta": delta,
             "last_charged_round": server_round,
         }
@@ -277,7 +285,13 @@ class TrialRecorder:
                 auroc_sites=g.auroc_sites,
                 auroc_test_records=g.auroc_num_test,
             )
+        gap_noise = fairness_gap_noise_std(
+            [(m.num_test, m.test_accuracy) for m in released.values()],
+            noise_multiplier=self.loaded.spec.privacy.evaluation_noise_multiplier,
+        )
         gap = fairness_gap([m.test_accuracy for m in released.values()])
+        if gap_noise is not None and gap_noise > FAIRNESS_GAP_MAX_NOISE_STD:
+            gap = None  # made of noise: not reported, and the fairness alert is not fed
         if gap is not None:
             self.metrics.set_fairness_gap(gap)
         self.metrics.finish_round(outcome.server_round, outcome.duration_seconds, len(outcome.trained_sites))
@@ -292,6 +306,7 @@ class TrialRecorder:
             "suppressed_sites": sorted(withheld),
             "global": asdict(g) if g is not None else None,
             "fairness_accuracy_gap": gap,
+            "fairness_accuracy_gap_noise_std": gap_noise,
             "site_audit_entries": {s: h for s, (h, _) in sorted(outcome.site_audit_heads.items())},
         }
         self.site_heads.update(outcome.site_audit_heads)
@@ -473,6 +488,7 @@ class TrialRecorder:
                 "epsilon_budget": cost.epsilon_budget if cost else spec.privacy.epsilon_budget,
                 "trial_epsilon": 0.0,
                 "trial_epsilon_budget": spec.privacy.epsilon_budget,
+                "trial_epsilon_by_release": dict.fromkeys(wire.TRIAL_EPSILON_BY_RELEASE, 0.0),
                 "delta": spec.privacy.delta,
                 "last_charged_round": None,
             }

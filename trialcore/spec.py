@@ -72,6 +72,22 @@ class Privacy(_Frozen):
         strict=True, default=None, gt=0, le=MAX_NOISE_MULTIPLIER, description="DP-SGD noise multiplier; null = no DP."
     )
     max_grad_norm: float | None = Field(strict=True, default=None, gt=0, description="DP-SGD per-sample clipping norm.")
+    feature_statistics_noise_multiplier: float = Field(
+        strict=True,
+        default=5.0,
+        gt=0,
+        le=MAX_NOISE_MULTIPLIER,
+        description="Gaussian noise (std over L2 sensitivity) on the clipped feature sums each site releases once "
+        "for federated standardisation (participants.accounted_release).",
+    )
+    evaluation_noise_multiplier: float = Field(
+        strict=True,
+        default=20.0,
+        gt=0,
+        le=MAX_NOISE_MULTIPLIER,
+        description="Gaussian noise (std over L2 sensitivity) on the clipped test-part sums each site releases per "
+        "evaluated round (participants.accounted_release).",
+    )
     accountant: str = Field(
         default="rdp",
         description="Privacy accountant: rdp (Renyi DP, default) or prv (privacy random variables); "

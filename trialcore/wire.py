@@ -77,9 +77,15 @@ EPSILON_BUDGET: Final = "epsilon-budget"
 TRIAL_EPSILON: Final = "trial-epsilon"
 TRIAL_EPSILON_BUDGET: Final = "trial-epsilon-budget"
 PRIVACY_DELTA: Final = "privacy-delta"
+TRIAL_EPSILON_BY_RELEASE: Final = {
+    "dp-sgd": "trial-epsilon-dp-sgd",
+    "feature-statistics": "trial-epsilon-feature-statistics",
+    "evaluation": "trial-epsilon-evaluation",
+}
+"""Release kind -> key of the trial's epsilon of that kind alone (the kinds compose into trial-epsilon)."""
 FEATURE_SUM: Final = "feature-sum"
-"""Per-feature sums over the whole train part (the pre-round-1 query)."""
-FEATURE_SUM_SQUARES: Final = "feature-sum-squares"
+"""The pre-round-1 query: per-feature sums over the train part of values clipped to the data contract's
+ranges and scaled to [-1, 1], with Gaussian noise (empty when the trial scales per site)."""
 
 # --- keys of the site record -----------------------------------------------------------------
 SITE_ID: Final = "site-id"
