@@ -30,7 +30,7 @@ SITE = "de-berlin"
 LEDGER_NAME = "embedded-breast-cancer-0.ledger.jsonl"
 
 CHILD = """
-import json, math, os, signal, sys
+import json, os, signal, sys
 from pathlib import Path
 
 from flwr.app import ArrayRecord, Context, RecordDict
@@ -48,11 +48,10 @@ document = spec_document(Path(spec_path))
 msg = message(document, server_round=int(server_round))
 config = msg.content.config_records["config"]
 data = load_site_data(load_site_config(site_config))
-count, sums, squares = data.feature_sums()
-mean = [s / count for s in sums]
+mean, std = data.own_scaling()
 config["min-cohort-size"] = 11
 config["feature-mean"] = mean
-config["feature-std"] = [math.sqrt(max(q / count - m * m, 1e-12)) for q, m in zip(squares, mean)]
+config["feature-std"] = std
 model = build_model(document["model"]["name"], num_features=data.num_features)
 msg.content["arrays"] = ArrayRecord(model.state_dict())
 context = Context(run_id=1, node_id=5, node_config={"site-config": site_config}, state=RecordDict(), run_config={})

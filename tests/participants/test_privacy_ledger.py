@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import stat
@@ -13,7 +14,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from participants.privacy_ledger import Charge, PlannedCharge, PrivacyLedger, summarise
+from participants.accounted_release import gaussian_mechanism
+from participants.privacy_ledger import Charge, PlannedCharge, PrivacyLedger, ReleaseKind, summarise
 from participants.privacy_plan import planned_charge, round_mechanism, trial_cost
 from participants.site_data import load_site_data
 from participants.site_floor import site_floor
@@ -483,12 +485,17 @@ def test_trial_cost_agrees_with_charging_round_by_round(
         ledger=ledger if earlier_rounds else None,
     )
 
+    # The site's releases as it makes them: the feature sums before round 1, then per round DP-SGD and an evaluation.
+    def release(server_round: int, kind: ReleaseKind, mechanism: Mechanism) -> None:
+        planned = planned_charge(site, spec, policy, spec_hash="f" * 64, server_round=server_round, mechanism=mechanism)
+        ledger.charge(dataclasses.replace(planned, release=kind))
+
+    release(0, "feature-statistics", gaussian_mechanism(spec.privacy.feature_statistics_noise_multiplier))
     accepted: list[int] = []
     for server_round in range(1, rounds + 1):
         try:
-            ledger.charge(
-                planned_charge(site, spec, policy, spec_hash="f" * 64, server_round=server_round, mechanism=mechanism)
-            )
+            release(server_round, "dp-sgd", mechanism)
+            release(server_round, "evaluation", gaussian_mechanism(spec.privacy.evaluation_noise_multiplier))
             accepted.append(server_round)
         except BudgetExhausted:
             pass

@@ -48,6 +48,9 @@ def _reply_figures(charge: Charge) -> MetricRecord:
             wire.TRIAL_EPSILON: charge.trial_epsilon,
             wire.TRIAL_EPSILON_BUDGET: charge.trial_epsilon_budget,
             wire.PRIVACY_DELTA: charge.delta,
+            wire.TRIAL_EPSILON_BY_RELEASE["dp-sgd"]: charge.trial_epsilon,
+            wire.TRIAL_EPSILON_BY_RELEASE["feature-statistics"]: 0.0,
+            wire.TRIAL_EPSILON_BY_RELEASE["evaluation"]: 0.0,
         }
     )
 

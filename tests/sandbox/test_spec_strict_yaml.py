@@ -62,7 +62,7 @@ def test_a_count_is_a_whole_number_never_a_boolean(runner: CliRunner, demo_dir: 
 
 def test_noise_multiplier_over_the_accountants_range_names_file_and_field(runner: CliRunner, demo_dir: Path) -> None:
     """A noise multiplier above 1e6 is one line naming the spec and ``privacy.noise_multiplier``, printed once."""
-    text = _demo_text(demo_dir).replace("noise_multiplier: 10.313", "noise_multiplier: 2.0e+6")
+    text = _demo_text(demo_dir).replace("noise_multiplier: 5.508", "noise_multiplier: 2.0e+6")
     lines = _validate_text(runner, demo_dir, text)
     assert lines == [
         "trial.yaml: privacy.noise_multiplier: found 2000000.0; input should be less than or equal to 1000000"
@@ -71,6 +71,6 @@ def test_noise_multiplier_over_the_accountants_range_names_file_and_field(runner
 
 def test_epsilon_budget_true_is_not_one(runner: CliRunner, demo_dir: Path) -> None:
     """A boolean where a number is expected is refused, not read as 1.0."""
-    text = _demo_text(demo_dir).replace("epsilon_budget: 0.5 ", "epsilon_budget: true ")
+    text = _demo_text(demo_dir).replace("epsilon_budget: 1.5 ", "epsilon_budget: true ")
     lines = _validate_text(runner, demo_dir, text)
     assert len(lines) == 1 and lines[0].startswith("trial.yaml: privacy.epsilon_budget: found True")

@@ -43,7 +43,10 @@ def test_unknown_nested_key_is_refused_listing_the_keys_allowed_there(write_spec
     assert problem.source == shown
     assert problem.field == "privacy.epsilon"
     assert problem.found == "unknown key 'epsilon'"
-    assert "(accountant, delta, epsilon_budget, max_grad_norm, noise_multiplier)" in problem.allowed
+    assert (
+        "(accountant, delta, epsilon_budget, evaluation_noise_multiplier, feature_statistics_noise_multiplier, "
+        "max_grad_norm, noise_multiplier)"
+    ) in problem.allowed
 
 
 def test_unknown_key_in_a_list_item_is_refused() -> None:

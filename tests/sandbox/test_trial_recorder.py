@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from sandbox.round_outcome import RoundOutcome, SiteRoundMetrics, pool
 from sandbox.server_app import new_metrics
 from sandbox.trial_recorder import TrialRecorder
 from trialcore.audit_verify import verify_chain
-from trialcore.spec_loading import load_spec
+from trialcore.spec_loading import LoadedSpec, load_spec
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.yaml"
 
@@ -29,14 +31,22 @@ def site(site_id: str, num_test: int, accuracy: float) -> SiteRoundMetrics:
     )
 
 
+def demo_with_evaluation_noise(noise_multiplier: float) -> LoadedSpec:
+    """The demo spec with another evaluation noise multiplier (how noisy the released accuracies are)."""
+    loaded = load_spec(DEMO)
+    privacy = loaded.spec.privacy.model_copy(update={"evaluation_noise_multiplier": noise_multiplier})
+    return dataclasses.replace(loaded, spec=loaded.spec.model_copy(update={"privacy": privacy}))
+
+
 def test_site_below_min_cohort_gets_no_series_and_is_counted(tmp_path: Path) -> None:
     """A site whose test part has fewer than 11 records gets no per-site series or report entry; each withheld statistic is counted every round."""
     registry = CollectorRegistry()
+    loaded = demo_with_evaluation_noise(0.05)  # released accuracies precise enough for a fairness gap
     recorder = TrialRecorder(
-        load_spec(DEMO),
+        loaded,
         tmp_path / "run",
         run_id="run",
-        metrics=new_metrics(load_spec(DEMO), registry, run_id="run"),
+        metrics=new_metrics(loaded, registry, run_id="run"),
         registry=registry,
     )
     recorder.trial_started()
@@ -164,3 +174,25 @@ def test_a_round_ended_by_a_budget_stop_shows_who_trained_in_it(tmp_path: Path) 
     recorder.round_skipped(2, accepted=0, required=3)  # the budget stop follows: no round_finished
     recorder.trial_finished(None, state="budget-exhausted")
     assert registry.get_sample_value("sandbox_participants_active", active) == 1.0, "ch-zurich trained, 3 refused"
+
+
+def test_a_fairness_gap_made_of_noise_is_not_reported(tmp_path: Path) -> None:
+    """With the demo's evaluation noise on 30-record test parts the gap is noise: no gap metric, null in the report, its noise stated."""
+    registry = CollectorRegistry()
+    loaded = load_spec(DEMO)
+    recorder = TrialRecorder(
+        loaded, tmp_path / "run", run_id="run", metrics=new_metrics(loaded, registry, run_id="run"), registry=registry
+    )
+    recorder.trial_started()
+    outcome = RoundOutcome(server_round=1, trained_sites=["de-berlin", "fr-lyon"])
+    outcome.sites = {s.site_id: s for s in (site("de-berlin", 30, 0.2), site("fr-lyon", 30, 1.0))}
+    outcome.global_metrics = pool(list(outcome.sites.values()))
+    recorder.round_started(1)
+    recorder.round_finished(outcome)
+    report = recorder.trial_finished(None)
+    labels = {"trial": "cancer-risk-demo", "run_id": "run"}
+    assert registry.get_sample_value("sandbox_fairness_accuracy_gap", labels) is None
+    last = report["rounds"][-1]
+    assert last["fairness_accuracy_gap"] is None and report["final"]["fairness_accuracy_gap"] is None
+    # sqrt(2) x 40 x 2 x sqrt(1 + 1) / 30: the noise of the better site's released accuracy, twice over
+    assert last["fairness_accuracy_gap_noise_std"] == pytest.approx(2 * 40 * 2 / 30)
