@@ -11,6 +11,7 @@ of the trial alone, all at the trial's delta.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 import numpy.typing as npt
@@ -55,7 +56,9 @@ def released(
     server_round: int,
 ) -> Released | Message:
     """Release the clipped sums of ``rows`` (one per record) with Gaussian noise, charged first; or the audited refusal."""
-    seed = (turn.spec.seed * 1_000_003 + server_round * 101 + _kind_code(kind)) % 2**63
+    # Seeded only at a simulated site (reproducible demo); the spec hash makes every trial's noise its own.
+    label = f"{turn.spec_hash}/{server_round}/{kind}/{statistic}/{turn.site.config.site_id}"
+    seed = int.from_bytes(hashlib.sha256(label.encode("utf-8")).digest()[:8], "big")
     try:
         return release_rows(
             rows,
@@ -67,7 +70,7 @@ def released(
             context=release_context(
                 turn.site, turn.spec, turn.policy, spec_hash=turn.spec_hash, server_round=server_round
             ),
-            rng=noise_generator(turn.site, seed=seed + _site_code(turn)),
+            rng=noise_generator(turn.site, seed=seed),
         )
     except (SandboxError, OSError) as err:
         return _refused(msg, turn, err, server_round=server_round, release=kind)
@@ -110,11 +113,3 @@ def _charges(turn: SiteTurn) -> int | None:
         return len(ledger_of(turn).charges())
     except (SandboxError, OSError):
         return None
-
-
-def _kind_code(kind: ReleaseKind) -> int:
-    return {"dp-sgd": 0, "feature-statistics": 1, "evaluation": 2}[kind]
-
-
-def _site_code(turn: SiteTurn) -> int:
-    return int.from_bytes(turn.site.config.site_id.encode("utf-8")[:7], "big")

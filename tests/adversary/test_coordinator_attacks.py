@@ -21,6 +21,7 @@ from sandbox.governed_strategy import GovernedStrategy
 from sandbox.round_outcome import RoundOutcome
 from tests.adversary.hostile_coordinator import record_attack
 from trialcore import wire
+from trialcore.data_contract import DataContract
 from trialcore.spec import StrategySpec
 
 NODES = {11: "de-berlin", 12: "fr-lyon", 13: "gb-leeds"}
@@ -76,7 +77,6 @@ class Grid:
                         {
                             wire.NUM_EXAMPLES: answer["count"],
                             wire.FEATURE_SUM: [float(answer["count"])] * 2,
-                            wire.FEATURE_SUM_SQUARES: [2.0 * answer["count"]] * 2,
                         }
                     ),
                     wire.SITE_RECORD: ConfigRecord({wire.SITE_ID: answer["site"]}),
@@ -261,6 +261,12 @@ def test_feature_query_binds_each_listed_site_to_one_node() -> None:
         num_sites=3,
         num_features=2,
         site_ids=("de-berlin", "fr-lyon", "gb-leeds"),
+        contract=DataContract.model_validate(
+            {
+                "features": [{"name": n, "kind": "numeric", "unit": "1", "range": [-1, 1]} for n in ("a", "b")],
+                "target": {"column": "y", "threshold": 1},
+            }
+        ),
     )
     assert scaling.commitments == {11: Commitment("de-berlin", 90)}
     assert scaling.mean == [1.0, 1.0]

@@ -188,7 +188,8 @@ def test_feature_scaling_is_pinned_per_trial(coordinator: HostileCoordinator) ->
     assert_refused(coordinator.send("fr-lyon", shifted), "feature-scaling", "differs")
     degenerate = coordinator.message(server_round=4, config={wire.FEATURE_STD: [0.0] * 30})
     assert_refused(coordinator.send("fr-lyon", degenerate), "feature-scaling", "> 0")
-    assert coordinator.charges("fr-lyon") == [], "a refused scaling is refused before any charge"
+    charged = [(c["release"], c["round"]) for c in coordinator.charges("fr-lyon")]
+    assert charged == [("evaluation", 1)], "a refused scaling is refused before any charge"
     assert len(coordinator.events("fr-lyon", "evaluation-sent")) == 1
     record_attack("feature scaling varied or degenerate", "pinned per trial; refused, audited, no charge")
 
@@ -241,5 +242,11 @@ def test_no_metric_of_the_train_part_leaves_the_site(coordinator: HostileCoordin
         wire.TEST_ACCURACY,
         wire.TEST_AUROC,
         wire.TEST_AUROC_DEFINED,
+        wire.EPSILON_SPENT,
+        wire.EPSILON_BUDGET,
+        wire.TRIAL_EPSILON,
+        wire.TRIAL_EPSILON_BUDGET,
+        wire.PRIVACY_DELTA,
+        *wire.TRIAL_EPSILON_BY_RELEASE.values(),
     }
     record_attack("reading train-part accuracy and loss each round", "not released; counts rounded to 10")
