@@ -7,9 +7,11 @@ Two measurements, returned by :func:`privacy_results` (``run.py`` prints them un
    10 rounds, FedAvg, batch size 16) runs end to end in Flower's in-process simulation with the
    governed ServerApp, as ``run.py``'s governed runs do, for each seed of :data:`SEEDS`:
 
-   - at each per-site epsilon budget of :data:`EPSILONS` (record-level, at the spec's delta):
-     a copy of the demo spec with ``privacy.epsilon_budget: eps`` and ``privacy.noise_multiplier``
-     calibrated so that the whole trial fits within ``eps`` at *every* site. A site's round is
+   - at each per-site epsilon of :data:`EPSILONS` for **training alone** (record-level, at the
+     spec's delta): a copy of the demo spec with ``privacy.noise_multiplier`` calibrated so that
+     the trial's DP-SGD fits within ``eps`` at *every* site, and ``privacy.epsilon_budget`` the
+     planned epsilon of **everything released** (DP-SGD, the feature sums and the evaluations at
+     the demo's release noise, composed; rounded up to 2 decimals). A site's round is
      :func:`participants.privacy_plan.round_mechanism` (``epochs x int(1/q)`` DP-SGD steps at
      Poisson rate ``q = 1 / ceil(num_train / batch_size)``, epochs from
      :func:`participants.site_floor.site_floor`); Opacus's ``get_noise_multiplier`` (RDP) gives the
@@ -18,10 +20,11 @@ Two measurements, returned by :func:`privacy_results` (``run.py`` prints them un
    - **without DP** (``epsilon: null``): see :func:`no_dp_train_handler`.
 
    Each row reports the noise multiplier used (dimensionless), the largest trial epsilon planned
-   (repository accountant, before running) and the largest ``epsilon_spent`` the sites reported in
-   ``report.json``, each run's end state and rounds, the global test accuracy of each seed
-   (``report.json`` ``final.global.test_accuracy``: fraction 0-1, pooled over the sites' test
-   parts) and their median. ``smallest_budget_reaching_0_93`` is the smallest epsilon whose
+   for training alone and for everything released (repository accountant, before running), the
+   largest of each the sites reported in ``report.json`` (``trial_epsilon_by_release["dp-sgd"]``
+   and ``trial_epsilon``), each run's end state and rounds, the global test accuracy of each
+   seed (the final model on the union of the sites' test parts, :mod:`tests.demo_accuracy`: the
+   released accuracies are noised sums) and their median. ``smallest_budget_reaching_0_93`` is the smallest epsilon whose
    median accuracy is at least :data:`ACCURACY_TARGET` with every run finished (null if none).
    About 18 trial runs of ~12 s each.
 
@@ -67,7 +70,7 @@ from prometheus_client import CollectorRegistry  # noqa: E402
 
 from participants.client_app import make_client_app, train_handler  # noqa: E402
 from participants.model import build_model  # noqa: E402
-from participants.privacy_plan import round_mechanism  # noqa: E402
+from participants.privacy_plan import round_mechanism, trial_releases  # noqa: E402
 from participants.site_config import LoadedSiteConfig  # noqa: E402
 from participants.site_data import SiteData, load_site_data  # noqa: E402
 from participants.site_floor import DpSettings, site_floor  # noqa: E402
@@ -77,6 +80,7 @@ from sandbox.resolved_trial import resolve_trial  # noqa: E402
 from sandbox.server_app import TrialHooks, make_server_app, new_metrics  # noqa: E402
 from sandbox.trial_run import FLOWER_ENVIRONMENT, _run_simulation, simulated_site_settings  # noqa: E402
 from tests.approved_demo import DemoCopy, approved_demo_at  # noqa: E402
+from tests.demo_accuracy import true_pooled_test_accuracy  # noqa: E402
 from trialcore import wire  # noqa: E402
 from trialcore.privacy_accountant import Accountant, Mechanism, epsilon  # noqa: E402
 from trialcore.spec import TrialSpec  # noqa: E402
@@ -178,6 +182,22 @@ def planned_trial_epsilon(shapes: list[SiteShape], *, noise_multiplier: float, d
     )
 
 
+def planned_everything_epsilon(spec: TrialSpec, shapes: list[SiteShape], *, noise_multiplier: float) -> float:
+    """The largest epsilon over the sites of everything a site releases in the trial (DP-SGD, feature sums, evaluations)."""
+    return max(
+        epsilon(
+            trial_releases(
+                spec,
+                Mechanism(noise_multiplier=noise_multiplier, sample_rate=s.sample_rate, steps=s.steps_per_round),
+                rounds=spec.rounds,
+            ),
+            delta=spec.privacy.delta,
+            accountant=Accountant.RDP,
+        )
+        for s in shapes
+    )
+
+
 def write_spec(demo: DemoCopy, *, seed: int, epsilon_budget: float | None, noise_multiplier: float | None) -> Path:
     """A copy of the demo spec beside it (its federation path still resolves) with another seed and, if given, budget and noise."""
     data: dict[str, Any] = yaml.safe_load(demo.spec.read_text(encoding="utf-8"))
@@ -232,19 +252,20 @@ def governed_run(demo: DemoCopy, spec_path: Path, run_dir: Path, *, dp: bool) ->
     return hooks.report
 
 
-def run_summary(seed: int, report: dict[str, Any]) -> dict[str, Any]:
-    """One run's end state, rounds, global test accuracy (fraction) and largest site epsilon spent (null: none charged)."""
+def run_summary(seed: int, report: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """One run's end state, rounds, true and released global test accuracy (fraction), largest site epsilons (null: none)."""
     final_global = (report.get("final") or {}).get("global") or {}
-    accuracy = final_global.get("test_accuracy")
-    charged = [
-        s["privacy"]["epsilon_spent"] for s in report["sites"] if s["privacy"].get("last_charged_round") is not None
-    ]
+    released = final_global.get("test_accuracy")
+    charged = [s["privacy"] for s in report["sites"] if s["privacy"].get("last_charged_round") is not None]
+    training = [p["trial_epsilon_by_release"]["dp-sgd"] for p in charged]
     return {
         "seed": seed,
         "state": report["state"],
         "rounds_completed": report["rounds_completed"],
-        "test_accuracy": None if accuracy is None else round(float(accuracy), 4),
-        "max_epsilon_spent": round(max(charged), 4) if charged else None,
+        "test_accuracy": round(true_pooled_test_accuracy(run_dir), 4) if (run_dir / "model.pt").exists() else None,
+        "released_test_accuracy": None if released is None else round(float(released), 4),
+        "max_epsilon_spent": round(max(p["trial_epsilon"] for p in charged), 4) if charged else None,
+        "max_training_epsilon_spent": round(max(training), 4) if training and max(training) > 0 else None,
         "round_seconds": [float(r["duration_seconds"]) for r in report.get("rounds", [])],
     }
 
@@ -256,6 +277,8 @@ def utility_row(
     spec = base.spec
     noise: float | None = None
     planned: float | None = None
+    planned_all: float | None = None
+    budget: float | None = None
     if target_epsilon is not None:
         noise = calibrated_noise_multiplier(
             shapes, target_epsilon=target_epsilon, delta=spec.privacy.delta, rounds=spec.rounds
@@ -263,12 +286,16 @@ def utility_row(
         planned = round(
             planned_trial_epsilon(shapes, noise_multiplier=noise, delta=spec.privacy.delta, rounds=spec.rounds), 4
         )
+        everything = planned_everything_epsilon(spec, shapes, noise_multiplier=noise)
+        planned_all = round(everything, 4)
+        budget = math.ceil(everything * 100) / 100
     runs = []
     for seed in SEEDS:
-        spec_path = write_spec(demo, seed=seed, epsilon_budget=target_epsilon, noise_multiplier=noise)
+        spec_path = write_spec(demo, seed=seed, epsilon_budget=budget, noise_multiplier=noise)
         started = time.perf_counter()
-        report = governed_run(demo, spec_path, workdir / spec_path.stem, dp=target_epsilon is not None)
-        runs.append(run_summary(seed, report))
+        run_dir = workdir / spec_path.stem
+        report = governed_run(demo, spec_path, run_dir, dp=target_epsilon is not None)
+        runs.append(run_summary(seed, report, run_dir))
         print(
             f"privacy: epsilon {target_epsilon if target_epsilon is not None else 'no DP'} seed {seed}: "
             f"accuracy {runs[-1]['test_accuracy']} ({report['state']}, {time.perf_counter() - started:.1f} s)",
@@ -276,6 +303,7 @@ def utility_row(
         )
     accuracies = [r["test_accuracy"] for r in runs]
     spent = [r["max_epsilon_spent"] for r in runs if r["max_epsilon_spent"] is not None]
+    spent_training = [r["max_training_epsilon_spent"] for r in runs if r["max_training_epsilon_spent"] is not None]
     complete = all(r["state"] == "finished" and r["rounds_completed"] == spec.rounds for r in runs)
     known = [a for a in accuracies if a is not None]
     return {
@@ -283,7 +311,10 @@ def utility_row(
         "dp": target_epsilon is not None,
         "noise_multiplier": noise,
         "max_grad_norm": spec.privacy.max_grad_norm if target_epsilon is not None else None,
+        "trial_epsilon_budget": budget,
         "max_epsilon_planned": planned,
+        "max_epsilon_all_releases_planned": planned_all,
+        "max_training_epsilon_spent": max(spent_training) if spent_training else None,
         "max_epsilon_spent": max(spent) if spent else None,
         "all_runs_finished": complete,
         "runs": runs,
@@ -313,7 +344,8 @@ def utility_table() -> dict[str, Any]:
     plain_rounds = _median_round_seconds([run for r in rows if not r["dp"] for run in r["runs"]])
     smallest = min(reaching, key=lambda r: r["epsilon"], default=None)
     return {
-        "benchmark": "demo trial (governed, simulation) global test accuracy vs per-site epsilon budget, median over seeds",
+        "benchmark": "demo trial (governed, simulation) global test accuracy vs per-site epsilon of training alone "
+        "and of everything released, median over seeds",
         "rounds": base.spec.rounds,
         "delta": base.spec.privacy.delta,
         "accountant": "rdp",
@@ -342,6 +374,7 @@ def utility_table() -> dict[str, Any]:
         if smallest is None
         else {
             "epsilon": smallest["epsilon"],
+            "epsilon_all_releases": smallest["max_epsilon_all_releases_planned"],
             "noise_multiplier": smallest["noise_multiplier"],
             "median_accuracy": smallest["median_accuracy"],
         },

@@ -44,16 +44,23 @@ def test_epsilon_agrees_across_ledger_report_metrics_prometheus_and_opacus(demo_
         site_id = site["site_id"]
         [ledger_file] = (run_dir / "sites" / site_id / "privacy").glob("*.ledger.jsonl")
         charges = _lines(ledger_file)
-        assert [c["round"] for c in charges] == list(range(1, 11))
+        assert [(c["release"], c["round"]) for c in charges] == [("feature-statistics", 0)] + [
+            (kind, r) for r in range(1, 11) for kind in ("dp-sgd", "evaluation")
+        ], "every release charged: the feature sums once, then each round's training and evaluation"
         ledger_epsilon = charges[-1]["cumulative_epsilon"]
-        updates = [
-            e["payload"]["dp_sgd"]
-            for e in _lines(run_dir / "sites" / site_id / "audit.jsonl")
-            if e["event"] == "update-sent"
-        ]
+        chain = _lines(run_dir / "sites" / site_id / "audit.jsonl")
+        updates = [e["payload"]["dp_sgd"] for e in chain if e["event"] == "update-sent"]
+        releases = [e["payload"]["release"] for e in chain if e["event"] in ("feature-sums-sent", "evaluation-sent")]
+        assert len(releases) == 11
+        training = [(u["noise_multiplier"], u["sample_rate"], u["steps"]) for u in updates]
         accountant = RDPAccountant()
-        accountant.history = [(u["noise_multiplier"], u["sample_rate"], u["steps"]) for u in updates]
+        accountant.history = training + [(r["noise_multiplier"], 1.0, 1) for r in releases]
         opacus_epsilon = accountant.get_epsilon(delta)
+        training_alone = RDPAccountant()
+        training_alone.history = training
+        by_release = site["privacy"]["trial_epsilon_by_release"]
+        assert by_release["dp-sgd"] == pytest.approx(training_alone.get_epsilon(delta), rel=1e-9)
+        assert max(by_release.values()) < site["privacy"]["trial_epsilon"] <= sum(by_release.values())
         assert site["privacy"]["epsilon_spent"] == ledger_epsilon
         assert spent_prom[site_id] == pytest.approx(ledger_epsilon, rel=1e-12)
         assert spent_scraped[site_id] == pytest.approx(ledger_epsilon, rel=1e-9)
@@ -68,4 +75,5 @@ def test_report_states_what_epsilon_covers_and_what_it_does_not(demo_run: DemoRu
     assert scope["accountant"] == "rdp"
     assert "Record-level" in scope["covers"]
     gaps = " ".join(scope["does_not_cover"])
-    assert "Client sampling is not amplified" in gaps and "small-cell suppression" in gaps
+    assert "Client sampling is not amplified" in gaps and "Record counts are treated as public" in gaps
+    assert "evaluation" in scope["covers"] and "feature statistics" in scope["covers"]
