@@ -1,9 +1,10 @@
 """Rules for values a site takes from a message or puts into a reply, beyond the verified spec.
 
-* **Record counts** leave a site rounded down to :data:`COUNT_GRANULARITY` records (10); they
-  are treated as public. A count is the weight of a site's update and its evaluation, so the
-  coordinator learns the size of a site's parts to within 10 records, never one patient more
-  or less.
+* **Record counts** leave a site rounded down to a multiple of its policy's
+  ``data.count_granularity`` (default :data:`COUNT_GRANULARITY`, 10; when policies compose the
+  largest wins); they are treated as public. A count is the weight of a site's update and its
+  evaluation, so the coordinator learns the size of a site's parts to within that granularity,
+  never one patient more or less.
 * **Feature scaling** (the federation-wide mean and standard deviation the coordinator sends) is
   checked (one finite value per feature, standard deviations > 0) and **pinned**: the first
   scaling a site uses in a trial is kept in its trial folder (``feature-scaling.json``) and a

@@ -28,6 +28,7 @@ ROOT: dict[str, Any] = {
         "allowed_categories": ["health", "demographic"],
         "special_category_legal_basis": {"health": "GDPR Art. 9(2)(j)"},
         "min_cohort_size": 11,
+        "count_granularity": 10,
     },
     "privacy": {
         "epsilon_budget": 8.0,

@@ -31,6 +31,7 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], Any, str]] = [
     ),
     ("data.allowed_categories", {"data": {"allowed_categories": ["health"]}}, {}, frozenset({"health"}), "a"),
     ("data.min_cohort_size", {}, {"data": {"min_cohort_size": 20}}, 20, "b"),
+    ("data.count_granularity", {"data": {"count_granularity": 50}}, {"data": {"count_granularity": 20}}, 50, "a"),
     ("privacy.epsilon_budget", {"privacy": {"epsilon_budget": 4.0}}, {"privacy": {"epsilon_budget": 6.0}}, 4.0, "a"),
     ("privacy.delta", {"privacy": {"delta": 1e-6}}, {"privacy": {"delta": 1e-7}}, 1e-7, "b"),
     (

@@ -34,6 +34,7 @@ CASES: list[tuple[str, dict[str, Any], Any, Any, Any]] = [
     ),
     ("data.allowed_categories", {}, ["health"], frozenset({"health"}), ["health", "genetic"]),
     ("data.min_cohort_size", {}, 20, 20, 5),
+    ("data.count_granularity", {}, 50, 50, 5),
     ("privacy.epsilon_budget", {}, 4.0, 4.0, 20.0),
     ("privacy.delta", {}, 1e-6, 1e-6, 1e-3),
     ("privacy.min_noise_multiplier", {}, 1.0, 1.0, 0.1),
