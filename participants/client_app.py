@@ -4,6 +4,11 @@ The site learns who it is from its own node config (see :mod:`participants.node_
 only its own data, and replies with model parameters and aggregate metrics, never with records.
 A site that cannot take part (bad config, unreadable data) replies with a Flower error and a
 reason instead of raising, so the coordinator counts the refusal and goes on.
+
+The train handler lives here; the feature query and evaluation are in
+:mod:`participants.query_handler` and :mod:`participants.evaluate_handler`, and what every
+handler shares (the turn, standardisation, the ledger) in :mod:`participants.site_turn` and
+:mod:`participants.site_privacy`.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from tests.approved_demo import DemoCopy, copy_demo
+from tests.demo_accuracy import true_pooled_test_accuracy
 from tests.integration.conftest import SANDBOX, sandbox_env
 from tests.participants.test_site_internal_error import shadowing_folder
 from trialcore.audit_verify import verify_chain
@@ -54,7 +55,7 @@ def test_sandbox_run_from_a_shadowing_folder_aggregates_and_finishes(trial: tupl
     run_dir = folder / summary["run_dir"]
     report = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
     assert all(entry["aggregated"] and len(entry["trained_sites"]) == 4 for entry in report["rounds"])
-    assert summary["global_test_accuracy"] >= 0.85
+    assert true_pooled_test_accuracy(run_dir) >= 0.85, "the final model (released accuracies are noised)"
     assert "was imported" not in done.stderr and "Traceback" not in done.stderr
     assert verify_chain(run_dir / "audit.jsonl").ok
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.approved_demo import approved_demo_at
+from tests.demo_accuracy import true_pooled_test_accuracy
 from tests.integration.conftest import REPO, sandbox_env
 from tests.participants.test_site_internal_error import shadowing_folder
 from tests.prometheus_server import require_promtool
@@ -76,7 +77,7 @@ def test_flwr_run_runs_the_demo(tmp_path: Path) -> None:
     assert report["consent"]["all_consent"] is True, (
         "the coordinator found every site's approval through the federation"
     )
-    assert report["final"]["global"]["test_accuracy"] >= 0.93
+    assert true_pooled_test_accuracy(reports[0].parent) >= 0.93, "the final model (released accuracies are noised)"
     for head in report["audit"]["sites"].values():
         assert (reports[0].parent / head["path"]).is_file(), "each site's chain sits in the same run folder"
     assert not _superlinks_under(flwr_home), "the local SuperLink was left running"

@@ -120,10 +120,15 @@ def test_first_trial_finishes_and_charges_every_round(two_trials: dict[str, Any]
     assert code == 0, stderr[-3000:]
     assert summary["state"] == "finished" and summary["rounds_completed"] == 4
     for site, charges in two_trials["ledgers_after_first"].items():
-        assert [c["round"] for c in charges] == [1, 2, 3, 4], site
-        assert {(c["noise_multiplier"], c["delta"], c["accountant"], c["trial_id"]) for c in charges} == {
+        training = [c for c in charges if c["release"] == "dp-sgd"]
+        assert [c["round"] for c in training] == [1, 2, 3, 4], site
+        assert {(c["noise_multiplier"], c["delta"], c["accountant"], c["trial_id"]) for c in training} == {
             (1.0, 1e-5, "rdp", "ledger-trial-one")
         }
+        assert [(c["release"], c["round"]) for c in charges if c["release"] != "dp-sgd"] == [
+            ("feature-statistics", 0),
+            *(("evaluation", r) for r in (1, 2, 3, 4)),
+        ], "the feature sums and every evaluation are charged too"
 
 
 def test_check_shows_the_dry_run_against_what_remains(two_trials: dict[str, Any]) -> None:

@@ -1,7 +1,7 @@
 """What a regulator's real Prometheus (shipped config and alert rules, 1 s scrapes) sees of whole trials.
 
 The demo (the shared session run) ends ``finished`` with no alert firing, although one site spent
-98 % of the trial's budget. A near-budget trial, whose largest site spends 85 % of the trial budget
+90 % of the trial's budget. A near-budget trial, whose largest site spends 85 % of the trial budget
 in round 1, runs twice under one trial id on one metrics port: each run is its own set of series;
 the first, with ``sandbox run``'s default linger, is seen ending ``budget-exhausted`` with the
 budget warning and the stop alert firing; neither run pages as a target down when it ends.
@@ -56,6 +56,9 @@ def _write_spec(path: Path, template: str, *, rounds: int, budget: float) -> Pat
             line = f"rounds: {rounds}"
         elif line.strip().startswith("epsilon_budget:"):
             line = f"  epsilon_budget: {budget!r}"
+        elif line.strip().startswith(("feature_statistics_noise_multiplier:", "evaluation_noise_multiplier:")):
+            # Near-free releases besides training, so each round's DP-SGD is what exhausts the budget.
+            line = f"  {line.strip().split(':')[0]}: 1000.0"
         lines.append(line)
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -106,7 +109,7 @@ def test_demo_ends_finished_with_no_alert_firing(demo_run: DemoRun) -> None:
     used = prometheus.query(
         f'last_over_time(sandbox_privacy_budget_used_ratio{{run_id="{run_id}", budget="trial"}}{WINDOW})'
     )
-    assert max(float(s["value"][1]) for s in used) > 0.9, "the demo spends most of its trial budget, as planned"
+    assert max(float(s["value"][1]) for s in used) > 0.85, "the demo spends most of its trial budget, as planned"
     prometheus.wait_for('up{job="sandbox"} == 0', timeout=20)
     assert ever(prometheus, 'ALERTS{alertname="SandboxMetricsTargetDown"}') == []
 
