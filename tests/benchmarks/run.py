@@ -84,7 +84,7 @@ def one_run(loaded: LoadedSpec, governed: bool, workdir: Path, index: int) -> fl
     else:
         server_app = plain_server_app(loaded)
     started = time.perf_counter()
-    _run_simulation(server_app, client_app, num_supernodes=len(loaded.spec.participants))
+    _run_simulation(server_app, client_app, num_supernodes=len(loaded.spec.participants), sites_to_console=False)
     return time.perf_counter() - started
 
 
