@@ -24,6 +24,7 @@ from sandbox import trial_run
 from sandbox.consent import clear_trial
 from sandbox.resolved_trial import resolve_trial
 from tests.approved_demo import copy_demo
+from tests.demo_accuracy import true_pooled_test_accuracy
 from tests.integration.conftest import REPO
 from tests.integration.sabotaged_sites import REFUSE, make_sabotaged_client_app
 from tests.prometheus_server import free_port
@@ -153,7 +154,7 @@ def test_global_model_is_as_if_the_bad_site_had_stayed_out(runs: tuple[Run, Run]
         assert mine["global"]["test_loss"] == pytest.approx(theirs["global"]["test_loss"], abs=1e-6)
     final = sabotaged.report["final"]["global"]["test_accuracy"]
     assert final == pytest.approx(refused.report["final"]["global"]["test_accuracy"], abs=1e-9)
-    assert final >= 0.9, "three honest sites still train a useful model"
+    assert true_pooled_test_accuracy(sabotaged.run_dir) >= 0.9, "three honest sites still train a useful model"
     mine_model = torch.load(sabotaged.run_dir / "model.pt", weights_only=True)
     their_model = torch.load(refused.run_dir / "model.pt", weights_only=True)
     assert mine_model.keys() == their_model.keys()
