@@ -65,7 +65,11 @@ def wait_for_nodes(grid: Grid, count: int, *, timeout_seconds: float = 120.0) ->
 
 
 def commitment_of(reply: Message, *, site_ids: tuple[str, ...], num_features: int) -> Commitment | str:
-    """The commitment a feature-query reply makes, or why it is ignored (a line for the log)."""
+    """The commitment a feature-query reply makes, or why it is ignored (a line for the log).
+
+    ``num_features`` is how many sums the reply must carry; 0 when the trial scales per site (any
+    sums are then ignored, never pooled).
+    """
     if reply.has_error():
         return f"no feature sums: {reply.error.reason}"
     try:
@@ -77,7 +81,7 @@ def commitment_of(reply: Message, *, site_ids: tuple[str, ...], num_features: in
         return f"malformed feature-sums reply ({err})"
     if site_id not in site_ids:
         return f"the reply names site {site_id[:63]!r}, which the trial does not list"
-    if count < 0 or len(sums) != num_features:
+    if count < 0 or (num_features and len(sums) != num_features):
         return f"site {site_id}: a count of {count} and {len(sums)} sums for {num_features} features"
     if not all(math.isfinite(v) for v in sums):
         return f"site {site_id}: feature sums are not finite"
