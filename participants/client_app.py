@@ -137,10 +137,12 @@ def _charge_round(
     return charged(msg, turn, planned)
 
 
-def make_client_app(overrides: Mapping[str, object] | None = None, *, train: Handler = train_handler) -> ClientApp:
+def make_client_app(
+    overrides: Mapping[str, object] | None = None, *, train: Handler = train_handler, query: Handler | None = None
+) -> ClientApp:
     """A ClientApp whose run settings (e.g. ``federation-dir``) may be fixed in advance.
 
-    ``train`` replaces the train handler (tests use it to simulate a misbehaving site behind the
+    ``train`` (and ``query``) replace the train (and feature query) handler (tests use them to simulate a misbehaving site behind the
     same guard). A handler that raises is answered with a site-internal error naming the
     exception's type only; its traceback stays in the site's own log.
 
@@ -152,7 +154,7 @@ def make_client_app(overrides: Mapping[str, object] | None = None, *, train: Han
     """
     fixed = dict(overrides or {})
     client_app = PortableClientApp(
-        "participants.client_app:rebuild_client_app", (fixed, train), mods=[make_site_guard(fixed)]
+        "participants.client_app:rebuild_client_app", (fixed, train, query), mods=[make_site_guard(fixed)]
     )
 
     @client_app.train()
@@ -165,14 +167,14 @@ def make_client_app(overrides: Mapping[str, object] | None = None, *, train: Han
 
     @client_app.query()
     def _query(msg: Message, context: Context) -> Message:
-        return answered(query_handler, msg, context, fixed)
+        return answered(query or query_handler, msg, context, fixed)
 
     return client_app
 
 
-def rebuild_client_app(overrides: Mapping[str, object], train: Handler) -> ClientApp:
+def rebuild_client_app(overrides: Mapping[str, object], train: Handler, query: Handler | None = None) -> ClientApp:
     """What an app made by :func:`make_client_app` unpickles as in a simulation worker."""
-    return make_client_app(overrides, train=train)
+    return make_client_app(overrides, train=train, query=query)
 
 
 app = make_client_app()

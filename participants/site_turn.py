@@ -162,7 +162,7 @@ def standardised(msg: Message, turn: SiteTurn) -> SiteData | Message:
     try:
         pinned_scaling(turn.folder, mean, std, num_features=turn.data.num_features)
     except ScalingRefused as err:
-        reason = f"{wire.GUARD_REFUSAL_PREFIX} {turn.site.config.site_id}: feature-scaling: {err}"
+        reason = f"{wire.GUARD_REFUSAL_PREFIX} {turn.site.config.site_id}: {wire.FEATURE_SCALING_CLAUSE}: {err}"
         turn.record("refusal", {"reason": reason})
         return refusal(msg, reason)
     return turn.data.standardised(mean, std)

@@ -190,7 +190,7 @@ def spec_summary(loaded: LoadedSpec) -> dict[str, Any]:
 
 @app.command()
 def run(
-    spec: str = typer.Argument(..., help="Trial spec (YAML)."),
+    spec: str | None = typer.Argument(None, help="Trial spec (YAML); with --resume, the run's own spec by default."),
     runs_root: Path = typer.Option(Path("runs"), "--runs-root", help="Where runs/<trial-id>/<run-id>/ is written."),
     metrics_port: int = typer.Option(
         9464,
@@ -216,23 +216,47 @@ def run(
     superlink: str | None = SuperLinkOption,
     root_certificates: Path | None = RootCertificatesOption,
     wait_seconds: float = WaitOption,
+    resume: Path | None = typer.Option(
+        None, "--resume", help="Go on with this interrupted (killed) run folder from its last completed round."
+    ),
+    cpus_per_site: float = typer.Option(
+        1.0, "--cpus-per-site", min=0.01, help="CPUs Ray reserves for each simulated site (fewer sites run at once)."
+    ),
+    timeouts: list[str] = typer.Option(
+        [],
+        "--timeout",
+        help="NAME=SECONDS: nodes-connect (120), first-reply (300), round-reply (1800), engine-stop (30); "
+        "a trial that waits longer ends failed, exit 6.",
+    ),
 ) -> None:
-    """Pre-flight a trial against every site's policy and signed approval (exit 3 if refused, 5 if an approval fails its check), then run it in Flower's simulation engine or, with --engine deployment, through a SuperLink (exit 6 if unreachable), serving metrics. A trial in which a site cannot take part fails (exit 1); one in which no round aggregated fails too (exit 3)."""
+    """Pre-flight a trial against every site's policy and signed approval (exit 3 if refused, 5 if an approval fails its check), then run it in Flower's simulation engine or, with --engine deployment, through a SuperLink (exit 6 if unreachable), serving metrics. A trial in which a site cannot take part fails (exit 1); one in which no round aggregated fails too (exit 3); a site or the engine that does not answer within its time bound fails it with exit 6."""
     # Imported here: the simulation stack (Flower, Ray, torch, Opacus) takes seconds to load.
-    from sandbox.run_view import RoundProgress, print_failure, print_run_summary, run_summary
-    from sandbox.site_failures import FAILED_STATE, SITE_FAILED
+    from sandbox.run_inputs import run_inputs
+    from sandbox.run_view import RoundProgress, print_failure, print_leftovers, print_run_summary, run_summary
+    from sandbox.site_failures import FAILED_STATE, FAILURE_EXIT_CODES
     from sandbox.trial_recorder import BUDGET_EXHAUSTED_STATE
     from sandbox.trial_run import run_in_simulation
 
     configure_logging(verbose)
-    loaded = guarded(output, lambda: load_checked_spec(spec))
-    guarded(output, lambda: check_runs_root(runs_root, loaded.spec.trial_id))
+    inputs = guarded(
+        output,
+        lambda: run_inputs(
+            spec,
+            resume=resume,
+            timeouts=timeouts,
+            runs_root=runs_root,
+            load=load_checked_spec,
+            check_runs_root=check_runs_root,
+        ),
+    )
+    loaded = inputs.loaded
     trial = guarded(output, lambda: resolve_trial(loaded))
     clearance = guarded(output, lambda: clear_trial(trial))
     if clearance.verdict.refused:
         stderr.print("[bold red]Refused by policy before round 1; nothing ran.[/bold red] Why not:")
         show_preflight(clearance.verdict, output, permits=False)
         raise typer.Exit(int(ExitCode.REFUSED_BY_POLICY))
+    print_leftovers(stderr, inputs.resume, runs_root / loaded.spec.trial_id)
     progress = RoundProgress(loaded.spec.rounds, enabled=not verbose)
 
     def served(url: str) -> None:
@@ -262,6 +286,9 @@ def run(
                     linger_seconds=linger_seconds,
                     clearance=clearance,
                     show_engine_logs=verbose,
+                    bounds=inputs.bounds,
+                    resume=inputs.resume,
+                    client_cpus=cpus_per_site,
                 ),
             )
     summary = run_summary(result)
@@ -272,9 +299,7 @@ def run(
         print_run_summary(Console(), summary)
     if summary["state"] == FAILED_STATE:
         print_failure(stderr, summary)
-        raise typer.Exit(
-            int(ExitCode.INTERNAL_ERROR if summary["failure"]["kind"] == SITE_FAILED else ExitCode.REFUSED_BY_POLICY)
-        )
+        raise typer.Exit(int(FAILURE_EXIT_CODES.get(summary["failure"]["kind"], ExitCode.INTERNAL_ERROR)))
     if terminated:
         stderr.print(
             "[bold red]The trial was terminated on request before it finished[/bold red] (see the audit chain for the reason)."

@@ -150,6 +150,25 @@ class Enforcer:
         self._append(incident)
         return incident
 
+    def replay(self, *, until_round: int) -> None:
+        """Count again the incidents of ``incidents.jsonl`` up to ``until_round`` (a resumed run).
+
+        Incidents of a round the killed run did not complete are not counted: that round is run again.
+        """
+        if not self.path.is_file():
+            return
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            incident = json.loads(line) if line.strip() else None
+            if not isinstance(incident, dict) or int(incident.get("round", 0)) > until_round:
+                continue
+            site_id = str(incident["site_id"])
+            if incident.get("against") == "site":
+                self.site_violations[site_id] = self.site_violations.get(site_id, 0) + 1
+            self.trial_violations += 1
+            if incident.get("action") == "exclude":
+                since = int(incident["round"])
+                self._exclusions[site_id] = (since, since + self.ladder.exclusion_rounds)
+
     def excluded(self, site_id: str, server_round: int) -> bool:
         """True while ``site_id`` sits out ``server_round``: the rounds after the excluding violation's."""
         since, until = self._exclusions.get(site_id, (0, 0))

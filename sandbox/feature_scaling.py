@@ -30,7 +30,7 @@ from flwr.serverapp import Grid
 
 from participants.feature_statistics import column_ranges, federated_scaling_from_sums
 from participants.record_values import RecordValueError, as_floats, as_int, as_str
-from sandbox.site_failures import TrialFailed, is_site_failure, site_failure
+from sandbox.site_failures import SITE_UNREACHABLE, SiteFailure, TrialFailed, is_site_failure, site_failure
 from trialcore import wire
 from trialcore.data_contract import DataContract
 
@@ -55,11 +55,17 @@ class FeatureScaling:
 
 
 def wait_for_nodes(grid: Grid, count: int, *, timeout_seconds: float = 120.0) -> list[int]:
-    """Node ids once ``count`` nodes are connected (Flower's list can be empty at first)."""
+    """Node ids once ``count`` nodes are connected (Flower's list can be empty at first).
+
+    Raises :class:`~sandbox.site_failures.TrialFailed` (``site-unreachable``) after ``timeout_seconds``.
+    """
     deadline = time.monotonic() + timeout_seconds
     while len(nodes := list(grid.get_node_ids())) < count:
         if time.monotonic() > deadline:
-            raise TimeoutError(f"only {len(nodes)} of {count} sites connected within {timeout_seconds:.0f} s")
+            cause = (
+                f"only {len(nodes)} of {count} sites connected within the nodes-connect bound of {timeout_seconds:g} s"
+            )
+            raise TrialFailed([SiteFailure("federation", "connect", 0, cause)], kind=SITE_UNREACHABLE)
         time.sleep(0.2)
     return nodes
 
@@ -96,8 +102,9 @@ def pooled_feature_scaling(
     num_features: int,
     site_ids: tuple[str, ...] = (),
     contract: DataContract | None = None,
-    timeout_seconds: float = 600.0,
+    timeout_seconds: float = 300.0,
     site_nodes: Mapping[str, int] | None = None,
+    connect_timeout_seconds: float = 120.0,
 ) -> FeatureScaling:
     """Pooled (mean, standard deviation) per feature over every replying site's train part, and the commitments.
 
@@ -106,12 +113,14 @@ def pooled_feature_scaling(
     ``contract`` is the trial's data contract when it asks for federated normalisation (None: each
     site scales by its own statistics, replies carry no sums, the identity is returned). A site
     that refuses is left out; one that cannot take part fails the trial before round 1
-    (:class:`~sandbox.site_failures.TrialFailed`, raised once every site has replied).
+    (:class:`~sandbox.site_failures.TrialFailed`, raised once every site has replied); so does a
+    node that does not answer within ``timeout_seconds`` (``site-unreachable``: it is named by
+    its node, as it never said which site it is).
     ``site_nodes`` (deployment) binds each site to its authenticated node (the node id its
     registered key got): a reply naming a site from any other node is ignored, so that node stays
     unbound and every later reply of it is rejected.
     """
-    nodes = wait_for_nodes(grid, num_sites)
+    nodes = wait_for_nodes(grid, num_sites, timeout_seconds=connect_timeout_seconds)
     record = RecordDict({"config": config})
     messages = [Message(content=record, message_type=MessageType.QUERY, dst_node_id=node) for node in nodes]
     count = 0
@@ -125,7 +134,12 @@ def pooled_feature_scaling(
     ]
     if failures:
         raise TrialFailed(failures)
+    silent = sorted(set(nodes) - {reply.metadata.src_node_id for reply in replies})
+    if silent:
+        cause = f"no answer to the feature query within the first-reply bound of {timeout_seconds:g} s"
+        raise TrialFailed([SiteFailure(f"node-{node}", "query", 0, cause) for node in silent], kind=SITE_UNREACHABLE)
     commitments: dict[int, Commitment] = {}
+    pooled: list[tuple[str, Message]] = []
     for reply in replies:
         node = reply.metadata.src_node_id
         commitment = commitment_of(reply, site_ids=site_ids, num_features=expected_sums)
@@ -137,8 +151,11 @@ def pooled_feature_scaling(
             logger.warning("node %s gave no usable feature sums: %s", node, commitment)
             continue
         commitments[node] = commitment
+        pooled.append((commitment.site_id, reply))
+    # Summed in site order, whatever order replies came in: asked again (a resumed run), the same bytes.
+    for _, reply in sorted(pooled, key=lambda item: item[0]):
         metrics = reply.content.metric_records[wire.METRICS_RECORD]
-        count += commitment.num_examples
+        count += commitments[reply.metadata.src_node_id].num_examples
         if contract is not None:
             sums = [a + b for a, b in zip(sums, as_floats(metrics, wire.FEATURE_SUM))]
     if contract is None or count == 0:

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
@@ -46,7 +46,7 @@ from sandbox.feature_scaling import Commitment
 from sandbox.node_loss import SITE_UNAVAILABLE, SentMessages, is_node_unavailable, require_sites_online
 from sandbox.round_outcome import RoundOutcome, SiteRoundMetrics, pool
 from sandbox.site_bindings import SiteBindings
-from sandbox.site_failures import SiteFailure, TrialFailed, is_site_failure, site_failure
+from sandbox.site_failures import SITE_UNREACHABLE, SiteFailure, TrialFailed, is_site_failure, site_failure
 from sandbox.trial_control import Action, TrialControl
 from sandbox.update_screening import SITE_REFUSED, Rejection, screen_reply
 from trialcore import wire
@@ -115,6 +115,16 @@ class GovernedStrategy(Strategy):
         :func:`sandbox.feature_scaling.pooled_feature_scaling`). With them, nodes are bound for the
         whole trial and every update must carry its committed count; None = bind each node on
         first contact and check no count (unit tests).
+    rounds_done:
+        Rounds an earlier process of this run completed (a resumed run): Flower's loop counts its
+        rounds from 1, the strategy numbers them from ``rounds_done + 1`` for the sites, the
+        observer and the wrapped strategy alike.
+    on_round_end:
+        Called with each completed round and the global model after it (the run's checkpoint).
+    round_reply_seconds:
+        The round-reply bound (:mod:`sandbox.time_bounds`) Flower waited for replies: a site sent a
+        message that did not answer within it fails the trial (``site-unreachable``, exit 6) once
+        the replies that came are seen through; None = not checked (unit tests that pass subsets).
     """
 
     def __init__(
@@ -128,8 +138,16 @@ class GovernedStrategy(Strategy):
         enforcer: Enforcer | None = None,
         num_sites: int | None = None,
         commitments: Mapping[int, Commitment] | None = None,
+        rounds_done: int = 0,
+        on_round_end: Callable[[int, ArrayRecord], None] | None = None,
+        round_reply_seconds: float | None = None,
     ) -> None:
+        self.round_reply_seconds = round_reply_seconds
+        self._awaiting: dict[tuple[int, str], set[int]] = {}
         self.inner = inner
+        self.rounds_done = rounds_done
+        self.on_round_end = on_round_end
+        self._model_after: dict[int, ArrayRecord] = {}
         self.num_sites = num_sites
         self.budget_exhausted: set[str] = set()
         self.observer = observer
@@ -144,6 +162,7 @@ class GovernedStrategy(Strategy):
         self.bindings = SiteBindings(commitments)
         self._sent = SentMessages()
         self._round_entry = ""
+        self._exclusions_told: set[tuple[int, str]] = set()
 
     def bind(self, commitments: Mapping[int, Commitment]) -> None:
         """Bind each node to the site it named before round 1, with the count it committed (see ``commitments``)."""
@@ -165,6 +184,7 @@ class GovernedStrategy(Strategy):
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
+        server_round += self.rounds_done
         self._latest_arrays = arrays  # the global model so far, kept if the trial is terminated now
         if self.control is not None:
             self.control.before_round()  # may wait (suspended) or raise TrialTerminated
@@ -184,9 +204,11 @@ class GovernedStrategy(Strategy):
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        server_round += self.rounds_done
         replies = list(replies)
         outcome = self._outcomes[server_round]
         global_arrays = self._global_arrays.pop(server_round)
+        self._model_after[server_round] = global_arrays
         accepted: list[Message] = []
         failures: list[SiteFailure] = []
         for reply in replies:
@@ -222,6 +244,7 @@ class GovernedStrategy(Strategy):
                 accepted.append(reply)
         if failures:
             raise TrialFailed(failures)
+        self._fail_if_silent(server_round, "train", self._answered(replies))
         if len(accepted) < self.min_participants:
             logger.warning(
                 "round %s: %s accepted update(s), %s needed: keeping the previous global model",
@@ -232,7 +255,12 @@ class GovernedStrategy(Strategy):
             self.observer.round_skipped(server_round, accepted=len(accepted), required=self.min_participants)
             self._stop_if_budget_exhausted(server_round)
             return None, None
-        return self.inner.aggregate_train(server_round, accepted)
+        # In site order, whatever order replies came in: a repeated round aggregates to the same bytes.
+        accepted.sort(key=lambda reply: self.bindings.site_of(reply))
+        aggregated, metrics = self.inner.aggregate_train(server_round, accepted)
+        if aggregated is not None:
+            self._model_after[server_round] = aggregated
+        return aggregated, metrics
 
     def _stop_if_budget_exhausted(self, server_round: int) -> None:
         """Raise :class:`PrivacyBudgetStop` when the sites with budget left cannot reach ``min_participants``."""
@@ -268,6 +296,7 @@ class GovernedStrategy(Strategy):
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
+        server_round += self.rounds_done
         config[wire.COORDINATOR_ENTRY] = self._round_entry
         require_sites_online(grid, self.min_participants, server_round=server_round, phase="evaluate")
         return self._sent.remember(
@@ -293,15 +322,39 @@ class GovernedStrategy(Strategy):
         for message in messages:
             site = self.bindings.site_of_node(message.metadata.dst_node_id)
             if self.enforcer is not None and site is not None and self.enforcer.excluded(site, server_round):
-                logger.warning("round %s: %s is excluded and is sent nothing", server_round, site)
+                if (server_round, site) not in self._exclusions_told:  # once per round, not per message kind
+                    self._exclusions_told.add((server_round, site))
+                    logger.warning("round %s: %s is excluded and is sent nothing", server_round, site)
                 continue
             if training and site in self.budget_exhausted:
                 logger.warning("round %s: %s has no privacy budget left and is sent no training", server_round, site)
                 continue
             kept.append(message)
+        self._awaiting[(server_round, "train" if training else "evaluate")] = {m.metadata.dst_node_id for m in kept}
         return kept
 
+    def _answered(self, replies: list[Message]) -> set[int]:
+        """The nodes ``replies`` answer for (a reply Flower sent in a lost node's place answers for that node)."""
+        return {self._sent.node_of(reply) or reply.metadata.src_node_id for reply in replies}
+
+    def _fail_if_silent(self, server_round: int, phase: str, answered: set[int]) -> None:
+        """Raise ``site-unreachable`` for each site sent a ``phase`` message that gave no reply within the bound."""
+        awaiting = self._awaiting.pop((server_round, phase), set())
+        if self.round_reply_seconds is None:
+            return
+        silent = sorted(awaiting - answered)
+        if silent:
+            cause = f"no answer within the round-reply bound of {self.round_reply_seconds:g} s"
+            failures = [
+                SiteFailure(self.bindings.site_of_node(node) or f"node-{node}", phase, server_round, cause)
+                for node in silent
+            ]
+            raise TrialFailed(failures, kind=SITE_UNREACHABLE)
+
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
+        server_round += self.rounds_done
+        replies = list(replies)
+        answered = self._answered(replies)
         replies = [reply for reply in replies if not self._lost(server_round, reply)]
         outcome = self._outcomes[server_round]
         failures = [
@@ -311,6 +364,7 @@ class GovernedStrategy(Strategy):
         ]
         if failures:
             raise TrialFailed(failures)
+        self._fail_if_silent(server_round, "evaluate", answered)
         trusted: list[Message] = []
         for reply in replies:
             site_id = self.bindings.site_of(reply)
@@ -344,6 +398,9 @@ class GovernedStrategy(Strategy):
         outcome.duration_seconds = time.perf_counter() - self._round_started_at.pop(server_round)
         aggregated = self.inner.aggregate_evaluate(server_round, trusted)
         self.observer.round_finished(outcome)
+        model_after = self._model_after.pop(server_round, None)
+        if self.on_round_end is not None and model_after is not None:
+            self.on_round_end(server_round, model_after)
         return aggregated
 
     def _note_site_audit(self, outcome: RoundOutcome, reply: Message, site_id: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -11,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from sandbox.round_outcome import RoundOutcome
+from sandbox.run_resume import ResumePoint, end_interrupted_leftovers
 from sandbox.trial_run import RunResult
 from trialcore import layout
 
@@ -144,6 +146,23 @@ def print_run_summary(console: Console, summary: dict[str, Any]) -> None:
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+def print_leftovers(console: Console, resume: ResumePoint | None, trial_runs: Path) -> None:
+    """End what interrupted runs of the trial left running, naming them; say a resumed run was interrupted."""
+    for run_dir, processes in end_interrupted_leftovers(trial_runs).items():
+        names = ", ".join(sorted({p.name for p in processes}))
+        console.print(
+            f"Ended {len(processes)} process(es) left running by interrupted run {escape(str(run_dir))}: {escape(names)}",
+            soft_wrap=True,
+        )
+    if resume is not None:
+        done = resume.last_completed_round
+        console.print(
+            f"Run {escape(str(resume.run_dir))} was [bold]interrupted[/bold] after round {done}; "
+            f"resuming at round {done + 1} with the global model of round {done}.",
+            soft_wrap=True,
+        )
 
 
 def print_failure(console: Console, summary: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ app with :func:`make_server_app` so it can inject the metrics registry and a pro
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,19 +23,24 @@ from monitoring.exporter import serve
 from monitoring.metrics import SandboxMetrics
 from participants.feature_statistics import federated_scaling
 from participants.model import build_model
-from policies import Clause, PreflightResult
+from policies import Clause
+from sandbox.bounded_grid import BoundedGrid, EngineStopped
+from sandbox.checkpoint import Checkpoint, remove_checkpoint, save_checkpoint
 from sandbox.consent import APPROVAL_CLAUSE, Clearance, approval_status, clear_trial, consent_matrix
-from sandbox.enforcement import ENFORCEMENT_RULES, Enforcer, Ladder
+from sandbox.enforcement import ENFORCEMENT_RULES, Enforcer
 from sandbox.feature_scaling import FeatureScaling, pooled_feature_scaling
 from sandbox.governed_strategy import GovernedStrategy, PrivacyBudgetStop
 from sandbox.node_loss import SITE_UNAVAILABLE
+from sandbox.policy_limits import enforcement_ladder, max_update_l2_norm, min_cohort_size
+from sandbox.recorder_state import recorder_state, restore_recorder
 from sandbox.resolved_trial import ResolvedTrial, resolve_trial
 from sandbox.round_outcome import RoundOutcome
 from sandbox.sandbox_plan import regulator_keys
-from sandbox.site_failures import FAILED_STATE, NOTHING_AGGREGATED, SITE_FAILED, TrialFailed
+from sandbox.site_failures import ENGINE_UNAVAILABLE, FAILED_STATE, NOTHING_AGGREGATED, TrialFailed
 from sandbox.strategy_choice import build_inner_strategy
+from sandbox.time_bounds import TimeBounds
 from sandbox.trial_control import TrialControl, TrialTerminated
-from sandbox.trial_recorder import BUDGET_EXHAUSTED_STATE, DEFAULT_MIN_COHORT_SIZE, TrialRecorder
+from sandbox.trial_recorder import BUDGET_EXHAUSTED_STATE, TrialRecorder
 from sandbox.update_screening import SCREENING_REASONS, SITE_REFUSED, TRUST_REASONS
 from trialcore import layout, wire
 from trialcore.canonical_json import canonical_json
@@ -44,7 +50,16 @@ logger = logging.getLogger(__name__)
 
 REJECTION_REASONS = (SITE_REFUSED, *SCREENING_REASONS, *TRUST_REASONS, SITE_UNAVAILABLE)
 """Reasons an update can be rejected (label ``reason``); each starts at 0 for every site."""
-POLICY_RULES = (*(clause.value for clause in Clause), APPROVAL_CLAUSE, *ENFORCEMENT_RULES)
+GUARD_CLAUSES = (
+    wire.QUESTION_BUDGET_CLAUSE,
+    wire.MESSAGE_TYPE_CLAUSE,
+    wire.PARTICIPANTS_CLAUSE,
+    wire.FEATURE_SCALING_CLAUSE,
+)
+"""Clauses a site's guard names that are no policy clause (the trial asked what the site refuses)."""
+POLICY_RULES = tuple(
+    dict.fromkeys((*(clause.value for clause in Clause), APPROVAL_CLAUSE, *ENFORCEMENT_RULES, *GUARD_CLAUSES))
+)
 """Policy rules that can be violated (label ``rule``); each starts at 0 for every site."""
 
 
@@ -58,6 +73,18 @@ class TrialHooks:
     clearance: Clearance | None = None
     """The pre-flight and consent that let the trial start (both go into the audit chain); None only in benchmarks."""
     report: dict[str, Any] | None = field(default=None)
+    bounds: TimeBounds = field(default_factory=TimeBounds)
+    """How long the trial waits for sites and the engine (:mod:`sandbox.time_bounds`)."""
+    engine_stopped: threading.Event | None = None
+    """Set by whoever runs the engine when it stopped: the ServerApp stops waiting and records why (None: not watched)."""
+    engine_error: str | None = None
+    """One line: why the engine stopped (set before ``engine_stopped``)."""
+    server_done: threading.Event = field(default_factory=threading.Event)
+    """Set when the ServerApp has ended (its report written, or it raised)."""
+    interrupted: bool = False
+    """Set with ``engine_stopped`` when the user interrupted the run (Ctrl-C): it stays ``interrupted``, resumable."""
+    resume: Checkpoint | None = None
+    """Where a killed run stands: the trial goes on from there in the same run folder (``sandbox run --resume``)."""
 
 
 def new_run_id(clock: Callable[[], datetime] | None = None) -> str:
@@ -93,42 +120,18 @@ def train_config(loaded: LoadedSpec) -> ConfigRecord:
     )
 
 
-def min_cohort_size(verdict: PreflightResult | None) -> int:
-    """The minimum cohort of the participants' composed policy (the largest any sets); 11 without policies."""
-    if verdict is None or verdict.combined is None:
-        return DEFAULT_MIN_COHORT_SIZE
-    return int(verdict.combined.value("data.min_cohort_size"))
-
-
-def max_update_l2_norm(verdict: PreflightResult | None) -> float | None:
-    """The update-norm bound of the participants' composed policy (the smallest any sets); None = unbounded."""
-    if verdict is None or verdict.combined is None:
-        return None
-    bound = verdict.combined.value("privacy.max_update_l2_norm")
-    return None if bound is None else float(bound)
-
-
-def enforcement_ladder(verdict: PreflightResult | None) -> Ladder:
-    """The composed policy's escalation thresholds; the defaults without policies."""
-    if verdict is None or verdict.combined is None:
-        return Ladder()
-    policy = verdict.combined
-    return Ladder(
-        exclude_after_violations=policy.exclude_after_violations,
-        exclusion_rounds=policy.exclusion_rounds,
-        suspend_after_violations=policy.suspend_after_violations,
-        terminate_after_violations=policy.terminate_after_violations,
-        reporting_deadline_hours=policy.reporting_deadline_hours,
-    )
-
-
 def round_config(grid: Grid, loaded: LoadedSpec, *, min_cohort_size: int) -> ConfigRecord:
     """The trial's config record completed with the federation-wide feature scaling (asks every site once)."""
     return committed_round_config(grid, loaded, min_cohort_size=min_cohort_size)[0]
 
 
 def committed_round_config(
-    grid: Grid, loaded: LoadedSpec, *, min_cohort_size: int, site_nodes: Mapping[str, int] | None = None
+    grid: Grid,
+    loaded: LoadedSpec,
+    *,
+    min_cohort_size: int,
+    site_nodes: Mapping[str, int] | None = None,
+    bounds: TimeBounds | None = None,
 ) -> tuple[ConfigRecord, FeatureScaling]:
     """:func:`round_config` and the scaling with what each node committed to (its site and count).
 
@@ -136,6 +139,7 @@ def committed_round_config(
     """
     config = train_config(loaded)
     config[wire.MIN_COHORT_SIZE] = min_cohort_size
+    bounds = bounds or TimeBounds()
     scaling = pooled_feature_scaling(
         grid,
         config,
@@ -144,6 +148,8 @@ def committed_round_config(
         site_ids=loaded.spec.site_ids,
         site_nodes=site_nodes,
         contract=loaded.spec.data if federated_scaling(loaded.spec) else None,
+        timeout_seconds=bounds.first_reply_seconds,
+        connect_timeout_seconds=bounds.nodes_connect_seconds,
     )
     config[wire.FEATURE_MEAN] = scaling.mean
     config[wire.FEATURE_STD] = scaling.std
@@ -163,11 +169,16 @@ def run_trial(
     ``site_nodes`` binds each site to its authenticated node (deployment, :func:`parse_node_bindings`).
 
     The trial ends ``failed`` (:mod:`sandbox.site_failures`) when a site cannot take part (it stops
-    at once: no more privacy is spent on it) or when no round aggregated.
+    at once: no more privacy is spent on it), when a site or the engine does not answer within its
+    bound (:mod:`sandbox.time_bounds`), or when no round aggregated. With ``hooks.resume`` the run
+    goes on from its checkpoint (:mod:`sandbox.checkpoint`) in the same folder and chain.
     """
     loaded, spec = trial.loaded, trial.spec
     verdict = hooks.clearance.verdict if hooks.clearance is not None else None
     regulator = regulator_keys(loaded)
+    resume = hooks.resume
+    if hooks.engine_stopped is not None:
+        grid = BoundedGrid(grid, hooks.engine_stopped)
     recorder = TrialRecorder(
         loaded,
         run_dir,
@@ -178,6 +189,12 @@ def run_trial(
         min_cohort_size=min_cohort_size(verdict),
         privacy_costs=verdict.privacy_costs if verdict is not None else {},
     )
+
+    def checkpoint(done: int, arrays: ArrayRecord | None) -> None:
+        state = recorder_state(recorder)
+        save_checkpoint(run_dir, Checkpoint(loaded.path, loaded.spec_hash, done, arrays, state))
+
+    enforcer = Enforcer(run_dir, enforcement_ladder(verdict))
     strategy = GovernedStrategy(
         build_inner_strategy(spec),
         observer=recorder,
@@ -189,13 +206,25 @@ def run_trial(
             regulator=regulator.keys,
             on_refused=lambda request, why: recorder.record("control-refused", {**request, "why": why}),
         ),
-        enforcer=Enforcer(run_dir, enforcement_ladder(verdict)),
+        enforcer=enforcer,
         num_sites=len(spec.participants),
+        rounds_done=resume.round if resume is not None else 0,
+        on_round_end=checkpoint,
+        round_reply_seconds=hooks.bounds.round_reply_seconds,
     )
     model = build_model(
         spec.model.name, num_features=spec.model.input_features, hidden_units=spec.model.hidden_units, seed=spec.seed
     )
-    recorder.trial_started()
+    initial_arrays = ArrayRecord(model.state_dict())
+    if resume is None:
+        recorder.trial_started()
+        checkpoint(0, None)
+    else:
+        restore_recorder(recorder, resume.recorder)
+        recorder.resumed(last_completed_round=resume.round)
+        strategy.budget_exhausted.update(recorder.budget_exhausted_sites)
+        enforcer.replay(until_round=resume.round)
+        initial_arrays = resume.arrays if resume.arrays is not None else initial_arrays
     if verdict is not None:
         summary = verdict.as_json()["summary"]
         recorder.record(
@@ -209,7 +238,7 @@ def run_trial(
     recorder.record("regulator-keys", regulator.as_json())
     try:
         config, scaling = committed_round_config(
-            grid, loaded, min_cohort_size=recorder.min_cohort_size, site_nodes=site_nodes
+            grid, loaded, min_cohort_size=recorder.min_cohort_size, site_nodes=site_nodes, bounds=hooks.bounds
         )
         strategy.bind(scaling.commitments)
         committed = {c.site_id: c.num_examples for c in scaling.commitments.values()}
@@ -218,16 +247,18 @@ def run_trial(
         )
         result = strategy.start(
             grid=grid,
-            initial_arrays=ArrayRecord(model.state_dict()),
-            num_rounds=spec.rounds,
+            initial_arrays=initial_arrays,
+            num_rounds=spec.rounds - strategy.rounds_done,
+            timeout=hooks.bounds.round_reply_seconds,
             train_config=config,
             evaluate_config=ConfigRecord(dict(config)),
         )
+        final = result.arrays if result.arrays is not None else (resume.arrays if resume is not None else None)
         if recorder.aggregated_rounds:
-            report = recorder.trial_finished(result.arrays)
+            report = recorder.trial_finished(final)
         else:
             report = recorder.trial_failed(
-                result.arrays,
+                final,
                 kind=NOTHING_AGGREGATED,
                 summary="no round aggregated: every update was refused or rejected",
                 failures=[],
@@ -241,8 +272,16 @@ def run_trial(
         report = recorder.trial_finished(strategy.latest_arrays, state=BUDGET_EXHAUSTED_STATE)
     except TrialFailed as failed:
         report = recorder.trial_failed(
-            strategy.latest_arrays, kind=SITE_FAILED, summary=failed.summary, failures=failed.failures
+            strategy.latest_arrays, kind=failed.kind, summary=failed.summary, failures=failed.failures
         )
+    except EngineStopped:
+        if hooks.interrupted:
+            raise
+        cause = hooks.engine_error or "the engine stopped without saying why"
+        report = recorder.trial_failed(
+            strategy.latest_arrays, kind=ENGINE_UNAVAILABLE, summary=f"the engine stopped: {cause}", failures=[]
+        )
+    remove_checkpoint(run_dir)
     hooks.report = report
     return report
 
@@ -284,14 +323,20 @@ def make_server_app(
         run_dir = Path(str(merged.get(wire.RUN_DIR) or default_dir))
         site_nodes = parse_node_bindings(str(merged.get(wire.NODE_BINDINGS) or ""))
         if hooks is not None:
-            run_trial(grid, resolved, run_dir, hooks, site_nodes=site_nodes)
+            try:
+                run_trial(grid, resolved, run_dir, hooks, site_nodes=site_nodes)
+            finally:
+                hooks.server_done.set()
             return
         clearance = clear_trial(resolved)
         if clearance.verdict.refused:
             raise clearance.verdict.refusal()
         registry = CollectorRegistry()
         own = TrialHooks(
-            registry=registry, metrics=new_metrics(resolved.loaded, registry, run_id=run_dir.name), clearance=clearance
+            registry=registry,
+            metrics=new_metrics(resolved.loaded, registry, run_id=run_dir.name),
+            clearance=clearance,
+            bounds=TimeBounds().from_run_config(merged),
         )
         with serve(registry, port=int(merged.get(wire.METRICS_PORT, 9464))) as server:
             logger.warning("serving metrics for Prometheus at %s", server.url)

@@ -21,6 +21,7 @@ from flwr.app import Message
 from flwr.common.constant import ErrorCode
 
 from trialcore import wire
+from trialcore.errors import ExitCode
 
 FAILED_STATE = "failed"
 """The trial's end state when a site failed or no round aggregated."""
@@ -28,6 +29,17 @@ SITE_FAILED = "site-internal-error"
 """Failure kind: a site could not take part (``sandbox run`` exits 1)."""
 NOTHING_AGGREGATED = "no-round-aggregated"
 """Failure kind: every round kept the initial model (``sandbox run`` exits 3)."""
+SITE_UNREACHABLE = "site-unreachable"
+"""Failure kind: a site never connected or never answered within its time bound (exit 6)."""
+ENGINE_UNAVAILABLE = "engine-unavailable"
+"""Failure kind: the engine (Flower's simulation, Ray) could not start or stopped mid-trial (exit 6)."""
+FAILURE_EXIT_CODES = {
+    SITE_FAILED: ExitCode.INTERNAL_ERROR,
+    NOTHING_AGGREGATED: ExitCode.REFUSED_BY_POLICY,
+    SITE_UNREACHABLE: ExitCode.SERVICE_UNAVAILABLE,
+    ENGINE_UNAVAILABLE: ExitCode.SERVICE_UNAVAILABLE,
+}
+"""The exit code of ``sandbox run`` for each failure kind (see :mod:`sandbox.time_bounds` for the bounds)."""
 
 _MAX_CAUSE_CHARS = 300
 _SITE_IN_REASON = re.compile(r"^site ([a-z0-9]+(?:-[a-z0-9]+)*): (.*)$", re.DOTALL)
@@ -119,10 +131,11 @@ def distinct(failures: list[SiteFailure]) -> list[SiteFailure]:
 
 
 class TrialFailed(Exception):
-    """A site could not take part: the trial stops and ends ``failed`` (``sandbox run`` exits 1)."""
+    """A site could not take part: the trial stops and ends ``failed`` (``kind``: see :data:`FAILURE_EXIT_CODES`)."""
 
-    def __init__(self, failures: list[SiteFailure]) -> None:
+    def __init__(self, failures: list[SiteFailure], *, kind: str = SITE_FAILED) -> None:
         self.failures = failures
+        self.kind = kind
         super().__init__(self.summary)
 
     @property
@@ -130,4 +143,6 @@ class TrialFailed(Exception):
         """One line: how many sites failed, and when (``3 site error(s) before round 1``)."""
         first = self.failures[0]
         when = "before round 1" if first.server_round == 0 else f"in round {first.server_round} ({first.phase})"
+        if self.kind == SITE_UNREACHABLE:
+            return f"{len(distinct(self.failures))} site(s) did not answer {when}"
         return f"{len(distinct(self.failures))} site error(s) {when}"

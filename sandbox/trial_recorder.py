@@ -196,6 +196,21 @@ class TrialRecorder:
             },
         )
 
+    def resumed(self, *, last_completed_round: int) -> None:
+        """Audit that this run, found ``interrupted``, goes on after its last completed round (``--resume``)."""
+        self.state = "running"
+        self.metrics.set_state("running")
+        self.metrics.set_secure_aggregation(False)
+        self.record(
+            "trial-resumed",
+            {
+                "run_id": self.run_id,
+                "found": "interrupted",
+                "last_completed_round": last_completed_round,
+                "resumes_at_round": last_completed_round + 1,
+            },
+        )
+
     def round_started(self, server_round: int) -> str:
         self.metrics.start_round(server_round)
         return self.record("round-configured", {"round": server_round})
@@ -214,8 +229,10 @@ class TrialRecorder:
 
     def incident_recorded(self, incident: Incident) -> None:
         """Count, audit and report one policy violation and the action taken."""
-        if incident.site_id in self.metrics.sites:
+        if incident.site_id in self.metrics.sites and incident.rule in self.metrics.rules:
             self.metrics.record_violation(incident.site_id, incident.rule)
+        elif incident.site_id in self.metrics.sites:  # a clause a site named that no rule label has
+            logger.warning("incident of unknown rule %.63r is audited but not counted", incident.rule)
         self.incidents.append(asdict(incident))
         self.record("policy-violation", asdict(incident))
 

@@ -10,6 +10,8 @@ A run folder (the coordinator's, one per run)::
         metrics.prom     the final metrics (Prometheus text format)
         engine.log       Flower's and Ray's own log of the run (sandbox run)
         engine-unreachable.json  the SuperLink went away mid-run (sandbox run --engine deployment)
+        checkpoint.json  where a running run stands (spec, last round, global model); removed at its end
+        engine-processes.json  the coordinator's and the engine's processes (pid, start time), to end a killed run's leftovers
         sites/<site-id>/ a simulated site's stand-in for a state folder (demo only)
 
 A site's state folder (``state_dir`` of its node config; a simulated site uses the stand-in)::
@@ -39,6 +41,8 @@ MODEL_FILE = "model.pt"
 METRICS_FILE = "metrics.prom"
 ENGINE_LOG_FILE = "engine.log"
 ENGINE_UNREACHABLE_FILE = "engine-unreachable.json"
+CHECKPOINT_FILE = "checkpoint.json"
+ENGINE_PROCESSES_FILE = "engine-processes.json"
 RUN_FILES = (REPORT_FILE, AUDIT_FILE, MODEL_FILE, METRICS_FILE)
 """The files a finished run leaves, in the order the console lists them."""
 

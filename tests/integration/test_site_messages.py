@@ -28,14 +28,15 @@ def test_every_site_reply_holds_parameters_and_aggregates_only(
 ) -> None:
     """Each reply of the demo carries the model's parameters, scalar aggregates or per-feature sums, and counts of at least the minimum cohort; the coordinator reads no site file during the run."""
     replies: list[Message] = []
-    original = InMemoryGrid.send_and_receive
+    original = InMemoryGrid.pull_messages
 
-    def capture(self: InMemoryGrid, messages: Any, *args: Any, **kwargs: Any) -> Any:
-        received = list(original(self, messages, *args, **kwargs))
+    def capture(self: InMemoryGrid, message_ids: Any, *args: Any, **kwargs: Any) -> Any:
+        received = list(original(self, message_ids, *args, **kwargs))
         replies.extend(received)
         return received
 
-    monkeypatch.setattr(InMemoryGrid, "send_and_receive", capture)
+    # Every reply passes through pull_messages, whoever waits for it (Flower's loop or the bounded grid's).
+    monkeypatch.setattr(InMemoryGrid, "pull_messages", capture)
     loaded = load_spec(approved_demo.spec)
     trial = resolve_trial(loaded)
     clearance = clear_trial(trial)

@@ -15,6 +15,7 @@ from flwr.supercore.task_identity import TaskIdentity
 from sandbox.enforcement import Enforcer, Ladder
 from sandbox.governed_strategy import GovernedStrategy
 from sandbox.round_outcome import RoundOutcome
+from sandbox.site_failures import SITE_UNREACHABLE, TrialFailed
 from trialcore import wire
 
 NODES = {11: "de-berlin", 12: "fr-lyon", 13: "gb-leeds"}
@@ -149,3 +150,62 @@ def test_excluded_site_is_sent_nothing_for_the_policys_rounds(tmp_path: Path) ->
     assert observer.incidents == ["exclude"]
     assert set(sent(strategy, 2)) == set(sent(strategy, 3)) == {"de-berlin", "fr-lyon"}
     assert set(sent(strategy, 4)) == {"de-berlin", "fr-lyon", "gb-leeds"}
+
+
+@dataclass
+class _Noting(Observer):
+    def incident_recorded(self, incident: object) -> None: ...
+
+
+def test_an_excluded_sites_warning_prints_once_per_round(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 18: an excluded site's warning printed twice (training and evaluation); it prints once per round."""
+    enforcer = Enforcer(tmp_path, Ladder(exclude_after_violations=1, exclusion_rounds=1))
+    strategy = GovernedStrategy(
+        FedAvg(min_train_nodes=2, min_available_nodes=2, min_evaluate_nodes=2),
+        observer=_Noting(),
+        max_update_l2_norm=10.0,
+        min_participants=1,
+        enforcer=enforcer,
+    )
+    out = sent(strategy, 1)
+    strategy.aggregate_train(
+        1, [update(out[site], [float("nan"), 0.0] if site == "gb-leeds" else [1.0, 1.0]) for site in out]
+    )
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="sandbox.governed_strategy"):
+        assert set(sent(strategy, 2)) == {"de-berlin", "fr-lyon"}
+        evaluated = strategy.configure_evaluate(2, GLOBAL, ConfigRecord({}), Grid())  # type: ignore[arg-type]
+    assert {NODES[m.metadata.dst_node_id] for m in evaluated} == {"de-berlin", "fr-lyon"}
+    told = [r.getMessage() for r in caplog.records if "excluded" in r.getMessage()]
+    assert told == ["round 2: gb-leeds is excluded and is sent nothing"]
+
+
+@pytest.mark.parametrize("phase", ["train", "evaluate"])
+def test_a_site_that_never_answers_a_round_fails_the_trial_as_unreachable(phase: str) -> None:
+    """A site sent a round's message that gave no reply within the round-reply bound ends the trial (exit 6)."""
+    strategy = GovernedStrategy(
+        FedAvg(min_train_nodes=3, min_available_nodes=3, min_evaluate_nodes=3),
+        observer=Observer(),
+        min_participants=1,
+        round_reply_seconds=5.0,
+    )
+    strategy.name_nodes(NODES)
+    out = sent(strategy, 1)
+    if phase == "evaluate":
+        strategy.aggregate_train(1, [update(out[site], [1.0, 1.0]) for site in NODES.values()])
+        out = {
+            NODES[m.metadata.dst_node_id]: m
+            for m in strategy.configure_evaluate(1, GLOBAL, ConfigRecord({}), Grid())  # type: ignore[arg-type]
+        }
+        with pytest.raises(TrialFailed) as caught:
+            strategy.aggregate_evaluate(1, [])
+    else:
+        with pytest.raises(TrialFailed) as caught:
+            strategy.aggregate_train(1, [update(out["de-berlin"], [1.0, 1.0]), update(out["fr-lyon"], [1.0, 1.0])])
+    assert caught.value.kind == SITE_UNREACHABLE
+    expected = "gb-leeds" if phase == "train" else None
+    named = [(f.site_id, f.phase, f.server_round, f.cause) for f in caught.value.failures]
+    if expected is not None:
+        assert named == [("gb-leeds", "train", 1, "no answer within the round-reply bound of 5 s")]
+    else:
+        assert {n[0] for n in named} == set(NODES.values()) and {n[1] for n in named} == {"evaluate"}
