@@ -257,7 +257,8 @@ def run(
         show_preflight(clearance.verdict, output, permits=False)
         raise typer.Exit(int(ExitCode.REFUSED_BY_POLICY))
     print_leftovers(stderr, inputs.resume, runs_root / loaded.spec.trial_id)
-    progress = RoundProgress(loaded.spec.rounds, enabled=not verbose)
+    noise = loaded.spec.privacy.evaluation_noise_multiplier
+    progress = RoundProgress(loaded.spec.rounds, enabled=not verbose, evaluation_noise_multiplier=noise)
 
     def served(url: str) -> None:
         stderr.print(f"Serving metrics for Prometheus at [bold]{url}[/bold] while the trial runs")
@@ -291,7 +292,7 @@ def run(
                     client_cpus=cpus_per_site,
                 ),
             )
-    summary = run_summary(result)
+    summary = {**run_summary(result), "evaluation_noise_multiplier": noise}
     terminated = summary["state"] == "terminated"
     if output is OutputFormat.json:
         emit_json({"ok": summary["state"] == "finished", **summary})

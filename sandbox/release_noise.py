@@ -30,3 +30,14 @@ def fairness_gap_noise_std(sites: Iterable[tuple[int, float]], *, noise_multipli
     """Noise standard deviation of the gap between ``(num_test, accuracy)`` sites; None with fewer than two sites."""
     noise = [accuracy_noise_std(num_test=n, accuracy=a, noise_multiplier=noise_multiplier) for n, a in sites]
     return math.sqrt(2) * max(noise) if len(noise) >= 2 else None
+
+
+def pooled_accuracy_noise_std(*, num_test: int, num_sites: int, accuracy: float, noise_multiplier: float) -> float:
+    """Approximate standard deviation (0-1) of the pooled accuracy over ``num_sites`` sites' ``num_test`` records.
+
+    The pooled accuracy is the sum of the sites' noised correct counts over the sum of their
+    noised record counts: ``num_sites`` independent noises of the same scale, so the standard
+    deviation grows with the square root of the number of sites and falls with the records pooled.
+    """
+    scale = noise_multiplier * EVALUATION_SENSITIVITY * math.sqrt(max(num_sites, 1))
+    return scale * math.sqrt(1 + accuracy * accuracy) / max(num_test, 1)

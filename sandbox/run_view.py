@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from sandbox.release_noise import pooled_accuracy_noise_std
 from sandbox.round_outcome import RoundOutcome
 from sandbox.run_resume import ResumePoint, end_interrupted_leftovers
 from sandbox.trial_run import RunResult
@@ -18,9 +19,16 @@ from trialcore import layout
 
 
 class RoundProgress:
-    """A rich progress bar on stderr: rounds done and the global test accuracy after each."""
+    """A rich progress bar on stderr: rounds done and the global test accuracy after each.
 
-    def __init__(self, rounds: int, *, enabled: bool = True) -> None:
+    The sites release their test accuracy through the Gaussian mechanism, so the pooled figure is
+    shown with its approximate noise (one standard deviation, :mod:`sandbox.release_noise`) when
+    ``evaluation_noise_multiplier`` is given: on small test parts the figure is mostly noise, and
+    the console says so rather than presenting it as the model's accuracy.
+    """
+
+    def __init__(self, rounds: int, *, enabled: bool = True, evaluation_noise_multiplier: float | None = None) -> None:
+        self._noise_multiplier = evaluation_noise_multiplier
         self._progress = Progress(
             TextColumn("[bold]round"),
             MofNCompleteColumn(),
@@ -46,6 +54,14 @@ class RoundProgress:
         """Advance one round and print its global accuracy on its own line."""
         g = outcome.global_metrics
         text = f"global test accuracy {g.test_accuracy:.3f}" if g is not None else "no evaluation"
+        if g is not None and self._noise_multiplier is not None:
+            std = pooled_accuracy_noise_std(
+                num_test=g.num_test,
+                num_sites=len(outcome.sites),
+                accuracy=g.test_accuracy,
+                noise_multiplier=self._noise_multiplier,
+            )
+            text += f" (released with noise, ± {std:.2f})"
         self._progress.update(self._task, completed=outcome.server_round, accuracy=text)
         refused = f", {len(outcome.refusals)} refused" if outcome.refusals else ""
         self._progress.console.print(
@@ -139,6 +155,13 @@ def print_run_summary(console: Console, summary: dict[str, Any]) -> None:
         f"AUROC {_fmt(summary['global_test_auroc'])}{coverage}, "
         f"fairness gap (max - min site accuracy) {_fmt(summary['fairness_accuracy_gap'])}"
     )
+    noise = summary.get("evaluation_noise_multiplier")
+    if noise is not None:
+        console.print(
+            f"Test accuracies, AUROC and the fairness gap are computed from sums each site released with Gaussian "
+            f"noise (evaluation noise multiplier {noise:g}, charged to its privacy ledger): on test parts of a few "
+            "dozen records they are mostly noise. README, section Privacy, says how to read them."
+        )
     console.print(f"Run folder: [bold]{summary['run_dir']}[/bold]")
     for name, path in summary["files"].items():
         console.print(f"  {name:<12} {path}")
