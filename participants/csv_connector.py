@@ -86,7 +86,7 @@ def read_csv_records(
         for out_col, (name, position) in enumerate(zip([*wanted, target_column], [*positions, target_position])):
             cell = row[position]
             value = _number(cell)
-            field = f"row {row_number}, column {name}"
+            field = f"row {row_number}, column {show_text(name)}"
             if value is None:
                 allowed = f"a finite number of magnitude at most {FLOAT32_MAX:.7g} (training uses float32)"
                 problems.append(Problem(shown_as, field, show_value(cell), allowed))
