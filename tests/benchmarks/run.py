@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # `python tests/benchmarks/run.py` puts only this folder on the path
     sys.path.insert(0, str(REPO))
 
-from tests.benchmarks.fuzz_bench import reader_fuzz  # noqa: E402
+from tests.benchmarks.fuzz_bench import cli_fuzz, reader_fuzz  # noqa: E402
 from tests.benchmarks.policy_bench import policy_timings  # noqa: E402
 from tests.benchmarks.privacy_bench import privacy_results  # noqa: E402
 from tests.benchmarks.scale_bench import SCALE_SIZE, plain_flower_overhead, scale_results  # noqa: E402
@@ -124,6 +124,7 @@ def main() -> None:
                 **policy_timings(),
                 "privacy": privacy_results(),
                 "reader_fuzz": reader_fuzz(),
+                "cli_fuzz": cli_fuzz(),
                 "plain_flower": plain_flower,
                 "scale": scale,
             },

@@ -274,7 +274,7 @@ def test_prv_refused_quickly_when_epsilon_is_huge() -> None:
     started = time.perf_counter()
     with pytest.raises(PrivacyInputError) as caught:
         epsilon(huge, delta=1e-5, accountant=Accountant.PRV)
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 10.0  # at once: a blow-up takes minutes
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before < 100_000  # KiB
     assert caught.value.exit_code == ExitCode.BAD_INPUT
     (problem,) = caught.value.problems

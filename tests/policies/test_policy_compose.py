@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -184,8 +183,8 @@ def test_mechanism_is_needed_for_a_reachable_aggregator(tmp_path: Path) -> None:
     )
 
 
-def test_thousand_sites_compose_and_preflight_fast(tmp_path: Path) -> None:
-    """1,000 already-loaded site policies compose and pre-flight in under half a second."""
+def test_thousand_sites_compose_to_the_strictest_and_preflight(tmp_path: Path) -> None:
+    """1,000 site policies compose to the strictest budget and pre-flight passes (its speed is measured by make bench)."""
     base = site_policy(tmp_path, "base")
     policies = {
         f"site-{i:04d}": dataclasses.replace(
@@ -197,11 +196,7 @@ def test_thousand_sites_compose_and_preflight_fast(tmp_path: Path) -> None:
         for i in range(1000)
     }
     facts = trial(sites=[(site, "DE") for site in policies])
-    best = float("inf")
-    for _ in range(3):
-        started = time.perf_counter()
-        composed = compose_sites(policies)
-        result = evaluate(facts, policies, clock=PINNED)
-        best = min(best, time.perf_counter() - started)
+    composed = compose_sites(policies)
+    result = evaluate(facts, policies, clock=PINNED)
     assert composed.policy.epsilon_budget == 5.0 and not result.refused
-    assert best <= 0.5, f"compose + pre-flight of 1,000 sites took {best:.3f} s"
+    assert composed.policy.provenance["privacy.epsilon_budget"] == "s6.yaml", "the strictest site is named as the source"
