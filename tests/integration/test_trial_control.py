@@ -38,7 +38,9 @@ def wait_for(predicate: Any, process: subprocess.Popen[str], timeout: float = 12
             return found
         if process.poll() is not None:
             stdout, stderr = process.communicate()
-            raise AssertionError(f"the trial ended (exit {process.returncode}) first:\n{stdout[-2000:]}\n{stderr[-3000:]}")
+            raise AssertionError(
+                f"the trial ended (exit {process.returncode}) first:\n{stdout[-2000:]}\n{stderr[-3000:]}"
+            )
         time.sleep(0.1)
     raise AssertionError("timed out waiting for the trial")
 

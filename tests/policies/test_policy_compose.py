@@ -199,4 +199,6 @@ def test_thousand_sites_compose_to_the_strictest_and_preflight(tmp_path: Path) -
     composed = compose_sites(policies)
     result = evaluate(facts, policies, clock=PINNED)
     assert composed.policy.epsilon_budget == 5.0 and not result.refused
-    assert composed.policy.provenance["privacy.epsilon_budget"] == "s6.yaml", "the strictest site is named as the source"
+    assert composed.policy.provenance["privacy.epsilon_budget"] == "s6.yaml", (
+        "the strictest site is named as the source"
+    )
