@@ -26,6 +26,7 @@ $(STAMP): pyproject.toml
 # each site approves the demo spec afresh on every `make demo` (one process signs for all four).
 # The demo regulator's key (regulator.key.pem) is made there too; the demo's sandbox plan
 # (examples/plans/) names its public key, so `sandbox suspend ... --key` works on demo runs.
+# The coordinator's own key (coordinator.key.pem, made once, never committed) signs report.json.
 DEMO_STATE := runs/demo-state
 DEMO_KEYS := $(DEMO_STATE)/keys
 DEMO_SITES := de-berlin fr-lyon gb-leeds ch-zurich
@@ -36,7 +37,8 @@ demo: $(STAMP)
 	$(if $(MISSING_KEYS),$(BIN)/sandbox certs new-key --out $(DEMO_KEYS) $(MISSING_KEYS),@:)
 	@for s in $(DEMO_SITES) regulator; do cp $(DEMO_KEYS)/$$s.pub.pem $(DEMO_KEYS)/$$s.trusted.pem; done
 	$(BIN)/sandbox approve examples/demo.yaml $(foreach s,$(DEMO_SITES),--site $(s) --key $(DEMO_KEYS)/$(s).key.pem)
-	$(BIN)/sandbox run examples/demo.yaml
+	$(if $(wildcard $(DEMO_KEYS)/coordinator.key.pem),@:,$(BIN)/sandbox certs new-key --out $(DEMO_KEYS) --name coordinator)
+	$(BIN)/sandbox run examples/demo.yaml --coordinator-key $(DEMO_KEYS)/coordinator.key.pem
 
 # Lint, format and type checks first (each takes seconds), then the suite.
 test: $(STAMP)

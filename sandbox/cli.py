@@ -7,6 +7,7 @@ Exit codes (one table for every command; see README):
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 import sys
@@ -18,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from monitoring.exporter import DEFAULT_LINGER_SECONDS
+from participants.approval_keys import load_private_key
 from sandbox.cli_approvals import approve, certs_app
 from sandbox.cli_certs import ca, node_key, server
 from sandbox.cli_control import resume, suspend, terminate
@@ -29,6 +31,8 @@ from sandbox.cli_deployment import (
     nodes_app,
     run_deployment,
 )
+from sandbox.cli_evidence import report as report_command
+from sandbox.cli_evidence import status as status_command
 from sandbox.cli_policies import check, policies_app, show_preflight
 from sandbox.cli_privacy import privacy_app
 from sandbox.consent import clear_trial
@@ -41,6 +45,7 @@ from trialcore.cli_output import OutputFormat, configure_logging, emit_json, gua
 from trialcore.errors import BadInputError, ExitCode, Problem, show_value, terminal_safe
 from trialcore.spec_loading import LoadedSpec, load_spec
 
+logger = logging.getLogger(__name__)
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(
     name="sandbox",
@@ -61,6 +66,8 @@ app.add_typer(certs_app, name="certs")
 certs_app.command("ca")(ca)
 certs_app.command("server")(server)
 certs_app.command("node-key")(node_key)
+app.command("report")(report_command)
+app.command("status")(status_command)
 for _command in (suspend, resume, terminate):
     app.command()(_command)
 
@@ -228,9 +235,16 @@ def run(
         help="NAME=SECONDS: nodes-connect (120), first-reply (300), round-reply (1800), engine-stop (30); "
         "a trial that waits longer ends failed, exit 6.",
     ),
+    coordinator_key: Path | None = typer.Option(
+        None,
+        "--coordinator-key",
+        help="The coordinator's Ed25519 private key (sandbox certs new-key) that signs report.json; "
+        "without it the run signs with a key made for it alone, and verification says the signer is not pinned.",
+    ),
 ) -> None:
     """Pre-flight a trial against every site's policy and signed approval (exit 3 if refused, 5 if an approval fails its check), then run it in Flower's simulation engine or, with --engine deployment, through a SuperLink (exit 6 if unreachable), serving metrics. A trial in which a site cannot take part fails (exit 1); one in which no round aggregated fails too (exit 3); a site or the engine that does not answer within its time bound fails it with exit 6."""
     # Imported here: the simulation stack (Flower, Ray, torch, Opacus) takes seconds to load.
+    from sandbox.report_html import write_html_report
     from sandbox.run_inputs import run_inputs
     from sandbox.run_view import RoundProgress, print_failure, print_leftovers, print_run_summary, run_summary
     from sandbox.site_failures import FAILED_STATE, FAILURE_EXIT_CODES
@@ -250,6 +264,8 @@ def run(
         ),
     )
     loaded = inputs.loaded
+    if coordinator_key is not None:
+        guarded(output, lambda: load_private_key(coordinator_key))
     trial = guarded(output, lambda: resolve_trial(loaded))
     clearance = guarded(output, lambda: clear_trial(trial))
     if clearance.verdict.refused:
@@ -290,8 +306,18 @@ def run(
                     bounds=inputs.bounds,
                     resume=inputs.resume,
                     client_cpus=cpus_per_site,
+                    coordinator_key=coordinator_key,
                 ),
             )
+    # After the trial (outside the bench's timing): people read it, no run needs it.
+    signer = load_private_key(coordinator_key).public_key() if coordinator_key is not None else None
+    try:
+        write_html_report(result.run_dir, coordinator_key=signer)
+    except Exception as err:  # the trial's outcome and exit code stand; the page can be written later
+        logger.exception("report.html was not written")
+        stderr.print(
+            f"report.html was not written ({type(err).__name__}); write it with: sandbox report {result.run_dir}"
+        )
     summary = {**run_summary(result), "evaluation_noise_multiplier": noise}
     terminated = summary["state"] == "terminated"
     if output is OutputFormat.json:
@@ -318,13 +344,32 @@ def run(
 
 @audit_app.command("verify")
 def audit_verify(
-    path: Path = typer.Argument(..., help="An audit chain (audit.jsonl, or a site's chain)."),
+    path: Path = typer.Argument(..., help="A run folder (runs/<trial-id>/<run-id>), or one audit chain (audit.jsonl)."),
     report: Path | None = typer.Option(
-        None, "--report", help="report.json holding the chain's recorded head (detects truncation)."
+        None, "--report", help="report.json holding the chain's recorded head (detects truncation); chains only."
+    ),
+    coordinator_key: Path | None = typer.Option(
+        None,
+        "--coordinator-key",
+        help="The coordinator's public key (PEM) the report must be signed by; run folders only. Without it the key "
+        "stored in the run folder is used, and the signer is not pinned.",
+    ),
+    site_chains: str | None = typer.Option(
+        None,
+        "--site-chains",
+        help="SITE=FOLDER[,SITE=FOLDER...]: the state folder (or chain file) of each site that keeps its chain "
+        "outside the run folder; run folders only.",
     ),
     output: OutputFormat = FormatOption,
 ) -> None:
-    """Verify a chain: exit 0 if intact, 5 naming the first bad line if anything was edited, removed, reordered, inserted or truncated; for a run's chain, also say whether the run ended or was interrupted."""
+    """Verify a run folder (signature, every chain, model and spec hashes, cross-references, ledgers, metrics: one line per check) or one chain; exit 0 if intact, 5 naming the first failure; for a run's chain, also say whether the run ended or was interrupted."""
+    if path.is_dir():
+        from sandbox.cli_verify import verify_run_folder
+
+        verify_run_folder(path, coordinator_key=coordinator_key, site_chains=site_chains, output=output)
+        return
+    if coordinator_key is not None or site_chains is not None:
+        guarded(output, lambda: _run_folder_only(path))
     expected = guarded(output, lambda: _expected_head(path, report)) if report is not None else None
     result = guarded(output, lambda: verify_chain(path, expected_head=expected))
     state = run_state(path) if result.ok else None
@@ -345,6 +390,13 @@ def audit_verify(
         sys.stderr.write(result.message() + "\n")
     if not result.ok:
         raise typer.Exit(int(ExitCode.INTEGRITY_FAILED))
+
+
+def _run_folder_only(path: Path) -> None:
+    raise BadInputError(
+        f"--coordinator-key and --site-chains check a run folder, not '{path}'",
+        [Problem(str(path), "", "not a folder", "a run folder runs/<trial-id>/<run-id> (or drop those options)")],
+    )
 
 
 RUN_STATE_LINES = {

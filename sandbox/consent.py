@@ -79,6 +79,8 @@ class Clearance:
 
     verdict: PreflightResult
     consent: dict[str, Any]
+    statuses: tuple[ApprovalStatus, ...] = ()
+    """Each site's approval as checked (with its signature), for the report."""
 
 
 def clear_trial(trial: ResolvedTrial) -> Clearance:
@@ -99,7 +101,7 @@ def clear_trial(trial: ResolvedTrial) -> Clearance:
     verdict = dataclasses.replace(
         verdict, decisions=verdict.decisions + tuple(approval_decisions(trial.loaded, statuses))
     )
-    return Clearance(verdict=verdict, consent=consent_matrix(trial.loaded, statuses))
+    return Clearance(verdict=verdict, consent=consent_matrix(trial.loaded, statuses), statuses=tuple(statuses))
 
 
 def consent_matrix(loaded: LoadedSpec, statuses: list[ApprovalStatus]) -> dict[str, Any]:
@@ -114,6 +116,8 @@ def consent_matrix(loaded: LoadedSpec, statuses: list[ApprovalStatus]) -> dict[s
             "spec_hash": approval.spec_hash if approval is not None else None,
             "approver_key_fingerprint": approval.approver_key_fingerprint if approval is not None else None,
             "approved_at": approval.approved_at if approval is not None else None,
+            "policy_hash": approval.policy_hash if approval is not None else None,
+            "signature": approval.signature if approval is not None else None,
         }
     return {
         "spec_hash": loaded.spec_hash,

@@ -164,7 +164,7 @@ def print_run_summary(console: Console, summary: dict[str, Any]) -> None:
         )
     console.print(f"Run folder: [bold]{summary['run_dir']}[/bold]")
     for name, path in summary["files"].items():
-        console.print(f"  {name:<12} {path}")
+        console.print(f"  {name:<16} {path}")
 
 
 def _fmt(value: float | None) -> str:

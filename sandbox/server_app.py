@@ -33,6 +33,8 @@ from sandbox.governed_strategy import GovernedStrategy, PrivacyBudgetStop
 from sandbox.node_loss import SITE_UNAVAILABLE
 from sandbox.policy_limits import enforcement_ladder, max_update_l2_norm, min_cohort_size
 from sandbox.recorder_state import recorder_state, restore_recorder
+from sandbox.report_record import trial_record
+from sandbox.report_signature import coordinator_key
 from sandbox.resolved_trial import ResolvedTrial, resolve_trial
 from sandbox.round_outcome import RoundOutcome
 from sandbox.sandbox_plan import regulator_keys
@@ -85,6 +87,8 @@ class TrialHooks:
     """Set with ``engine_stopped`` when the user interrupted the run (Ctrl-C): it stays ``interrupted``, resumable."""
     resume: Checkpoint | None = None
     """Where a killed run stands: the trial goes on from there in the same run folder (``sandbox run --resume``)."""
+    coordinator_key: Path | None = None
+    """The coordinator's Ed25519 private key that signs report.json; None = a key made for the run only."""
 
 
 def new_run_id(clock: Callable[[], datetime] | None = None) -> str:
@@ -179,6 +183,7 @@ def run_trial(
     resume = hooks.resume
     if hooks.engine_stopped is not None:
         grid = BoundedGrid(grid, hooks.engine_stopped)
+    statuses = hooks.clearance.statuses if hooks.clearance is not None else None
     recorder = TrialRecorder(
         loaded,
         run_dir,
@@ -188,6 +193,9 @@ def run_trial(
         on_round=hooks.on_round,
         min_cohort_size=min_cohort_size(verdict),
         privacy_costs=verdict.privacy_costs if verdict is not None else {},
+        signer=coordinator_key(hooks.coordinator_key),
+        record=trial_record(trial, verdict, statuses),
+        site_configs=trial.sites,
     )
 
     def checkpoint(done: int, arrays: ArrayRecord | None) -> None:
@@ -332,11 +340,13 @@ def make_server_app(
         if clearance.verdict.refused:
             raise clearance.verdict.refusal()
         registry = CollectorRegistry()
+        key = merged.get(wire.COORDINATOR_KEY)
         own = TrialHooks(
             registry=registry,
             metrics=new_metrics(resolved.loaded, registry, run_id=run_dir.name),
             clearance=clearance,
             bounds=TimeBounds().from_run_config(merged),
+            coordinator_key=Path(str(key)) if key else None,
         )
         with serve(registry, port=int(merged.get(wire.METRICS_PORT, 9464))) as server:
             logger.warning("serving metrics for Prometheus at %s", server.url)

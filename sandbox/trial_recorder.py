@@ -22,16 +22,20 @@ from prometheus_client import CollectorRegistry
 from monitoring.exporter import write_textfile
 from monitoring.metrics import SandboxMetrics
 from participants.record_values import as_float
+from participants.site_config import LoadedSiteConfig
 from policies import PrivacyCost
 from sandbox.enforcement import Incident
 from sandbox.ledger_view import SOURCE_LEDGER, SOURCE_NONE, SOURCE_REPLY, visible_ledger
 from sandbox.release_noise import FAIRNESS_GAP_MAX_NOISE_STD, fairness_gap_noise_std
+from sandbox.report_record import copy_spec, model_file_record, model_record
+from sandbox.report_signature import CoordinatorKey, coordinator_key, write_signed_report
 from sandbox.round_outcome import RoundOutcome, SiteRoundMetrics
+from sandbox.site_chains import site_heads
 from sandbox.site_failures import FAILED_STATE, SiteFailure, distinct
 from sandbox.trial_control import ControlRequest
 from sandbox.update_screening import SITE_REFUSED
 from trialcore import layout, wire
-from trialcore.atomic_file import write_bytes_atomic, write_json_atomic
+from trialcore.atomic_file import write_bytes_atomic
 from trialcore.audit_chain import AuditChain
 from trialcore.spec_loading import LoadedSpec
 
@@ -102,6 +106,14 @@ class TrialRecorder:
     privacy_costs:
         The pre-flight's privacy dry run per site; its ``spent_before`` is the spend shown until
         the site's first charge reports its ledger.
+    signer:
+        The coordinator's key that signs report.json (:mod:`sandbox.report_signature`); None = a
+        key made for this run only.
+    record:
+        The report's plan, training, software and per-site sections
+        (:func:`sandbox.report_record.trial_record`), gathered before round 1.
+    site_configs:
+        Site id -> its node config, to find the chain each site keeps (:mod:`sandbox.site_chains`).
     """
 
     def __init__(
@@ -116,6 +128,9 @@ class TrialRecorder:
         min_cohort_size: int = DEFAULT_MIN_COHORT_SIZE,
         privacy_costs: Mapping[str, PrivacyCost] | None = None,
         clock: Callable[[], datetime] = _now,
+        signer: CoordinatorKey | None = None,
+        record: Mapping[str, Any] | None = None,
+        site_configs: Mapping[str, LoadedSiteConfig] | None = None,
     ) -> None:
         self.loaded = loaded
         self.run_dir = run_dir
@@ -125,6 +140,10 @@ class TrialRecorder:
         self.on_round = on_round
         self.min_cohort_size = min_cohort_size
         self.clock = clock
+        self.signer = signer or coordinator_key(None)
+        self.record_extra = dict(record or {})
+        self.site_configs = dict(site_configs or {})
+        self.spec_copy: dict[str, Any] | None = None
         run_dir.mkdir(parents=True, exist_ok=True)
         spec = loaded.spec
         self.audit = AuditChain.open(
@@ -182,6 +201,7 @@ class TrialRecorder:
     def trial_started(self) -> None:
         spec = self.loaded.spec
         self.state = "running"
+        self.spec_copy = copy_spec(self.loaded, self.run_dir)
         self.metrics.set_state("running")
         self.metrics.set_secure_aggregation(False)
         self.record(
@@ -385,7 +405,7 @@ class TrialRecorder:
             "trial-finished", {"state": state, "rounds_completed": len(self.rounds), "model_saved": arrays is not None}
         )
         report = self.report()
-        write_json_atomic(self.run_dir / layout.REPORT_FILE, report)
+        write_signed_report(self.run_dir, report, self.signer)
         write_textfile(self.registry, self.run_dir / layout.METRICS_FILE)
         return report
 
@@ -451,6 +471,7 @@ class TrialRecorder:
                     "suppressed": suppressed,
                     "final": final,
                     "privacy": self._site_privacy(participant.site_id),
+                    **self.record_extra.get("sites_extra", {}).get(participant.site_id, {}),
                 }
             )
         return {
@@ -459,12 +480,16 @@ class TrialRecorder:
             "title": spec.title,
             "purpose": spec.purpose,
             "run_id": self.run_id,
-            "spec_file": self.loaded.shown_as,
+            "spec_file": layout.SPEC_COPY_FILE,
             "spec_hash": self.loaded.spec_hash,
+            "spec": self.spec_copy,
+            "signer": self.signer.signer(),
             "state": self.state,
             "started_at": self.started_at.isoformat(),
             "finished_at": self.clock().isoformat(),
-            "model": spec.model.model_dump(mode="json"),
+            "model": model_record(spec),
+            "model_file": model_file_record(self.run_dir),
+            **{key: value for key, value in self.record_extra.items() if key != "sites_extra"},
             "strategy": spec.strategy.model_dump(mode="json"),
             "rounds_planned": spec.rounds,
             "rounds_completed": len(self.rounds),
@@ -480,14 +505,12 @@ class TrialRecorder:
             "incidents": self.incidents,
             "audit": {
                 "coordinator": {"path": layout.AUDIT_FILE, "hash": head.hash, "length": head.length},
-                "sites": {
-                    site: {
-                        "path": (layout.simulated_site_dir(Path(), site) / layout.AUDIT_FILE).as_posix(),
-                        "hash": h,
-                        "length": n,
-                    }
-                    for site, (h, n) in sorted(self.site_heads.items())
-                },
+                "sites": site_heads(
+                    self.run_dir,
+                    {p.site_id: self.site_configs.get(p.site_id) for p in spec.participants},
+                    trial_id=spec.trial_id,
+                    reply_heads=self.site_heads,
+                ),
             },
             "privacy_scope": {"accountant": spec.privacy.accountant, **PRIVACY_SCOPE},
         }

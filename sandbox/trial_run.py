@@ -33,6 +33,7 @@ from sandbox.run_resume import ResumePoint
 from sandbox.server_app import TrialHooks, make_server_app, new_metrics, new_run_id
 from sandbox.time_bounds import TimeBounds
 from trialcore import layout, wire
+from trialcore.atomic_file import write_bytes_atomic
 from trialcore.spec_loading import LoadedSpec
 
 logger = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ def run_in_simulation(
     bounds: TimeBounds | None = None,
     resume: ResumePoint | None = None,
     client_cpus: float = 1.0,
+    coordinator_key: Path | None = None,
 ) -> RunResult:
     """Run ``trial`` with one simulated SuperNode per participant; return its run folder and report.
 
@@ -85,7 +87,8 @@ def run_in_simulation(
     Prometheus scraping every few seconds also records the final state. ``show_engine_logs``
     also prints Flower's, Ray's and the simulated sites' logs on the console. ``bounds`` are the
     time bounds (:mod:`sandbox.time_bounds`); ``resume`` goes on with a killed run in its own folder
-    (:mod:`sandbox.run_resume`); ``client_cpus`` is what Ray reserves per simulated site.
+    (:mod:`sandbox.run_resume`); ``client_cpus`` is what Ray reserves per simulated site. ``coordinator_key``
+    signs report.json (:mod:`sandbox.report_signature`); None = a key made for this run only.
     """
     loaded = trial.loaded
     bounds = bounds or TimeBounds()
@@ -100,6 +103,7 @@ def run_in_simulation(
         bounds=bounds,
         resume=resume.checkpoint if resume is not None else None,
         engine_stopped=threading.Event(),
+        coordinator_key=coordinator_key,
     )
     server_app = make_server_app({wire.RUN_DIR: str(run_dir.resolve())}, hooks, trial)
     client_app = make_client_app(simulated_site_settings(loaded, run_dir))
@@ -107,6 +111,7 @@ def run_in_simulation(
     with serve(registry, port=metrics_port) as server, EngineWatch(run_dir) as watch:
         if on_metrics_served is not None:
             on_metrics_served(server.url)
+        write_bytes_atomic(run_dir / layout.METRICS_URL_FILE, f"{server.url}\n".encode())
         with engine_log(run_dir.resolve() / layout.ENGINE_LOG_FILE, also_console=show_engine_logs):
             _run_engine(
                 lambda: _run_simulation(

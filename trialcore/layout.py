@@ -4,6 +4,12 @@ A run folder (the coordinator's, one per run)::
 
     <runs-root>/<trial-id>/<run-id>/        run id: UTC start (sandbox run) or flwr-<Flower run id> (flwr run)
         report.json      the exit report
+        report.json.sig  the coordinator's detached Ed25519 signature over report.json's canonical bytes
+        report.html      the exit report for people (self-contained: no network)
+        coordinator.pub.pem  the public key that signed report.json (pin it with --coordinator-key)
+        spec.yaml        the trial spec as given (a byte copy)
+        spec.canonical.json  the canonical JSON of the validated spec: its SHA-256 is the spec hash
+        metrics-url      where the running trial serves its metrics (read by sandbox status)
         audit.jsonl      the coordinator's hash-chained audit log
         control.jsonl    suspend / resume / terminate requests from outside
         model.pt         the final global model
@@ -43,7 +49,13 @@ ENGINE_LOG_FILE = "engine.log"
 ENGINE_UNREACHABLE_FILE = "engine-unreachable.json"
 CHECKPOINT_FILE = "checkpoint.json"
 ENGINE_PROCESSES_FILE = "engine-processes.json"
-RUN_FILES = (REPORT_FILE, AUDIT_FILE, MODEL_FILE, METRICS_FILE)
+SIGNATURE_FILE = "report.json.sig"
+HTML_REPORT_FILE = "report.html"
+COORDINATOR_PUBLIC_KEY_FILE = "coordinator.pub.pem"
+SPEC_COPY_FILE = "spec.yaml"
+CANONICAL_SPEC_FILE = "spec.canonical.json"
+METRICS_URL_FILE = "metrics-url"
+RUN_FILES = (REPORT_FILE, SIGNATURE_FILE, HTML_REPORT_FILE, AUDIT_FILE, MODEL_FILE, METRICS_FILE)
 """The files a finished run leaves, in the order the console lists them."""
 
 SITES_DIR = "sites"

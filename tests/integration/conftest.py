@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from participants.approval_keys import new_key_pair
 from tests.approved_demo import approved_demo_at
 from tests.prometheus_server import PrometheusServer, free_port, start_prometheus
 
@@ -35,6 +36,8 @@ class DemoRun:
     report: dict[str, Any]
     prometheus: PrometheusServer
     stderr: str
+    coordinator_key: Path
+    """The public key of the coordinator key that signed the run's report (``--coordinator-key``)."""
 
 
 def sandbox_env() -> dict[str, str]:
@@ -54,6 +57,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
     """Run the demo once, scraped by a real Prometheus (session-scoped)."""
     workdir = tmp_path_factory.mktemp("demo")
     demo = approved_demo_at(workdir)
+    coordinator = new_key_pair(workdir / "coordinator-keys", "coordinator")
     port = free_port()
     with start_prometheus(
         workdir / "prometheus", scrape_targets=[f"127.0.0.1:{port}"], scrape_interval="1s"
@@ -71,6 +75,8 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
                 "3",
                 "--format",
                 "json",
+                "--coordinator-key",
+                str(coordinator.private_key),
             ],
             cwd=workdir,
             env=sandbox_env(),
@@ -84,4 +90,11 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
         if not run_dir.is_absolute():
             run_dir = workdir / run_dir
         report = json.loads((run_dir / "report.json").read_text())
-        yield DemoRun(summary=summary, run_dir=run_dir, report=report, prometheus=prometheus, stderr=completed.stderr)
+        yield DemoRun(
+            summary=summary,
+            run_dir=run_dir,
+            report=report,
+            prometheus=prometheus,
+            stderr=completed.stderr,
+            coordinator_key=coordinator.public_key,
+        )

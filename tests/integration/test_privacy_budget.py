@@ -198,3 +198,26 @@ def test_exhaustion_is_in_ledgers_chains_metrics_and_report(two_trials: dict[str
         assert ("privacy-budget-exhausted" in site_events) == (site in exhausted)
         if site in exhausted:
             assert entry["budget_exhausted_at_round"] == summary["budget_exhausted_sites"][site]
+
+
+def test_a_run_whose_sites_keep_their_chains_verifies_with_the_site_folders_given(two_trials: dict[str, Any]) -> None:
+    """Chains kept in the sites' state folders are recorded as such (with every head, refusals included); verify
+    asks for their folders, and with them checks chains, cross-references and ledgers: exit 0."""
+    from typer.testing import CliRunner
+
+    from sandbox.cli import app
+
+    demo: DemoCopy = two_trials["demo"]
+    run_dir = Path(two_trials["second"][1]["run_dir"])
+    report = json.loads((run_dir / "report.json").read_text())
+    for site in DEMO_SITES:
+        head = report["audit"]["sites"][site]
+        assert "path" not in head and head["kept_by_site"] == "ledger-trial-two/audit.jsonl"
+        chain = demo.root / "site-state" / site / head["kept_by_site"]
+        assert (head["length"], head["head_source"]) == (len(chain.read_text().splitlines()), "read-at-end")
+    unmapped = CliRunner().invoke(app, ["audit", "verify", str(run_dir)])
+    assert unmapped.exit_code == 5 and "give --site-chains" in unmapped.stdout
+    folders = ",".join(f"{site}={demo.root / 'site-state' / site}" for site in DEMO_SITES)
+    mapped = CliRunner().invoke(app, ["audit", "verify", str(run_dir), "--site-chains", folders])
+    assert mapped.exit_code == 0, mapped.stdout + mapped.stderr
+    assert all(f"ok    ledger {site}" in mapped.stdout for site in DEMO_SITES)
