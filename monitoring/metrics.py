@@ -22,7 +22,7 @@ What is present when:
 * trial progress (``sandbox_round``, ``sandbox_participants_active``,
   ``sandbox_trial_state`` = planned, ``sandbox_build_info``) is present at once;
 * measured values (privacy, accuracy, loss, AUROC and its coverage, fairness
-  gap, secure aggregation flag, audit head) appear only once set: an absent series
+  gap and its noise, secure aggregation flag, audit head) appear only once set: an absent series
   means "not measured yet", never 0.
 
 ``sandbox_privacy_budget_used_ratio{budget}`` is spent / budget of each budget a
@@ -248,6 +248,13 @@ class SandboxMetrics:
             _RUN,
             registry=r,
         )
+        self.fairness_gap_noise = Gauge(
+            "sandbox_fairness_accuracy_gap_noise_std",
+            "Standard deviation of the noise in the fairness gap (ratio); the gap is published only when it is "
+            "small enough to read.",
+            _RUN,
+            registry=r,
+        )
         self.updates_rejected = Counter(
             "sandbox_updates_rejected", "Model updates rejected by the coordinator.", (*_SITE, "reason"), registry=r
         )
@@ -405,6 +412,10 @@ class SandboxMetrics:
     def set_fairness_gap(self, gap: float) -> None:
         """Record max - min per-site test accuracy over non-suppressed sites (ratio 0-1)."""
         self.fairness_gap.labels(*self._run).set(check_number("gap", gap, high=1.0))
+
+    def set_fairness_gap_noise(self, noise_std: float) -> None:
+        """Record the noise standard deviation of the fairness gap (ratio; may exceed 1 on small test parts)."""
+        self.fairness_gap_noise.labels(*self._run).set(check_number("gap noise", noise_std))
 
     def reject_update(self, site: str, reason: str) -> None:
         """Count one update from ``site`` rejected for a known ``reason``."""

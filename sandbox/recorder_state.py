@@ -92,5 +92,7 @@ def _restore_last_round(recorder: TrialRecorder, last: dict[str, Any]) -> None:
             auroc_sites=g["auroc_sites"],
             auroc_test_records=g["auroc_num_test"],
         )
+    if last.get("fairness_accuracy_gap_noise_std") is not None:
+        metrics.set_fairness_gap_noise(last["fairness_accuracy_gap_noise_std"])
     if last["fairness_accuracy_gap"] is not None:
         metrics.set_fairness_gap(last["fairness_accuracy_gap"])

@@ -329,6 +329,8 @@ class TrialRecorder:
         gap = fairness_gap([m.test_accuracy for m in released.values()])
         if gap_noise is not None and gap_noise > FAIRNESS_GAP_MAX_NOISE_STD:
             gap = None  # made of noise: not reported, and the fairness alert is not fed
+        if gap_noise is not None:
+            self.metrics.set_fairness_gap_noise(gap_noise)
         if gap is not None:
             self.metrics.set_fairness_gap(gap)
         self.metrics.finish_round(outcome.server_round, outcome.duration_seconds, len(outcome.trained_sites))

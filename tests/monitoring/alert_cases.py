@@ -56,6 +56,7 @@ def emitted_series(run_id: str) -> dict[str, list[Labels]]:
     metrics.start_round(1)
     metrics.finish_round(1, 1.0, 1)
     metrics.set_fairness_gap(0.0)
+    metrics.set_fairness_gap_noise(0.0)
     metrics.set_secure_aggregation(False)
     metrics.set_audit_head("a" * 64, 1)
     found: dict[str, list[Labels]] = {}

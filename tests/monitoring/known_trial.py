@@ -34,6 +34,7 @@ def populate(metrics: SandboxMetrics) -> SandboxMetrics:
     metrics.set_global_metrics("train", accuracy=0.97, auroc=0.99, auroc_sites=2, auroc_test_records=80)
     metrics.set_global_metrics("test", accuracy=0.95, auroc=0.98, auroc_sites=2, auroc_test_records=72)
     metrics.set_fairness_gap(0.05)
+    metrics.set_fairness_gap_noise(0.02)
     metrics.reject_update("aphp", "norm_bound")
     metrics.record_violation("karolinska", "min_cohort_size")
     metrics.set_audit_head("9f2c" * 16, 17)

@@ -32,6 +32,7 @@ EXPOSED_NAMES = (
     "sandbox_global_auroc_sites",
     "sandbox_global_auroc_test_records",
     "sandbox_fairness_accuracy_gap",
+    "sandbox_fairness_accuracy_gap_noise_std",
     "sandbox_updates_rejected_total",
     "sandbox_policy_violations_total",
     "sandbox_small_cell_suppressed_total",
@@ -102,6 +103,7 @@ def test_measured_values_are_absent_until_measured(registry: CollectorRegistry, 
         "sandbox_global_accuracy",
         "sandbox_privacy_epsilon_spent",
         "sandbox_fairness_accuracy_gap",
+        "sandbox_fairness_accuracy_gap_noise_std",
         "sandbox_audit_head_info",
     ):
         assert name not in found, name
@@ -142,6 +144,7 @@ def test_setters_record_values_in_base_units(registry: CollectorRegistry, metric
     assert value(registry, "sandbox_global_auroc_sites", split="test") == 2.0
     assert value(registry, "sandbox_global_auroc_test_records", split="test") == 72.0
     assert value(registry, "sandbox_fairness_accuracy_gap") == 0.05
+    assert value(registry, "sandbox_fairness_accuracy_gap_noise_std") == 0.02
     assert value(registry, "sandbox_updates_rejected_total", site="aphp", reason="norm_bound") == 1.0
     assert value(registry, "sandbox_policy_violations_total", site="karolinska", rule="min_cohort_size") == 1.0
     assert value(registry, "sandbox_secure_aggregation_enabled") == 1.0

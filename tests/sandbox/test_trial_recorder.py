@@ -192,6 +192,9 @@ def test_a_fairness_gap_made_of_noise_is_not_reported(tmp_path: Path) -> None:
     report = recorder.trial_finished(None)
     labels = {"trial": "cancer-risk-demo", "run_id": "run"}
     assert registry.get_sample_value("sandbox_fairness_accuracy_gap", labels) is None
+    assert registry.get_sample_value("sandbox_fairness_accuracy_gap_noise_std", labels) == pytest.approx(
+        2 * 40 * 2 / 30
+    ), "the gap's noise is published: it says why the gap is not"
     last = report["rounds"][-1]
     assert last["fairness_accuracy_gap"] is None and report["final"]["fairness_accuracy_gap"] is None
     # sqrt(2) x 40 x 2 x sqrt(1 + 1) / 30: the noise of the better site's released accuracy, twice over
