@@ -31,7 +31,9 @@ def trial(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, DemoCopy, Pat
     root = tmp_path_factory.mktemp("any-folder")
     demo = copy_demo(root / "demo")
     document = yaml.safe_load(demo.spec.read_text(encoding="utf-8"))
-    document.update(rounds=ROUNDS, federation=str(demo.sites_dir))
+    # Relative to the spec file (the run starts elsewhere): an absolute temporary path would change
+    # the spec hash, which seeds the release noise, and so the model, with every pytest session.
+    document.update(rounds=ROUNDS, federation=demo.sites_dir.relative_to(root).as_posix())
     spec = root / "demo-2-rounds.yaml"
     spec.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
     demo.approve(spec)

@@ -84,7 +84,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Run, Run]]:
     workdir = tmp_path_factory.mktemp("bad-site")
     demo = copy_demo(workdir / "demo")
     spec = yaml.safe_load(demo.spec.read_text(encoding="utf-8"))
-    spec.update(rounds=ROUNDS, federation=str(demo.sites_dir))
+    # Relative to the spec file, never the temporary folder's absolute path: the spec hash seeds every
+    # release's noise (the feature sums behind each site's scaling too), so an absolute path made the
+    # model, and its accuracy, change with pytest's session folder number.
+    spec.update(rounds=ROUNDS, federation=demo.sites_dir.relative_to(workdir).as_posix())
     spec_path = workdir / "demo-4-rounds.yaml"
     spec_path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
     demo.approve(spec_path)  # the sites sign this 4-round spec
