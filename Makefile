@@ -26,7 +26,8 @@ $(STAMP): pyproject.toml
 # each site approves the demo spec afresh on every `make demo` (one process signs for all four).
 # The demo regulator's key (regulator.key.pem) is made there too; the demo's sandbox plan
 # (examples/plans/) names its public key, so `sandbox suspend ... --key` works on demo runs.
-# The coordinator's own key (coordinator.key.pem, made once, never committed) signs report.json.
+# The coordinator's own key (coordinator.key.pem, made at the first demo, never committed) signs report.json;
+# the demo ends by verifying its newest run folder against that key's public half (exit 5 if anything fails).
 DEMO_STATE := runs/demo-state
 DEMO_KEYS := $(DEMO_STATE)/keys
 DEMO_SITES := de-berlin fr-lyon gb-leeds ch-zurich
@@ -39,6 +40,7 @@ demo: $(STAMP)
 	$(BIN)/sandbox approve examples/demo.yaml $(foreach s,$(DEMO_SITES),--site $(s) --key $(DEMO_KEYS)/$(s).key.pem)
 	$(if $(wildcard $(DEMO_KEYS)/coordinator.key.pem),@:,$(BIN)/sandbox certs new-key --out $(DEMO_KEYS) --name coordinator)
 	$(BIN)/sandbox run examples/demo.yaml --coordinator-key $(DEMO_KEYS)/coordinator.key.pem
+	$(BIN)/sandbox audit verify "$$(ls -dt runs/cancer-risk-demo/*/ | head -1)" --coordinator-key $(DEMO_KEYS)/coordinator.pub.pem
 
 # Lint, format and type checks first (each takes seconds), then the suite.
 test: $(STAMP)
