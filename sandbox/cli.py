@@ -289,6 +289,7 @@ def run(
             wait_seconds=wait_seconds,
             output=output,
             progress=lambda done: stderr.print(f"round {done} of {loaded.spec.rounds} done"),
+            coordinator_key=coordinator_key,
         )
     else:
         with progress:

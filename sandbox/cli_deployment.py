@@ -111,6 +111,7 @@ def run_deployment(
     wait_seconds: float,
     output: OutputFormat,
     progress: Any,
+    coordinator_key: Path | None = None,
 ) -> Any:
     """The deployment half of ``sandbox run``: the run's :class:`~sandbox.trial_run.RunResult`."""
     from sandbox.deployment_run import run_in_deployment
@@ -131,5 +132,6 @@ def run_deployment(
             wait_seconds=wait_seconds,
             on_round=progress,
             on_submitted=submitted,
+            coordinator_key=coordinator_key,
         ),
     )

@@ -8,7 +8,9 @@ in simulation:
 3. submits this project as a Flower app with ``flwr run`` (Flower's own CLI, a private
    ``FLWR_HOME`` naming only this SuperLink and its CA); the SuperLink runs the same ServerApp
    as ``flwr run`` does (:mod:`sandbox.server_app`: pre-flight again, metrics, audit, report)
-   with the run folder, metrics port and node bindings in its run config;
+   with the run folder, metrics port, node bindings and the coordinator's key file (the path, read
+   by the ServerApp on the SuperLink's machine to sign report.json; the key itself never travels)
+   in its run config;
 4. follows the run through the Control API until Flower says it finished, reporting rounds from
    the run's audit chain; returns the report the ServerApp wrote.
 
@@ -149,8 +151,12 @@ def run_in_deployment(
     poll_seconds: float = 2.0,
     on_round: Callable[[int], None] | None = None,
     on_submitted: Callable[[Path, int], None] | None = None,
+    coordinator_key: Path | None = None,
 ) -> RunResult:
     """Run ``trial`` through the SuperLink at ``address``; its run folder and report.
+
+    ``coordinator_key`` is the coordinator's private key file that signs report.json
+    (:mod:`sandbox.report_signature`); None = a key made for this run only.
 
     Raises
     ------
@@ -172,6 +178,8 @@ def run_in_deployment(
             wire.FEDERATION_DIR: str(loaded.federation_dir),
             wire.NODE_BINDINGS: bindings_text(bindings),
         }
+        if coordinator_key is not None:
+            run_config[wire.COORDINATOR_KEY] = str(coordinator_key.resolve())
         flower_run_id = submit_run(address, run_config, wait_seconds=wait_seconds)
         if on_submitted is not None:
             on_submitted(run_dir, flower_run_id)

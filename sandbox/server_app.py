@@ -45,6 +45,7 @@ from sandbox.trial_control import TrialControl, TrialTerminated
 from sandbox.trial_recorder import BUDGET_EXHAUSTED_STATE, TrialRecorder
 from sandbox.update_screening import SCREENING_REASONS, SITE_REFUSED, TRUST_REASONS
 from trialcore import layout, wire
+from trialcore.atomic_file import write_bytes_atomic
 from trialcore.canonical_json import canonical_json
 from trialcore.spec_loading import LoadedSpec, load_spec
 
@@ -350,6 +351,8 @@ def make_server_app(
         )
         with serve(registry, port=int(merged.get(wire.METRICS_PORT, 9464))) as server:
             logger.warning("serving metrics for Prometheus at %s", server.url)
+            run_dir.mkdir(parents=True, exist_ok=True)  # sandbox status finds the running trial's metrics here
+            write_bytes_atomic(run_dir / layout.METRICS_URL_FILE, f"{server.url}\n".encode())
             report = run_trial(grid, resolved, run_dir, own, site_nodes=site_nodes)
         if report["state"] == FAILED_STATE:  # say why, once per site error, and let Flower record the run as failed
             for error in report["failure"]["site_errors"]:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from participants.approval_keys import new_key_pair
 from tests.integration.deployment.topology import Topology, build_topology
 from tests.prometheus_server import free_port
 
@@ -46,6 +47,8 @@ class PilotRun:
     rogue_log: str
     killed_site: str
     wall_seconds: float
+    coordinator_key: Path
+    """The public key of the coordinator key the run was given (``--coordinator-key``) to sign its report."""
 
 
 def wait_for_event(run_dir_parent: Path, event: str, *, round_number: int | None, timeout: float = 600) -> Path:
@@ -65,8 +68,9 @@ def wait_for_event(run_dir_parent: Path, event: str, *, round_number: int | None
 def pilot_run(topology: Topology, tmp_path_factory: pytest.TempPathFactory) -> PilotRun:
     """Run the pilot once: a rogue node tries to join during round 1; gb-leeds is killed once round 2 starts."""
     runs = tmp_path_factory.mktemp("pilot-runs")
+    coordinator = new_key_pair(tmp_path_factory.mktemp("coordinator-key"), "coordinator")
     started = time.monotonic()
-    run = topology.start_run(runs)
+    run = topology.start_run(runs, "--coordinator-key", str(coordinator.private_key))
     try:
         wait_for_event(runs, "round-configured", round_number=1)
         rogue = topology.join("gb-leeds", key="rogue", port=free_port())
@@ -93,11 +97,12 @@ def pilot_run(topology: Topology, tmp_path_factory: pytest.TempPathFactory) -> P
         rogue_log=(topology.root / "join-rogue.log").read_text(errors="replace"),
         killed_site="gb-leeds",
         wall_seconds=wall,
+        coordinator_key=coordinator.public_key,
     )
 
 
-def verify(path: Path) -> subprocess.CompletedProcess[str]:
-    """``sandbox audit verify PATH`` (text)."""
+def verify(path: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """``sandbox audit verify PATH [OPTIONS]`` (text)."""
     from tests.integration.deployment.topology import SANDBOX, run_cli
 
-    return run_cli(SANDBOX, "audit", "verify", str(path))
+    return run_cli(SANDBOX, "audit", "verify", str(path), *options)

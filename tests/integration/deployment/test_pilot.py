@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from participants.approval_keys import new_key_pair
 from tests.integration.deployment.conftest import PilotRun, verify
 from tests.integration.deployment.topology import SITES, Topology
 
@@ -45,6 +46,26 @@ def test_pilot_evidence_verifies_and_each_site_keeps_its_own(pilot_run: PilotRun
         actors = {json.loads(line)["actor"] for line in chain.read_text().splitlines()}
         assert actors == {f"site:{site_id}"}
     assert not (pilot_run.run_dir / "sites").exists(), "real sites keep their state at the site, not in the run folder"
+
+
+def test_pilot_run_is_signed_by_the_coordinator_key_and_verifies_whole(pilot_run: PilotRun, topology: Topology) -> None:
+    """A deployment run signs report.json with --coordinator-key; audit verify RUN_DIR pins it and checks every chain.
+
+    The sites keep their chains in their own state folders, which --site-chains names.
+    """
+    assert (pilot_run.run_dir / "report.json.sig").is_file() and (pilot_run.run_dir / "report.html").is_file()
+    assert pilot_run.report["signer"]["pinned"] is True
+    where = ",".join(f"{site_id}={topology.state_dir(site_id)}" for site_id in SITES)
+    checked = verify(pilot_run.run_dir, "--coordinator-key", str(pilot_run.coordinator_key), "--site-chains", where)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    lines = checked.stdout.splitlines()
+    assert any(line.startswith("ok") and "signed by the given coordinator key" in line for line in lines), lines
+    for site_id in SITES:
+        assert any(line.startswith(f"ok    chain site {site_id}:") for line in lines), lines
+        assert any(line.startswith(f"ok    cross-references {site_id}:") for line in lines), lines
+    other = new_key_pair(topology.root / "other-coordinator", "other")
+    wrong = verify(pilot_run.run_dir, "--coordinator-key", str(other.public_key), "--site-chains", where)
+    assert wrong.returncode == 5 and "signature" in wrong.stderr, wrong.stdout + wrong.stderr
 
 
 def test_unregistered_node_is_refused_and_the_trial_is_unaffected(pilot_run: PilotRun) -> None:
