@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from participants.approval_keys import new_key_pair
@@ -206,7 +207,9 @@ def test_report_is_a_complete_record_with_paths_in_the_run_folder(demo_run: Demo
     assert "hidden_units" not in report["model"], "a logistic regression has no hidden layer"
     training = report["training"]
     assert training["min_participants"] == 3
-    assert training["privacy"]["noise_multiplier"] == 10.313 and training["privacy"]["max_grad_norm"] == 1.0
+    given = yaml.safe_load((demo_run.run_dir / report["spec"]["file"]).read_text(encoding="utf-8"))["privacy"]
+    assert training["privacy"] == given, "every privacy setting of the spec, as given"
+    assert {"noise_multiplier", "max_grad_norm", "evaluation_noise_multiplier"} <= set(training["privacy"])
     assert training["secure_aggregation"]["used"] is False
     assert {"python", "flwr", "torch", "opacus", "regulatory-sandbox"} <= set(report["software"])
     model = report["model_file"]
