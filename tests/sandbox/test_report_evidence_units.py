@@ -33,10 +33,21 @@ def test_model_section_omits_what_does_not_apply() -> None:
 
 
 def test_privacy_section_omits_dp_sgd_settings_without_dp_sgd() -> None:
-    """Without DP-SGD, no noise multiplier or clipping norm is shown (never a null default)."""
+    """Without DP-SGD, no noise multiplier or clipping norm is shown (never a null default).
+
+    The release noise (feature sums, evaluation) applies to every trial, with or without DP-SGD.
+    """
     plain = spec(privacy={"epsilon_budget": 1.0, "delta": 1e-5})
-    assert set(privacy_settings(plain)) == {"epsilon_budget", "delta", "accountant"}
-    assert privacy_settings(spec())["noise_multiplier"] == 10.313
+    assert set(privacy_settings(plain)) == {
+        "epsilon_budget",
+        "delta",
+        "accountant",
+        "feature_statistics_noise_multiplier",
+        "evaluation_noise_multiplier",
+    }
+    demo = spec()
+    assert privacy_settings(demo)["noise_multiplier"] == demo.privacy.noise_multiplier is not None
+    assert privacy_settings(demo)["max_grad_norm"] == demo.privacy.max_grad_norm is not None
 
 
 def test_signature_covers_every_byte_of_the_report_and_names_its_key(tmp_path: Path) -> None:
