@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from typing import Any
+
 import typer
 from rich.console import Console
 
 from participants.cli_join import join, withdraw
-from participants.site_config import load_site_config
-from participants.site_data import load_site_data
+from participants.contract_data import load_site_records, mapped_source
+from participants.data_checks import DataCheck, check_contract_data
+from participants.errors import DataSourceError
+from participants.site_config import LoadedSiteConfig, load_site_config
+from participants.site_guard import site_policy
 from trialcore.cli_output import OutputFormat, emit_json, guarded
+from trialcore.errors import terminal_safe
+from trialcore.spec_loading import load_spec
+
+DEFAULT_MIN_COHORT_SIZE = 11
+"""The minimum cohort of the profile when the site has no policy yet (the sandbox's default)."""
 
 app = typer.Typer(
     name="participants",
@@ -29,30 +41,75 @@ app.command("join")(join)
 app.command("withdraw")(withdraw)
 
 
+def _min_cohort_size(site: LoadedSiteConfig) -> int:
+    return site_policy(site).min_cohort_size if site.config.policy else DEFAULT_MIN_COHORT_SIZE
+
+
+def _contract_check(site: LoadedSiteConfig, trial: str) -> tuple[dict[str, Any], DataCheck | None]:
+    loaded = load_spec(trial)
+    contract = loaded.spec.data
+    source = mapped_source(site.config.data)
+    if contract is None or source is None:
+        data = load_site_records(site, contract)
+        return {"num_features": data.num_features, "num_train": data.num_train, "num_test": data.num_test}, None
+    check = check_contract_data(site, source, contract, min_cohort_size=_min_cohort_size(site))
+    if not check.ok:
+        raise DataSourceError(
+            f"Data of site {site.config.site_id} do not meet the data contract of trial {loaded.spec.trial_id!r}",
+            [*check.problems, *check.findings],
+        )
+    data = load_site_records(site, contract)
+    summary = {
+        "trial_id": loaded.spec.trial_id,
+        "num_features": data.num_features,
+        "num_train": data.num_train,
+        "num_test": data.num_test,
+        "rows_read": check.rows,
+    }
+    return summary, check
+
+
 @app.command("check-data")
 def check_data(
     site_config: str = typer.Argument(..., help="The site's node config (YAML)."),
+    trial: str | None = typer.Option(
+        None, "--trial", help="A trial spec whose data contract the site's data must meet (mapping in the node config)."
+    ),
     output: OutputFormat = typer.Option(OutputFormat.text, "--format", help="text or json."),
 ) -> None:
-    """Load the site's data through its connector and print counts (no records are printed)."""
+    """Load the site's data through its connector and print counts and data checks (no records are printed).
 
-    def load() -> dict[str, object]:
+    With --trial, the data are read under the trial's data contract: every problem (missing
+    column, value out of range, unknown code) is listed together and exits 2; findings (share
+    missing, constant or uncollected features, class balance) are listed with the profile the
+    site may publish.
+    """
+
+    def load() -> tuple[dict[str, Any], DataCheck | None]:
         site = load_site_config(site_config)
-        data = load_site_data(site)
-        return {
+        head: dict[str, Any] = {
             "site_id": site.config.site_id,
             "jurisdiction": site.config.jurisdiction,
             "data_source": site.config.data.kind,
-            "num_features": data.num_features,
-            "num_train": data.num_train,
-            "num_test": data.num_test,
         }
+        if trial is not None:
+            summary, check = _contract_check(site, trial)
+            return {**head, **summary}, check
+        data = load_site_records(site, None)
+        return {**head, "num_features": data.num_features, "num_train": data.num_train, "num_test": data.num_test}, None
 
-    summary = guarded(output, load)
+    summary, check = guarded(output, load)
+    findings = [p.as_dict() for p in check.findings] if check is not None else []
+    profile = check.profile if check is not None else None
     if output is OutputFormat.json:
-        emit_json({"ok": True, **summary})
-    else:
-        Console().print(" ".join(f"{k}={v}" for k, v in summary.items()))
+        emit_json({"ok": True, **summary, "findings": findings, "profile": profile})
+        return
+    Console().print(" ".join(f"{k}={v}" for k, v in summary.items()))
+    for finding in check.findings if check is not None else []:
+        sys.stderr.write(f"finding: {finding.line()}\n")
+    if profile is not None:
+        line = f"profile (counts rounded down to 10, null below {profile['min_cohort_size']}): {json.dumps(profile)}"
+        sys.stdout.write(terminal_safe(line) + "\n")
 
 
 def main() -> None:

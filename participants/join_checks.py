@@ -26,9 +26,10 @@ from pathlib import Path
 
 from participants.approval_keys import load_trusted_keys
 from participants.approvals import check_site_approval
+from participants.contract_data import load_site_records, mapped_source
+from participants.data_checks import check_contract_data
 from participants.node_keys import load_node_private_key, node_fingerprint
 from participants.site_config import LoadedSiteConfig
-from participants.site_data import load_site_data
 from participants.site_guard import Refused, site_policy
 from trialcore import layout
 from trialcore.errors import Problem, SandboxError, show_value
@@ -71,9 +72,20 @@ def _policy_in_force(site: LoadedSiteConfig, check: JoinCheck, today: date) -> i
     return policy.min_cohort_size
 
 
-def _data(site: LoadedSiteConfig, check: JoinCheck, min_cohort: int | None) -> None:
+def _data(site: LoadedSiteConfig, check: JoinCheck, min_cohort: int | None, spec: Path | None) -> None:
+    """The site's data, under the trial's data contract when the trial is given (every problem at once)."""
     try:
-        data = load_site_data(site)
+        contract = load_spec(spec).spec.data if spec is not None else None
+    except SandboxError:
+        contract = None  # the trial's own problems are listed by _approvals
+    source = mapped_source(site.config.data)
+    if contract is not None and source is not None:
+        contract_check = check_contract_data(site, source, contract, min_cohort_size=min_cohort or 0)
+        if not contract_check.ok:
+            check.problems.extend([*contract_check.problems, *contract_check.findings])
+            return
+    try:
+        data = load_site_records(site, contract)
     except SandboxError as err:
         check.problems.extend(err.problems)
         return
@@ -176,7 +188,7 @@ def check_site(
     """Run every check of the module docstring; never raises for the site's own mistakes."""
     check = JoinCheck(seen={"site_id": site.config.site_id, "jurisdiction": site.config.jurisdiction})
     min_cohort = _policy_in_force(site, check, today or date.today())
-    _data(site, check, min_cohort)
+    _data(site, check, min_cohort, spec)
     _approvals(site, check, spec)
     _state_folder(site, check)
     _node_key(auth_key, check)

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
 from participants.errors import SiteConfigError
 from participants.privacy_ledger import PlannedCharge, PrivacyLedger, Spend, over_budget, spend_of
-from participants.site_config import CsvSource, LoadedSiteConfig
+from participants.site_config import CsvSource, LoadedSiteConfig, PackagedSource, ParquetSource
 from participants.site_floor import DpSettings
 from participants.site_paths import simulated_site_dir
 from policies import ComposedPolicy, PrivacyCost
@@ -31,10 +32,14 @@ from trialcore.spec import TrialSpec
 def dataset_key(site: LoadedSiteConfig) -> str:
     """A stable name for the site's dataset: its ledger is per dataset, across trials."""
     source = site.config.data
-    if isinstance(source, CsvSource):
+    if isinstance(source, (CsvSource, ParquetSource)):
         resolved = str(site.resolve(source.path))
         digest = hashlib.sha256(resolved.encode("utf-8")).hexdigest()[:12]
-        return f"csv-{Path(source.path).stem[:40]}-{digest}"
+        return f"{source.kind}-{Path(source.path).stem[:40]}-{digest}"
+    if isinstance(source, PackagedSource):
+        rows = f"{source.rows.column}={','.join(source.rows.equals)}" if source.rows is not None else "all"
+        digest = hashlib.sha256(f"{source.dataset}|{rows}".encode()).hexdigest()[:12]
+        return f"packaged-{re.sub(r'[^A-Za-z0-9]+', '-', source.dataset)[:40]}-{digest}"
     return f"{source.kind}-{source.partition}"
 
 

@@ -42,7 +42,14 @@ from trialcore.file_lock import exclusive_lock
 
 __all__ = ["Question", "QuestionBook", "request_digest"]
 
-_DIGESTED_CONFIG_KEYS = (wire.SPEC_HASH, wire.SERVER_ROUND, wire.FEATURE_MEAN, wire.FEATURE_STD, wire.MIN_COHORT_SIZE)
+_DIGESTED_CONFIG_KEYS = (
+    wire.SPEC_HASH,
+    wire.SERVER_ROUND,
+    wire.FEATURE_MEAN,
+    wire.FEATURE_STD,
+    wire.FEATURE_MEDIAN,
+    wire.MIN_COHORT_SIZE,
+)
 
 
 @dataclass(frozen=True)

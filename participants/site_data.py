@@ -16,7 +16,7 @@ from sklearn.model_selection import train_test_split
 from participants.csv_connector import read_csv_records
 from participants.embedded_data import embedded_partition
 from participants.errors import DataSourceError
-from participants.site_config import CsvSource, LoadedSiteConfig
+from participants.site_config import CsvSource, EmbeddedSource, LoadedSiteConfig
 from trialcore.errors import Problem
 
 FloatArray = npt.NDArray[np.float32]
@@ -29,9 +29,10 @@ SPLIT_SEED = 20_240_601
 class SiteData:
     """One site's raw features (float32) and 0/1 labels, train and test parts.
 
-    Features are standardised with the federation's pooled mean and standard deviation
-    (:meth:`standardised`), which the coordinator computes from every site's aggregate sums
-    (:mod:`participants.feature_statistics`) before round 1, so every site scales features the same way.
+    Without a data contract the site scales them by its own train part's statistics
+    (:meth:`own_scaling`, :meth:`standardised`); under a contract its records are read as
+    :class:`participants.contract_data.ContractSiteData` and prepared with the statistics in force
+    (:mod:`trialcore.feature_statistics`).
     """
 
     x_train: FloatArray
@@ -72,7 +73,7 @@ class SiteData:
 def load_site_data(site: LoadedSiteConfig) -> SiteData:
     """Load the site's records from its configured source and split them (seeded, stratified)."""
     source = site.config.data
-    if isinstance(source, CsvSource):
+    if isinstance(source, CsvSource) and source.target_column is not None and source.rows is None:
         features, labels = read_csv_records(
             site.resolve(source.path),
             shown_as=source.path,
@@ -80,9 +81,25 @@ def load_site_data(site: LoadedSiteConfig) -> SiteData:
             feature_columns=source.feature_columns,
         )
         shown_as = source.path
-    else:
+    elif isinstance(source, EmbeddedSource):
         features, labels = embedded_partition(source.partition)
         shown_as = f"embedded partition {source.partition}"
+    else:
+        if isinstance(source, CsvSource):
+            found = "a csv source with rows:" if source.rows is not None else "a csv source without target_column"
+        else:
+            found = f"a {source.kind} source"
+        raise DataSourceError(
+            f"Site {site.config.site_id} has no data for a trial without a data contract",
+            [
+                Problem(
+                    site.shown_as,
+                    "data",
+                    found,
+                    "a csv source with target_column (numeric features, 0/1 target), or a trial with a data: contract",
+                )
+            ],
+        )
     return split_records(features, labels, test_fraction=site.config.test_fraction, shown_as=shown_as)
 
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from collections.abc import Mapping
 from functools import lru_cache
 
@@ -158,6 +159,10 @@ def check_message(msg: Message, site: LoadedSiteConfig, *, clock: Clock = system
         server_round = as_int(config, wire.SERVER_ROUND)
         if not 1 <= server_round <= spec.rounds:
             raise Refused(f"max-rounds: round {server_round} is outside the trial's {spec.rounds} rounds")
+    for key in (wire.FEATURE_MEAN, wire.FEATURE_STD, wire.FEATURE_MEDIAN):
+        values = config.get(key)
+        if isinstance(values, list) and not all(math.isfinite(v) for v in values if isinstance(v, (int, float))):
+            raise Refused(f"{wire.FEATURE_SCALING_CLAUSE}: {key} holds a value that is not finite")
     approval = check_site_approval(site, trial_id=spec.trial_id, spec_hash=as_str(config, wire.SPEC_HASH))
     if not approval.ok:
         raise Refused(f"approval: {approval.reason} ({approval.path})")

@@ -16,19 +16,20 @@ from typing import Any
 from flwr.app import ConfigRecord, Context, Message
 from torch import nn
 
-from participants.feature_statistics import federated_scaling
+from participants.contract_data import ContractSiteData, load_site_records
 from participants.model import build_model
 from participants.node_identity import resolve_site
-from participants.record_values import as_floats, as_str
+from participants.record_values import RecordValueError, as_floats, as_str
 from participants.released_values import ScalingRefused, pinned_min_cohort, pinned_scaling
 from participants.site_audit import append_site_entry, site_state_dir
 from participants.site_config import LoadedSiteConfig
-from participants.site_data import SiteData, load_site_data
+from participants.site_data import SiteData
 from participants.site_guard import Refused, site_policy, verified_spec
 from participants.site_replies import internal_error, refusal
 from policies import ComposedPolicy
-from trialcore import wire
+from trialcore import layout, wire
 from trialcore.errors import SandboxError
+from trialcore.feature_statistics import FeatureStatistics, federated_scaling, statistics_problem
 from trialcore.spec import TrialSpec
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ class SiteTurn:
     """One message handled at this site: who the site is, its data, the verified trial spec, its own policy."""
 
     site: LoadedSiteConfig
-    data: SiteData
+    data: SiteData | ContractSiteData
     config: ConfigRecord
     spec: TrialSpec
     policy: ComposedPolicy
@@ -107,8 +108,8 @@ def open_turn(msg: Message, context: Context, overrides: Mapping[str, object]) -
     except SandboxError as err:
         return cannot_take_part(msg, None, "; ".join(err.lines()))
     try:
-        data = load_site_data(site)
         spec = verified_spec(config)
+        data = load_site_records(site, spec.data)
         policy = site_policy(site)
     except SandboxError as err:
         return cannot_take_part(msg, site.config.site_id, "; ".join(err.lines()))
@@ -148,24 +149,42 @@ def open_train_part_turn(msg: Message, context: Context, overrides: Mapping[str,
 
 
 def standardised(msg: Message, turn: SiteTurn) -> SiteData | Message:
-    """The site's data, standardised as the trial says; else a refusal.
+    """The site's model input, standardised as the trial says; else a refusal.
 
-    With a data contract whose normalisation is ``federated``, the scaling is the message's (the
-    federation's, from the noised feature statistics), checked and pinned for the trial. Without
-    a contract, or with ``per-site`` normalisation, the site scales by its own train part's mean
-    and standard deviation: nothing about them leaves the site, and the message's scaling is
-    ignored.
+    Without a contract, the site scales by its own train part's mean and standard deviation.
+    Under a contract, the rows are imputed, one-hot coded and scaled
+    (:meth:`~participants.contract_data.ContractSiteData.prepared`) with the statistics in force:
+    under ``per-site`` normalisation the site's own (nothing about them leaves the site; the
+    message's are ignored); under ``federated`` the message's (the federation's, from the noised
+    feature statistics), **checked** against the contract (finite, within its ranges,
+    :func:`~trialcore.feature_statistics.statistics_problem`) and pinned for the trial: a
+    coordinator cannot steer a site's input by what it sends.
     """
+    data = turn.data
+    if not isinstance(data, ContractSiteData):
+        return data.standardised(*data.own_scaling())
     if not federated_scaling(turn.spec):
-        return turn.data.standardised(*turn.data.own_scaling())
-    mean, std = as_floats(turn.config, wire.FEATURE_MEAN), as_floats(turn.config, wire.FEATURE_STD)
+        return data.prepared(data.own_statistics())
     try:
-        pinned_scaling(turn.folder, mean, std, num_features=turn.data.num_features)
-    except ScalingRefused as err:
+        mean = as_floats(turn.config, wire.FEATURE_MEAN)
+        # Without impute-median features the medians are not used; a message without them imputes no median.
+        median = as_floats(turn.config, wire.FEATURE_MEDIAN) if wire.FEATURE_MEDIAN in turn.config else mean
+        statistics = FeatureStatistics(mean, as_floats(turn.config, wire.FEATURE_STD), median)
+        problem = None if layout.scaling_file(turn.folder).exists() else statistics_problem(data.contract, statistics)
+        if problem is not None:  # first use: checked against the contract; later: compared with the pinned one
+            raise ScalingRefused(problem)
+        pinned_scaling(
+            turn.folder,
+            statistics.mean,
+            statistics.std,
+            num_features=len(data.contract.numeric_features),
+            median=statistics.median,
+        )
+    except (ScalingRefused, RecordValueError) as err:
         reason = f"{wire.GUARD_REFUSAL_PREFIX} {turn.site.config.site_id}: {wire.FEATURE_SCALING_CLAUSE}: {err}"
         turn.record("refusal", {"reason": reason})
         return refusal(msg, reason)
-    return turn.data.standardised(mean, std)
+    return data.prepared(statistics)
 
 
 def model_from_message(msg: Message, turn: SiteTurn, data: SiteData) -> nn.Module:

@@ -1,13 +1,17 @@
-"""Federation-wide feature standardisation, computed from the sites' noised feature sums before round 1.
+"""Federated preprocessing before round 1: the federation's feature statistics from the sites' noised sums.
 
 Each site replies to one Flower ``query`` message with its train part's record count (rounded
 down, public) and, when the trial's data contract asks for federated normalisation, the noised
-sums of its values clipped to the contract's public ranges and scaled to [-1, 1], a release its
-ledger paid for (:mod:`participants.feature_statistics`). The coordinator pools them into the
-mean every site then uses, with the public spread of each column, so all sites scale features
-identically even though their data are non-IID. Without a contract (or with ``per-site``
-normalisation) the replies carry no sums and each site scales by its own statistics; the
-scaling sent is then the identity and sites ignore it.
+sums of the rows the contract's release layout defines (clipped to the contract's public ranges;
+observed counts, squares and median histograms when the contract needs them), a release its
+ledger paid for as ``feature-statistics`` (:mod:`trialcore.feature_statistics`). The coordinator
+pools them into the mean, standard deviation and median of every numeric feature
+(:func:`~trialcore.feature_statistics.combine`), which every site then uses (after checking
+them against the contract), so all sites impute and scale identically even though their data
+are non-IID. Without a contract (or with ``per-site`` normalisation) the replies carry no sums
+and each site uses its own statistics; the scaling sent is then the identity and sites ignore it.
+A site that refuses (its train part below the minimum cohort, its budget) is left out of the
+statistics and named in the report's ``preprocessing.refused`` (:mod:`sandbox.preprocessing_report`).
 
 This first contact is also where the coordinator **binds each node to a site** and records the
 **count each site commits to**: a reply naming a site the trial does not list, or one another
@@ -28,11 +32,12 @@ from dataclasses import dataclass, field
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
-from participants.feature_statistics import column_ranges, federated_scaling_from_sums
 from participants.record_values import RecordValueError, as_floats, as_int, as_str
+from sandbox.preprocessing_report import preprocessing_report, published_profile
 from sandbox.site_failures import SITE_UNREACHABLE, SiteFailure, TrialFailed, is_site_failure, site_failure
 from trialcore import wire
 from trialcore.data_contract import DataContract
+from trialcore.feature_statistics import combine, release_layout
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +57,10 @@ class FeatureScaling:
     mean: list[float]
     std: list[float]
     commitments: dict[int, Commitment] = field(default_factory=dict)
+    median: list[float] = field(default_factory=list)
+    """Under federated normalisation: the median of each numeric feature (imputation); else empty."""
+    preprocessing: dict[str, object] | None = None
+    """Under a data contract: which normalisation, which sites' sums, what it cost (report ``preprocessing``)."""
 
 
 def wait_for_nodes(grid: Grid, count: int, *, timeout_seconds: float = 120.0) -> list[int]:
@@ -110,8 +119,9 @@ def pooled_feature_scaling(
 
     ``config`` is the trial's config record (trial id, spec hash, ``min-cohort-size``);
     ``site_ids`` are the sites the trial lists (a reply naming another site is ignored);
-    ``contract`` is the trial's data contract when it asks for federated normalisation (None: each
-    site scales by its own statistics, replies carry no sums, the identity is returned). A site
+    ``contract`` is the trial's data contract (None: each site scales by its own statistics, replies
+    carry no sums, the identity is returned); under ``per-site`` normalisation the replies carry
+    no sums either, and only the preprocessing report is made. A site
     that refuses is left out; one that cannot take part fails the trial before round 1
     (:class:`~sandbox.site_failures.TrialFailed`, raised once every site has replied); so does a
     node that does not answer within ``timeout_seconds`` (``site-unreachable``: it is named by
@@ -120,12 +130,14 @@ def pooled_feature_scaling(
     registered key got): a reply naming a site from any other node is ignored, so that node stays
     unbound and every later reply of it is rejected.
     """
+    started = time.monotonic()
     nodes = wait_for_nodes(grid, num_sites, timeout_seconds=connect_timeout_seconds)
     record = RecordDict({"config": config})
     messages = [Message(content=record, message_type=MessageType.QUERY, dst_node_id=node) for node in nodes]
     count = 0
-    expected_sums = num_features if contract is not None else 0
-    sums = [0.0] * num_features
+    federated = contract is not None and contract.normalisation == "federated"
+    expected_sums = release_layout(contract).length if contract is not None and federated else 0
+    sums = [0.0] * expected_sums
     replies = list(grid.send_and_receive(messages, timeout=timeout_seconds))
     failures = [
         site_failure(reply, f"node-{reply.metadata.src_node_id}", phase="query", server_round=0)
@@ -140,6 +152,7 @@ def pooled_feature_scaling(
         raise TrialFailed([SiteFailure(f"node-{node}", "query", 0, cause) for node in silent], kind=SITE_UNREACHABLE)
     commitments: dict[int, Commitment] = {}
     pooled: list[tuple[str, Message]] = []
+    refused: dict[str, str] = {}
     for reply in replies:
         node = reply.metadata.src_node_id
         commitment = commitment_of(reply, site_ids=site_ids, num_features=expected_sums)
@@ -149,6 +162,7 @@ def pooled_feature_scaling(
             commitment = f"node {node} is not the authenticated node of site {commitment.site_id}"
         if isinstance(commitment, str):
             logger.warning("node %s gave no usable feature sums: %s", node, commitment)
+            refused[f"node-{node}"] = commitment[:500]
             continue
         commitments[node] = commitment
         pooled.append((commitment.site_id, reply))
@@ -156,10 +170,20 @@ def pooled_feature_scaling(
     for _, reply in sorted(pooled, key=lambda item: item[0]):
         metrics = reply.content.metric_records[wire.METRICS_RECORD]
         count += commitments[reply.metadata.src_node_id].num_examples
-        if contract is not None:
+        if federated:
             sums = [a + b for a, b in zip(sums, as_floats(metrics, wire.FEATURE_SUM))]
-    if contract is None or count == 0:
+    if contract is None:
         return FeatureScaling([0.0] * num_features, [1.0] * num_features, commitments)
-    low, high = column_ranges(contract)
-    mean, std = federated_scaling_from_sums(sums, count, low, high)
-    return FeatureScaling(mean, std, commitments)
+    statistics = combine(contract, sums, count) if federated else None
+    report = preprocessing_report(
+        contract,
+        statistics,
+        pooled=sorted(pooled, key=lambda item: item[0]),
+        refused=refused,
+        profiles={site: p for site, reply in pooled if (p := published_profile(reply, contract)) is not None},
+        seconds=time.monotonic() - started,
+    )
+    if statistics is None:
+        identity = FeatureScaling([0.0] * num_features, [1.0] * num_features, commitments)
+        return FeatureScaling(identity.mean, identity.std, commitments, preprocessing=report)
+    return FeatureScaling(statistics.mean, statistics.std, commitments, statistics.median, report)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from participants.contract_data import load_site_records
 from participants.privacy_ledger import PrivacyLedger
 from participants.privacy_plan import ledger_path, trial_cost
-from participants.site_data import load_site_data
 from participants.site_floor import site_floor
 from policies import PreflightResult, PrivacyCost, evaluate
 from sandbox.resolved_trial import ResolvedTrial
@@ -45,7 +45,7 @@ def privacy_dry_run(trial: ResolvedTrial) -> dict[str, PrivacyCost]:
             trial.spec,
             policy,
             spec_hash=trial.spec_hash,
-            num_train=load_site_data(site).num_train,
+            num_train=load_site_records(site, trial.spec.data).num_train,
             epochs=epochs,
             dp=dp,
             ledger=ledger,

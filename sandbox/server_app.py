@@ -21,7 +21,6 @@ from prometheus_client import CollectorRegistry
 
 from monitoring.exporter import serve
 from monitoring.metrics import SandboxMetrics
-from participants.feature_statistics import federated_scaling
 from participants.model import build_model
 from policies import Clause
 from sandbox.bounded_grid import BoundedGrid, EngineStopped
@@ -152,12 +151,14 @@ def committed_round_config(
         num_features=loaded.spec.model.input_features,
         site_ids=loaded.spec.site_ids,
         site_nodes=site_nodes,
-        contract=loaded.spec.data if federated_scaling(loaded.spec) else None,
+        contract=loaded.spec.data,
         timeout_seconds=bounds.first_reply_seconds,
         connect_timeout_seconds=bounds.nodes_connect_seconds,
     )
     config[wire.FEATURE_MEAN] = scaling.mean
     config[wire.FEATURE_STD] = scaling.std
+    if scaling.median:
+        config[wire.FEATURE_MEDIAN] = scaling.median
     return config, scaling
 
 
@@ -254,6 +255,9 @@ def run_trial(
         recorder.record(
             "features-standardised", {"num_features": spec.model.input_features, "committed_counts": committed}
         )
+        if scaling.preprocessing is not None:
+            recorder.preprocessing = scaling.preprocessing
+            recorder.record("preprocessing-statistics", scaling.preprocessing)
         result = strategy.start(
             grid=grid,
             initial_arrays=initial_arrays,

@@ -29,6 +29,7 @@ from sandbox.ledger_view import SOURCE_LEDGER, SOURCE_NONE, SOURCE_REPLY, visibl
 from sandbox.release_noise import FAIRNESS_GAP_MAX_NOISE_STD, fairness_gap_noise_std
 from sandbox.report_record import copy_spec, model_file_record, model_record
 from sandbox.report_signature import CoordinatorKey, coordinator_key, write_signed_report
+from sandbox.report_sites import mean_over_sites
 from sandbox.round_outcome import RoundOutcome, SiteRoundMetrics
 from sandbox.site_chains import site_heads
 from sandbox.site_failures import FAILED_STATE, SiteFailure, distinct
@@ -173,6 +174,8 @@ class TrialRecorder:
         """Site id -> why its ledger under the run folder could not be read."""
         self.budget_exhausted_sites: dict[str, int] = {}
         """Site id -> the round it first refused for lack of privacy budget."""
+        self.preprocessing: dict[str, Any] | None = None
+        """Under a data contract: the normalisation used, the sites pooled and the epsilon it cost (``preprocessing``)."""
         self.failure: dict[str, Any] | None = None
         """Why the trial failed (kind, summary, each site error), reported under ``failure``; None if it did not."""
         for participant in spec.participants:
@@ -500,7 +503,9 @@ class TrialRecorder:
             "final": {
                 "global": last["global"] if last is not None else None,
                 "fairness_accuracy_gap": last["fairness_accuracy_gap"] if last is not None else None,
+                "mean_over_sites": mean_over_sites(last["sites"]) if last is not None else None,
             },
+            "preprocessing": self.preprocessing,
             "rounds": self.rounds,
             "failure": self.failure,
             "consent": self.consent,

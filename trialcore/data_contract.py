@@ -5,7 +5,7 @@ every site and the coordinator share:
 
 - each **feature** has a kind: ``numeric`` (a unit and a plausible, public ``range``), ``categorical``
   (its full category list, so every site one-hot encodes the same columns in the same order) or
-  ``binary`` (0/1);
+  ``binary`` (0/1, written as two codes, ``0``/``1`` unless the contract names others such as ``No``/``Yes``);
 - the **target** is a column and how a row becomes positive (a set of codes, or a threshold);
 - the **missing-value tokens** of the extracts (``?``, blank, ...) and, per feature, sentinel values
   that mean "missing" (a 0 in a column where 0 is not a real value);
@@ -91,12 +91,22 @@ class CategoricalFeature(_Frozen):
 
 
 class BinaryFeature(_Frozen):
-    """A 0/1 value."""
+    """A 0/1 value, written in the extracts as one of two codes (``codes``: the 0 code, then the 1 code)."""
 
     name: ColumnName
     kind: Literal["binary"]
+    codes: tuple[str, str] = Field(
+        default=("0", "1"), description="The code read as 0, then the code read as 1 (e.g. [No, Yes])."
+    )
     missing: MissingRule = "drop-row"
     sentinels: tuple[str, ...] = Field(default=(), max_length=20, description="Codes that mean 'missing'.")
+
+    @field_validator("codes")
+    @classmethod
+    def _two_codes(cls, value: tuple[str, str]) -> tuple[str, str]:
+        if value[0] == value[1]:
+            raise ValueError("the two codes of a binary feature must differ")
+        return value
 
     @property
     def width(self) -> int:
@@ -114,7 +124,11 @@ class TargetRule(_Frozen):
     positive_codes: tuple[str, ...] | None = Field(
         default=None, min_length=1, max_length=100, description="Codes that mean positive (compared as text)."
     )
-    threshold: float | None = Field(default=None, description="A value at or above it is positive.")
+    threshold: float | None = Field(default=None, description="A value at or above it is positive (see positive_when).")
+    positive_when: Literal["at-or-above", "below"] = Field(
+        default="at-or-above",
+        description="With a threshold: which side is positive (below: e.g. low birth weight under 2500 g).",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> TargetRule:
@@ -122,6 +136,8 @@ class TargetRule(_Frozen):
             raise ValueError("give exactly one of positive_codes (a list of codes) or threshold (a number)")
         if self.threshold is not None and not math.isfinite(self.threshold):
             raise ValueError(f"threshold must be a finite number (got {self.threshold})")
+        if self.threshold is None and self.positive_when != "at-or-above":
+            raise ValueError("positive_when applies to a threshold only")
         return self
 
 
@@ -135,6 +151,13 @@ class DataContract(_Frozen):
         default="federated",
         description="federated: every site scales with the federation's mean and std (computed from noised, "
         "clipped per-site sums); per-site: each site scales with its own statistics (an explicit choice).",
+    )
+
+    spread: Literal["assumed", "estimated"] = Field(
+        default="assumed",
+        description="assumed: each numeric feature's standard deviation is a fixed fraction of its public half-range "
+        "(nothing released for it); estimated: from the sites' noised, clipped sums of squares "
+        "(trialcore.feature_statistics).",
     )
 
     @model_validator(mode="after")

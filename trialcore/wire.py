@@ -28,6 +28,8 @@ METRICS_RECORD: Final = "metrics"
 """The MetricRecord a site replies with (aggregates only)."""
 SITE_RECORD: Final = "site"
 """The ConfigRecord in every site reply naming the site and its newest audit entry."""
+PROFILE_RECORD: Final = "profile"
+"""The ConfigRecord of a data-contract query reply carrying the site's data profile, if it publishes it."""
 
 # --- message types a site serves ------------------------------------------------------------
 SERVED_MESSAGE_TYPES: Final = {
@@ -58,6 +60,8 @@ FEATURE_MEAN: Final = "feature-mean"
 """Federation-wide feature means, one per feature, for standardisation."""
 FEATURE_STD: Final = "feature-std"
 """Federation-wide feature standard deviations, one per feature."""
+FEATURE_MEDIAN: Final = "feature-median"
+"""Federation-wide medians, one per numeric feature of the data contract (imputation of impute-median features)."""
 COORDINATOR_ENTRY: Final = "coordinator-entry"
 """Hash of the coordinator's audit entry for this round; the site's entry names it."""
 
@@ -84,8 +88,12 @@ TRIAL_EPSILON_BY_RELEASE: Final = {
 }
 """Release kind -> key of the trial's epsilon of that kind alone (the kinds compose into trial-epsilon)."""
 FEATURE_SUM: Final = "feature-sum"
-"""The pre-round-1 query: per-feature sums over the train part of values clipped to the data contract's
-ranges and scaled to [-1, 1], with Gaussian noise (empty when the trial scales per site)."""
+"""The pre-round-1 query: sums over the train part of the rows the data contract's release layout defines
+(values clipped to the contract's ranges and scaled to [-1, 1], and what its rules need; trialcore.feature_statistics),
+with Gaussian noise (empty when the trial scales per site)."""
+
+DATA_PROFILE_JSON: Final = "data-profile-json"
+"""The site's published data profile (counts rounded down, null below the minimum cohort), as JSON text."""
 
 # --- keys of the site record -----------------------------------------------------------------
 SITE_ID: Final = "site-id"

@@ -12,13 +12,13 @@ from flwr.app import Message
 
 from participants.embedded_data import embedded_partition
 from participants.evaluate_handler import EVALUATION_SENSITIVITY
-from participants.feature_statistics import column_ranges, normalised_rows, sum_sensitivity
 from participants.record_values import as_floats
 from participants.site_config import load_site_config
 from participants.site_data import load_site_data
 from tests.adversary.hostile_coordinator import HostileCoordinator, assert_refused, global_arrays, record_attack
 from tests.approved_demo import DemoCopy
 from trialcore import wire
+from trialcore.feature_statistics import column_ranges, normalised_rows, sum_sensitivity
 from trialcore.spec_loading import load_spec
 
 SITE = "de-berlin"

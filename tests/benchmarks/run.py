@@ -9,7 +9,10 @@ both alike; the medians' ratio is
 of a DP-SGD round (:mod:`tests.benchmarks.privacy_bench`). Under ``"plain_flower"`` and ``"scale"``: the
 governed trial against a truly plain Flower app at the demo's size and at 1,000 sites, with peak
 memory and the scrape time of the coordinator's metrics (:mod:`tests.benchmarks.scale_bench`).
-This is a benchmark, never a timed test.
+Under ``"contract_normalisation"``: the OPT
+clinics example with federated vs per-site normalisation, statistics exact or noised, against a
+centralised logistic regression, and the time of the preprocessing phase
+(:mod:`tests.benchmarks.contract_bench`). This is a benchmark, never a timed test.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # `python tests/benchmarks/run.py` puts only this folder on the path
     sys.path.insert(0, str(REPO))
 
+from tests.benchmarks.contract_bench import normalisation_table  # noqa: E402
 from tests.benchmarks.fuzz_bench import cli_fuzz, reader_fuzz  # noqa: E402
 from tests.benchmarks.policy_bench import policy_timings  # noqa: E402
 from tests.benchmarks.privacy_bench import privacy_results  # noqa: E402
@@ -127,6 +131,7 @@ def main() -> None:
                 "cli_fuzz": cli_fuzz(),
                 "plain_flower": plain_flower,
                 "scale": scale,
+                "contract_normalisation": normalisation_table(),
             },
             indent=2,
         )

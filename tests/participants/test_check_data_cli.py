@@ -86,3 +86,64 @@ def test_missing_site_config_exits_2(sites: Path) -> None:
     assert result.exit_code == 2
     assert "sites/de-berln.yaml: found no such file" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+EXTRACTS = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.mark.parametrize(
+    ("site", "finding"),
+    [
+        (
+            "de-berlin",
+            "de-berlin.csv: column textur: 7 row(s): found 5.8% missing; imputed by the rule (texture: impute-median)",
+        ),
+        (
+            "fr-lyon",
+            "fr-lyon.csv: column lissage: 12 row(s): found 9.0% missing; imputed by the rule (smoothness: impute-mean)",
+        ),
+        (
+            "gb-leeds",
+            "gb-leeds.parquet: column (not collected at this site): 150 row(s): found entirely missing; "
+            "still trains by the rule (symmetry: indicator)",
+        ),
+        ("ch-zurich", "ch-zurich.csv: column diagnosis: 12 row(s): found positive class 7.7% of rows; class balance"),
+    ],
+)
+def test_extract_sites_meet_the_contract_with_their_findings(site: str, finding: str) -> None:
+    """'?', sentinel zeros, an uncollected column and a rare class are findings: the site still takes part (exit 0)."""
+    result = check(str(EXTRACTS / "extract-sites" / f"{site}.yaml"), "--trial", str(EXTRACTS / "extracts.yaml"))
+    assert result.exit_code == 0, result.stderr
+    assert any(line.startswith(f"finding: {finding}") for line in result.stderr.splitlines()), result.stderr
+    assert "num_features=14" in result.stdout.split()
+
+
+def test_contract_problems_are_listed_together_and_exit_2(tmp_path: Path) -> None:
+    """A value out of range, an unknown code and a column the extract lacks are all listed at once (exit 2)."""
+    shutil.copytree(EXTRACTS, tmp_path / "examples")
+    extract = tmp_path / "examples" / "extract-sites" / "ch-zurich.csv"
+    lines = extract.read_text(encoding="utf-8").splitlines()
+    lines[1] = "99" + lines[1][lines[1].index(",") :]  # radius 99: outside the contract's [3, 40]
+    lines[2] = lines[2].rsplit(",", 2)[0] + ",XL," + lines[2].rsplit(",", 1)[1]  # a size band code not mapped
+    extract.write_text("\n".join(lines).replace("fractal_dimension", "fractal") + "\n", encoding="utf-8")
+    result = check(
+        str(tmp_path / "examples" / "extract-sites" / "ch-zurich.yaml"),
+        "--trial",
+        str(EXTRACTS / "extracts.yaml"),
+        "--format",
+        "json",
+    )
+    assert result.exit_code == 2
+    problems = json.loads(result.stdout)["problems"]
+    assert [p["field"] for p in problems] == ["column fractal_dimension (contract fractal_dimension)"]
+    extract.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = check(
+        str(tmp_path / "examples" / "extract-sites" / "ch-zurich.yaml"),
+        "--trial",
+        str(EXTRACTS / "extracts.yaml"),
+        "--format",
+        "json",
+    )
+    fields = [p["field"] for p in json.loads(result.stdout)["problems"]]
+    assert result.exit_code == 2
+    assert "column radius: 1 row(s) (rows 2)" in fields and "column size_band: 1 row(s) (rows 3)" in fields

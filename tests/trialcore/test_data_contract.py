@@ -82,3 +82,24 @@ def test_spec_model_width_must_follow_the_contract(demo_spec_data: dict[str, Any
 @pytest.fixture
 def demo_spec_data() -> dict[str, Any]:
     return read_yaml_mapping(DEMO_SPEC)
+
+
+def test_binary_codes_must_differ_and_default_to_zero_one() -> None:
+    """A binary feature reads two distinct codes (0/1 unless the contract names others, e.g. No/Yes)."""
+    features = [{"name": "smoker", "kind": "binary", "codes": ["N", "N"]}]
+    with pytest.raises(ValidationError, match="the two codes of a binary feature must differ"):
+        DataContract.model_validate(_contract(features=features))
+    default = DataContract.model_validate(_contract(features=[{"name": "smoker", "kind": "binary"}]))
+    assert default.features[0].codes == ("0", "1")  # type: ignore[union-attr]
+
+
+def test_threshold_side_applies_to_a_threshold_only() -> None:
+    """positive_when: below makes values under the threshold positive; with positive codes it is refused."""
+    below = DataContract.model_validate(
+        _contract(target={"column": "weight", "threshold": 2500, "positive_when": "below"})
+    )
+    assert below.target.positive_when == "below"
+    with pytest.raises(ValidationError, match="positive_when applies to a threshold only"):
+        DataContract.model_validate(
+            _contract(target={"column": "o", "positive_codes": ["y"], "positive_when": "below"})
+        )
