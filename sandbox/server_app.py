@@ -252,12 +252,11 @@ def run_trial(
         )
         strategy.bind(scaling.commitments)
         committed = {c.site_id: c.num_examples for c in scaling.commitments.values()}
-        recorder.record(
-            "features-standardised", {"num_features": spec.model.input_features, "committed_counts": committed}
-        )
+        recorder.preprocessing = scaling.preprocessing
+        standardised: dict[str, Any] = {"num_features": spec.model.input_features, "committed_counts": committed}
         if scaling.preprocessing is not None:
-            recorder.preprocessing = scaling.preprocessing
-            recorder.record("preprocessing-statistics", scaling.preprocessing)
+            standardised["preprocessing"] = scaling.preprocessing
+        recorder.record("features-standardised", standardised)
         result = strategy.start(
             grid=grid,
             initial_arrays=initial_arrays,

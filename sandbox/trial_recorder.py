@@ -503,7 +503,13 @@ class TrialRecorder:
             "final": {
                 "global": last["global"] if last is not None else None,
                 "fairness_accuracy_gap": last["fairness_accuracy_gap"] if last is not None else None,
-                "mean_over_sites": mean_over_sites(last["sites"]) if last is not None else None,
+                "mean_over_sites": (
+                    mean_over_sites(
+                        last["sites"], evaluation_noise_multiplier=self.loaded.spec.privacy.evaluation_noise_multiplier
+                    )
+                    if last is not None
+                    else None
+                ),
             },
             "preprocessing": self.preprocessing,
             "rounds": self.rounds,
