@@ -290,6 +290,8 @@ def run(
             output=output,
             progress=lambda done: stderr.print(f"round {done} of {loaded.spec.rounds} done"),
             coordinator_key=coordinator_key,
+            resume=inputs.resume,
+            linger_seconds=linger_seconds,
         )
     else:
         with progress:

@@ -112,8 +112,14 @@ def run_deployment(
     output: OutputFormat,
     progress: Any,
     coordinator_key: Path | None = None,
+    resume: Any = None,
+    linger_seconds: float = 0.0,
 ) -> Any:
-    """The deployment half of ``sandbox run``: the run's :class:`~sandbox.trial_run.RunResult`."""
+    """The deployment half of ``sandbox run``: the run's :class:`~sandbox.trial_run.RunResult`.
+
+    ``resume`` (a :class:`~sandbox.run_resume.ResumePoint`) and ``linger_seconds`` reach the
+    ServerApp through the run config.
+    """
     from sandbox.deployment_run import run_in_deployment
 
     stderr = Console(stderr=True)
@@ -133,5 +139,7 @@ def run_deployment(
             on_round=progress,
             on_submitted=submitted,
             coordinator_key=coordinator_key,
+            resume=resume,
+            linger_seconds=linger_seconds,
         ),
     )
