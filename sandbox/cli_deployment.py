@@ -9,7 +9,6 @@ so those SuperNodes, and no others, can connect (the SuperLink runs with
 
 from __future__ import annotations
 
-import enum
 import os
 from pathlib import Path
 from typing import Any
@@ -30,13 +29,6 @@ nodes_app = typer.Typer(
     no_args_is_help=True,
 )
 DEFAULT_WAIT_SECONDS = 30.0
-
-
-class Engine(str, enum.Enum):
-    """Where a trial runs."""
-
-    simulation = "simulation"
-    deployment = "deployment"
 
 
 SuperLinkOption = typer.Option(

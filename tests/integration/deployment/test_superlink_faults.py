@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.approved_demo import approved_demo_at
 from tests.integration.deployment.conftest import PilotRun, verify, wait_for_event
@@ -70,6 +71,22 @@ def test_superlink_unreachable_at_start_exits_6_and_writes_nothing(tmp_path: Pat
     assert "unreachable" in done.stderr and "Traceback" not in done.stderr
     assert not runs.exists() or not any(runs.rglob("*.json*")), "nothing is written for a trial that never started"
     assert time.monotonic() - started < 120
+    # The spec itself may name the deployment: no --engine flag, the same bounded wait and exit 6.
+    address = f"127.0.0.1:{free_port()}"
+    document = yaml.safe_load(demo.spec.read_text())
+    document["engine"] = {"name": "deployment", "superlink": address, "root_certificates": "../../ca.pem"}
+    deployed = demo.spec.with_name("deployed.yaml")
+    deployed.write_text(yaml.safe_dump(document, sort_keys=False))
+    demo.approve(deployed)
+    from_spec = subprocess.run(
+        [SANDBOX, "run", str(deployed), "--wait-seconds", "2", "--runs-root", str(runs)],
+        env=deployment_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert from_spec.returncode == 6, from_spec.stderr
+    assert address in from_spec.stderr and "unreachable" in from_spec.stderr, from_spec.stderr
 
 
 def test_coordinator_gone_mid_round_exits_6_then_resumes(
