@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import io
 import math
 import os
 import stat
@@ -45,7 +46,16 @@ def read_csv_records(
         For a missing or non-regular file, a duplicate or missing column, a row with too many or
         too few cells, a non-numeric value or one not finite in float32, or a target not 0/1.
     """
-    rows = _read_rows(path, shown_as)
+    return parse_csv_records(
+        read_csv_bytes(path, shown_as), shown_as=shown_as, target_column=target_column, feature_columns=feature_columns
+    )
+
+
+def parse_csv_records(
+    raw: bytes, *, shown_as: str, target_column: str, feature_columns: tuple[str, ...] | None
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """:func:`read_csv_records` on bytes already read with :func:`read_csv_bytes` (same checks, same errors)."""
+    rows = _read_rows(raw, shown_as)
     if not rows:
         raise DataSourceError(
             f"Data file '{shown_as}' is empty", [Problem(shown_as, "", "no header row", "a header row")]
@@ -86,13 +96,12 @@ def read_csv_records(
         for out_col, (name, position) in enumerate(zip([*wanted, target_column], [*positions, target_position])):
             cell = row[position]
             value = _number(cell)
-            field = f"row {row_number}, column {show_text(name)}"
             if value is None:
                 allowed = f"a finite number of magnitude at most {FLOAT32_MAX:.7g} (training uses float32)"
-                problems.append(Problem(shown_as, field, show_value(cell), allowed))
+                problems.append(Problem(shown_as, _cell_field(row_number, name), show_value(cell), allowed))
             elif out_col == len(wanted):
                 if value not in (0.0, 1.0):
-                    problems.append(Problem(shown_as, field, show_value(cell), "0 or 1"))
+                    problems.append(Problem(shown_as, _cell_field(row_number, name), show_value(cell), "0 or 1"))
                 labels[row_number - 2] = value
             else:
                 features[row_number - 2, out_col] = value
@@ -107,27 +116,40 @@ def read_csv_records(
     return features, labels
 
 
-def _read_rows(path: Path, shown_as: str) -> list[list[str]]:
-    """Every row of the CSV file, the byte-order mark stripped."""
+def read_csv_bytes(path: Path, shown_as: str) -> bytes:
+    """The bytes of the site's CSV file, if it is a regular file the site can read."""
+    with _open_regular(path, shown_as) as handle:
+        return handle.read()
+
+
+def _read_rows(raw: bytes, shown_as: str) -> list[list[str]]:
+    """Every row of the CSV text, the byte-order mark stripped."""
     try:
-        with _open_regular(path, shown_as) as handle:
-            reader = csv.reader(handle)
-            try:
-                return list(reader)
-            except csv.Error as err:
-                raise DataSourceError(
-                    f"Data file '{shown_as}' is not a readable CSV",
-                    [Problem(shown_as, f"line {reader.line_num}", show_value(str(err)), "a well-formed CSV file")],
-                ) from err
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise DataSourceError(
             f"Data file '{shown_as}' is not UTF-8", [Problem(shown_as, "", "non-UTF-8 bytes", "a UTF-8 CSV file")]
         ) from err
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        return list(reader)
+    except csv.Error as err:
+        raise DataSourceError(
+            f"Data file '{shown_as}' is not a readable CSV",
+            [Problem(shown_as, f"line {reader.line_num}", show_value(str(err)), "a well-formed CSV file")],
+        ) from err
 
 
 @contextmanager
-def _open_regular(path: Path, shown_as: str) -> Iterator[IO[str]]:
-    """Open ``path`` for text reading if it is a regular file (checked before opening, and after)."""
+def open_csv_text(path: Path, shown_as: str) -> Iterator[IO[str]]:
+    """Open the site's CSV file as UTF-8 text (byte-order mark stripped, newlines as written) if it is a regular file."""
+    with _open_regular(path, shown_as) as handle:
+        yield io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
+
+
+@contextmanager
+def _open_regular(path: Path, shown_as: str) -> Iterator[IO[bytes]]:
+    """Open ``path`` for reading if it is a regular file (checked before opening, and after)."""
 
     def fail(found: str, allowed: str) -> DataSourceError:
         return DataSourceError(f"Data file '{shown_as}' cannot be read", [Problem(shown_as, "", found, allowed)])
@@ -137,7 +159,7 @@ def _open_regular(path: Path, shown_as: str) -> Iterator[IO[str]]:
         if not stat.S_ISREG(os.stat(path).st_mode):
             raise fail("a folder" if path.is_dir() else "not a regular file (a FIFO, device or socket)", wanted)
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        handle = os.fdopen(descriptor, "r", newline="", encoding="utf-8-sig")
+        handle = os.fdopen(descriptor, "rb")
     except (FileNotFoundError, NotADirectoryError) as err:
         raise fail("no such file", wanted) from err
     except OSError as err:
@@ -176,6 +198,11 @@ def _check_header(header: list[str], shown_as: str) -> None:
             first[name] = index
     if problems:
         raise DataSourceError(f"Data file '{shown_as}' has a bad header", problems)
+
+
+def _cell_field(row_number: int, name: str) -> str:
+    """How a problem names a cell (built only for a bad cell: a large file has millions of good ones)."""
+    return f"row {row_number}, column {show_text(name)}"
 
 
 def _number(cell: str) -> float | None:

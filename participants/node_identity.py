@@ -44,19 +44,19 @@ def resolve_site(node_config: Mapping[str, object], run_config: Mapping[str, obj
         )
     listed = run_config.get(wire.FEDERATION_SITES)
     if isinstance(listed, str) and listed:
-        files = [Path(federation) / f"{site}.yaml" for site in listed.split(",")]
+        names = listed.split(",")  # only this node's entry becomes a path: 1,000 sites cost one per message
     else:
-        files = federation_site_files(Path(federation))
-    if partition >= len(files):
+        names = [path.stem for path in federation_site_files(Path(federation))]
+    if partition >= len(names):
         raise SiteConfigError(
             "More simulated nodes than site configs",
             [
                 Problem(
                     federation,
                     "",
-                    f"{len(files)} site configs for node {partition}",
+                    f"{len(names)} site configs for node {partition}",
                     "one site config per simulated node",
                 )
             ],
         )
-    return load_site_config(files[partition])
+    return load_site_config(Path(federation) / f"{names[partition]}.yaml")

@@ -18,9 +18,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from participants.content_cache import ContentCache
 from participants.errors import SiteConfigError
 from participants.site_mapping import ContractMapping, RowFilter
-from trialcore.yaml_file import problems_from_validation, read_yaml_mapping
+from trialcore.yaml_file import parse_yaml_mapping, problems_from_validation, read_yaml_bytes
 
 EMBEDDED_PARTITIONS = 4
 
@@ -143,13 +144,26 @@ class LoadedSiteConfig(BaseModel):
         return Path(os.path.realpath(self.path.parent / relative))  # a link loop stays a path; opening it names it
 
 
+_LOADED: ContentCache[LoadedSiteConfig] = ContentCache(max_entries=4096)
+"""Site configs this process validated, by path and exact bytes (:mod:`participants.content_cache`)."""
+
+
 def load_site_config(path: str | Path) -> LoadedSiteConfig:
-    """Read and validate a site's node config, reporting every problem at once."""
+    """Read and validate a site's node config, reporting every problem at once.
+
+    The file is read every time; bytes this process already validated are not parsed again.
+    """
     shown_as = str(path)
-    data = read_yaml_mapping(Path(path), shown_as=shown_as, what="site config")
-    try:
-        config = SiteConfig.model_validate(data)
-    except ValidationError as err:
-        problems = problems_from_validation(err, source=shown_as, model=SiteConfig)
-        raise SiteConfigError(f"Invalid site config '{shown_as}'", problems) from err
-    return LoadedSiteConfig(config=config, path=Path(os.path.realpath(path)), shown_as=shown_as)
+    raw = read_yaml_bytes(Path(path), shown_as=shown_as, what="site config")
+    real = Path(os.path.realpath(path))
+
+    def parse() -> LoadedSiteConfig:
+        data = parse_yaml_mapping(raw, shown_as=shown_as, what="site config")
+        try:
+            config = SiteConfig.model_validate(data)
+        except ValidationError as err:
+            problems = problems_from_validation(err, source=shown_as, model=SiteConfig)
+            raise SiteConfigError(f"Invalid site config '{shown_as}'", problems) from err
+        return LoadedSiteConfig(config=config, path=real, shown_as=shown_as)
+
+    return _LOADED.get_or_make((str(real), shown_as), raw, parse)

@@ -13,7 +13,8 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.model_selection import train_test_split
 
-from participants.csv_connector import read_csv_records
+from participants.content_cache import ContentCache
+from participants.csv_connector import parse_csv_records, read_csv_bytes
 from participants.embedded_data import embedded_partition
 from participants.errors import DataSourceError
 from participants.site_config import CsvSource, EmbeddedSource, LoadedSiteConfig
@@ -57,6 +58,15 @@ class SiteData:
             y_test=self.y_test,
         )
 
+    def copy(self) -> SiteData:
+        """The same records in arrays of their own."""
+        return SiteData(
+            x_train=self.x_train.copy(),
+            y_train=self.y_train.copy(),
+            x_test=self.x_test.copy(),
+            y_test=self.y_test.copy(),
+        )
+
     @property
     def num_features(self) -> int:
         return int(self.x_train.shape[1])
@@ -70,18 +80,33 @@ class SiteData:
         return int(self.x_test.shape[0])
 
 
+_SPLITS: ContentCache[SiteData] = ContentCache(max_entries=2048)
+"""Splits of CSV files this process parsed, by file, columns, test fraction and exact bytes."""
+
+
 def load_site_data(site: LoadedSiteConfig) -> SiteData:
-    """Load the site's records from its configured source and split them (seeded, stratified)."""
+    """Load the site's records from its configured source and split them (seeded, stratified).
+
+    A CSV file is read every time; bytes this process already parsed and split (same columns and
+    test fraction) are not parsed again (:mod:`participants.content_cache`), and the caller gets
+    its own copy of the arrays.
+    """
     source = site.config.data
     if isinstance(source, CsvSource) and source.target_column is not None and source.rows is None:
-        features, labels = read_csv_records(
-            site.resolve(source.path),
-            shown_as=source.path,
-            target_column=source.target_column,
-            feature_columns=source.feature_columns,
-        )
-        shown_as = source.path
-    elif isinstance(source, EmbeddedSource):
+        path = site.resolve(source.path)
+        raw = read_csv_bytes(path, source.path)
+        test_fraction = site.config.test_fraction
+        target_column = source.target_column
+
+        def parse() -> SiteData:
+            features, labels = parse_csv_records(
+                raw, shown_as=source.path, target_column=target_column, feature_columns=source.feature_columns
+            )
+            return split_records(features, labels, test_fraction=test_fraction, shown_as=source.path)
+
+        key = (str(path), source.path, source.target_column, source.feature_columns, test_fraction)
+        return _SPLITS.get_or_make(key, raw, parse).copy()
+    if isinstance(source, EmbeddedSource):
         features, labels = embedded_partition(source.partition)
         shown_as = f"embedded partition {source.partition}"
     else:

@@ -42,6 +42,7 @@ from flwr.clientapp.typing import ClientAppCallable, Mod
 from flwr.common.constant import ErrorCode
 from pydantic import ValidationError
 
+from participants import verified_specs
 from participants.approvals import check_site_approval, policy_hash
 from participants.node_identity import resolve_site
 from participants.question_book import Question, QuestionBook, decode_reply, request_digest
@@ -54,6 +55,7 @@ from policies import ComposedPolicy, evaluate, load_policy
 from trialcore import wire
 from trialcore.clock import Clock, system_clock
 from trialcore.errors import SandboxError
+from trialcore.facts import SiteFacts
 from trialcore.spec import TrialSpec
 from trialcore.spec_facts import trial_facts
 
@@ -85,7 +87,11 @@ def site_policy(site: LoadedSiteConfig, clock: Clock = system_clock) -> Composed
 
 
 def verified_spec(config: ConfigRecord) -> TrialSpec:
-    """The trial spec the message carries, after checking it against the spec hash it names."""
+    """The trial spec the message carries, after checking it against the spec hash it names.
+
+    The text is hashed for every message; a text whose hash this process already validated is not
+    parsed again (:mod:`participants.verified_specs`).
+    """
     try:
         spec_json = as_str(config, wire.SPEC_JSON)
         named_hash = as_str(config, wire.SPEC_HASH)
@@ -93,10 +99,15 @@ def verified_spec(config: ConfigRecord) -> TrialSpec:
         raise Refused(f"message lacks the trial spec or its hash ({err})") from err
     if hashlib.sha256(spec_json.encode("utf-8")).hexdigest() != named_hash:
         raise Refused("the trial spec in the message does not match the spec hash it names")
+    known = verified_specs.recall(named_hash)
+    if known is not None:  # this very text (same SHA-256) validated before: see participants.verified_specs
+        return known
     try:
-        return TrialSpec.model_validate_json(spec_json)
+        spec = TrialSpec.model_validate_json(spec_json)
     except ValidationError as err:
         raise Refused(f"the trial spec in the message is invalid ({err.error_count()} problems)") from err
+    verified_specs.remember(named_hash, spec)
+    return spec
 
 
 def served_kind(message_type: str) -> str | None:
@@ -147,7 +158,8 @@ def check_message(msg: Message, site: LoadedSiteConfig, *, clock: Clock = system
             f"{withdrawn.withdrawn_at}: {withdrawn.reason[:200]}"
         )
     policy = site_policy(site, clock)
-    verdict = evaluate(trial_facts(spec), {own.site_id: policy}, clock=clock)
+    own_facts = trial_facts(spec, sites=[SiteFacts(own.site_id, own.jurisdiction)])  # the site judges only itself
+    verdict = evaluate(own_facts, {own.site_id: policy}, clock=clock)
     denials = [d for d in verdict.denials if d.site_id == own.site_id]
     if denials:
         raise Refused(

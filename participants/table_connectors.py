@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from participants.csv_connector import _check_header, _open_regular
+from participants.csv_connector import _check_header, open_csv_text
 from participants.errors import DataSourceError
 from trialcore.errors import Problem, show_value
 
@@ -63,7 +63,7 @@ class CsvTable:
         self.shown_as = shown_as
 
     def header(self) -> list[str]:
-        with _open_regular(self.path, self.shown_as) as handle:
+        with open_csv_text(self.path, self.shown_as) as handle:
             first = next(self._reader(handle), None)
         if first is None:
             raise DataSourceError(
@@ -76,7 +76,7 @@ class CsvTable:
     def batches(self, columns: Sequence[str], batch_rows: int) -> Iterator[Batch]:
         header = self.header()
         positions = [header.index(name) for name in columns]
-        with _open_regular(self.path, self.shown_as) as handle:
+        with open_csv_text(self.path, self.shown_as) as handle:
             rows = self._reader(handle)
             next(rows)
             numbers: list[int] = []

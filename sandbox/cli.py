@@ -24,7 +24,6 @@ from sandbox.cli_approvals import approve, certs_app
 from sandbox.cli_certs import ca, node_key, server
 from sandbox.cli_control import resume, suspend, terminate
 from sandbox.cli_deployment import (
-    Engine,
     RootCertificatesOption,
     SuperLinkOption,
     WaitOption,
@@ -36,6 +35,7 @@ from sandbox.cli_evidence import status as status_command
 from sandbox.cli_policies import check, policies_app, show_preflight
 from sandbox.cli_privacy import privacy_app
 from sandbox.consent import clear_trial
+from sandbox.engine_choice import Engine, engine_choice
 from sandbox.federation import load_federation
 from sandbox.resolved_trial import resolve_trial
 from sandbox.run_state import INTERRUPTED, REPORT_MISSING, run_state
@@ -215,10 +215,11 @@ def run(
     ),
     output: OutputFormat = FormatOption,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Flower's and Ray's logs."),
-    engine: Engine = typer.Option(
-        Engine.simulation,
+    engine: Engine | None = typer.Option(
+        None,
         "--engine",
-        help="simulation (one process tree, the demo) or deployment (a SuperLink and one SuperNode per site).",
+        help="simulation (one process tree, the demo) or deployment (a SuperLink and one SuperNode per site); "
+        "default: the spec's engine section, else simulation.",
     ),
     superlink: str | None = SuperLinkOption,
     root_certificates: Path | None = RootCertificatesOption,
@@ -279,17 +280,20 @@ def run(
     def served(url: str) -> None:
         stderr.print(f"Serving metrics for Prometheus at [bold]{url}[/bold] while the trial runs")
 
-    if engine is Engine.deployment:
+    chosen = engine_choice(loaded, engine=engine, superlink=superlink, root_certificates=root_certificates)
+    if chosen.engine is Engine.deployment:
         result = run_deployment(
             trial,
-            superlink=superlink,
-            root_certificates=root_certificates,
+            superlink=chosen.superlink,
+            root_certificates=chosen.root_certificates,
             runs_root=runs_root,
             metrics_port=metrics_port,
             wait_seconds=wait_seconds,
             output=output,
             progress=lambda done: stderr.print(f"round {done} of {loaded.spec.rounds} done"),
             coordinator_key=coordinator_key,
+            resume=inputs.resume,
+            linger_seconds=linger_seconds,
         )
     else:
         with progress:

@@ -9,7 +9,6 @@ so those SuperNodes, and no others, can connect (the SuperLink runs with
 
 from __future__ import annotations
 
-import enum
 import os
 from pathlib import Path
 from typing import Any
@@ -30,13 +29,6 @@ nodes_app = typer.Typer(
     no_args_is_help=True,
 )
 DEFAULT_WAIT_SECONDS = 30.0
-
-
-class Engine(str, enum.Enum):
-    """Where a trial runs."""
-
-    simulation = "simulation"
-    deployment = "deployment"
 
 
 SuperLinkOption = typer.Option(
@@ -112,8 +104,14 @@ def run_deployment(
     output: OutputFormat,
     progress: Any,
     coordinator_key: Path | None = None,
+    resume: Any = None,
+    linger_seconds: float = 0.0,
 ) -> Any:
-    """The deployment half of ``sandbox run``: the run's :class:`~sandbox.trial_run.RunResult`."""
+    """The deployment half of ``sandbox run``: the run's :class:`~sandbox.trial_run.RunResult`.
+
+    ``resume`` (a :class:`~sandbox.run_resume.ResumePoint`) and ``linger_seconds`` reach the
+    ServerApp through the run config.
+    """
     from sandbox.deployment_run import run_in_deployment
 
     stderr = Console(stderr=True)
@@ -133,5 +131,7 @@ def run_deployment(
             on_round=progress,
             on_submitted=submitted,
             coordinator_key=coordinator_key,
+            resume=resume,
+            linger_seconds=linger_seconds,
         ),
     )

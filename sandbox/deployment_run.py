@@ -29,12 +29,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sandbox.node_bindings import bindings_text, bound_nodes
 from sandbox.resolved_trial import ResolvedTrial
+from sandbox.run_resume import ResumePoint
 from sandbox.server_app import new_run_id
 from sandbox.superlink_control import SuperLinkAddress, SuperLinkClient, unreachable, wait_reachable
 from sandbox.trial_run import FLOWER_ENVIRONMENT, RunResult
@@ -72,7 +73,7 @@ def _toml_string(value: str) -> str:
     return "'" + value.replace("'", "") + "'"
 
 
-def submit_run(address: SuperLinkAddress, run_config: dict[str, str | int], *, wait_seconds: float) -> int:
+def submit_run(address: SuperLinkAddress, run_config: Mapping[str, str | int | float], *, wait_seconds: float) -> int:
     """``flwr run <project> sandbox --run-config ...``; the Flower run id.
 
     Raises
@@ -152,11 +153,16 @@ def run_in_deployment(
     on_round: Callable[[int], None] | None = None,
     on_submitted: Callable[[Path, int], None] | None = None,
     coordinator_key: Path | None = None,
+    resume: ResumePoint | None = None,
+    linger_seconds: float = 0.0,
 ) -> RunResult:
     """Run ``trial`` through the SuperLink at ``address``; its run folder and report.
 
     ``coordinator_key`` is the coordinator's private key file that signs report.json
-    (:mod:`sandbox.report_signature`); None = a key made for this run only.
+    (:mod:`sandbox.report_signature`); None = a key made for this run only. ``resume`` goes on
+    with an interrupted run in its own folder from its checkpoint (a new Flower run, the same
+    trial run: :mod:`sandbox.coordinator_process`); ``linger_seconds`` keeps the ServerApp
+    serving its final metrics.
 
     Raises
     ------
@@ -170,16 +176,22 @@ def run_in_deployment(
     client = SuperLinkClient(address, wait_seconds=wait_seconds)
     try:
         bindings = bound_nodes(loaded, client.nodes())
-        run_dir = layout.run_dir(runs_root, loaded.spec.trial_id, new_run_id()).resolve()
-        run_config: dict[str, str | int] = {
+        if resume is not None:
+            run_dir = resume.run_dir.resolve()
+        else:
+            run_dir = layout.run_dir(runs_root, loaded.spec.trial_id, new_run_id()).resolve()
+        run_config: dict[str, str | int | float] = {
             wire.TRIAL_SPEC: str(loaded.path),
             wire.RUN_DIR: str(run_dir),
             wire.METRICS_PORT: metrics_port,
             wire.FEDERATION_DIR: str(loaded.federation_dir),
             wire.NODE_BINDINGS: bindings_text(bindings),
+            wire.LINGER_SECONDS: float(linger_seconds),
         }
         if coordinator_key is not None:
             run_config[wire.COORDINATOR_KEY] = str(coordinator_key.resolve())
+        if resume is not None:
+            run_config[wire.RESUME_RUN] = 1
         flower_run_id = submit_run(address, run_config, wait_seconds=wait_seconds)
         if on_submitted is not None:
             on_submitted(run_dir, flower_run_id)

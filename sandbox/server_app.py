@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from policies import Clause
 from sandbox.bounded_grid import BoundedGrid, EngineStopped
 from sandbox.checkpoint import Checkpoint, remove_checkpoint, save_checkpoint
 from sandbox.consent import APPROVAL_CLAUSE, Clearance, approval_status, clear_trial, consent_matrix
+from sandbox.coordinator_process import coordinator_process, linger_seconds, resume_checkpoint
 from sandbox.enforcement import ENFORCEMENT_RULES, Enforcer
 from sandbox.feature_scaling import FeatureScaling, pooled_feature_scaling
 from sandbox.governed_strategy import GovernedStrategy, PrivacyBudgetStop
@@ -351,12 +353,17 @@ def make_server_app(
             clearance=clearance,
             bounds=TimeBounds().from_run_config(merged),
             coordinator_key=Path(str(key)) if key else None,
+            resume=resume_checkpoint(run_dir, merged, spec_hash=resolved.loaded.spec_hash),
         )
-        with serve(registry, port=int(merged.get(wire.METRICS_PORT, 9464))) as server:
+        with (
+            coordinator_process(run_dir),
+            serve(registry, port=int(merged.get(wire.METRICS_PORT, 9464))) as server,
+        ):
             logger.warning("serving metrics for Prometheus at %s", server.url)
             run_dir.mkdir(parents=True, exist_ok=True)  # sandbox status finds the running trial's metrics here
             write_bytes_atomic(run_dir / layout.METRICS_URL_FILE, f"{server.url}\n".encode())
             report = run_trial(grid, resolved, run_dir, own, site_nodes=site_nodes)
+            time.sleep(linger_seconds(merged))
         if report["state"] == FAILED_STATE:  # say why, once per site error, and let Flower record the run as failed
             for error in report["failure"]["site_errors"]:
                 logger.error("site %s: %s", error["site_id"], error["cause"])

@@ -150,6 +150,16 @@ class Approvals(_Frozen):
     sandbox_plan_id: str | None = Field(default=None, max_length=200)
 
 
+class EngineSpec(_Frozen):
+    """Where ``sandbox run`` runs the trial; its ``--engine``, ``--superlink`` and ``--root-certificates`` override it."""
+
+    name: Literal["simulation", "deployment"] = "simulation"
+    superlink: str | None = Field(default=None, min_length=1, max_length=300, description="HOST:PORT (deployment).")
+    root_certificates: str | None = Field(
+        default=None, min_length=1, max_length=1000, description="CA of the SuperLink's TLS, relative to this file."
+    )
+
+
 class TrialSpec(_Frozen):
     """A cross-border pilot training, as a researcher defines it."""
 
@@ -171,6 +181,11 @@ class TrialSpec(_Frozen):
     seed: int = Field(strict=True, ge=0, lt=2**32)
     data: DataContract | None = Field(
         default=None, description="The data contract every site's extract is mapped onto (trialcore.data_contract)."
+    )
+    engine: EngineSpec | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,  # a spec without it hashes as before the field existed
+        description="Where the trial runs (simulation unless it names a deployment's SuperLink).",
     )
 
     @field_validator("purpose")

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from trialcore.facts import SiteFacts, TrialFacts
 from trialcore.spec import TrialSpec
 
 
-def trial_facts(spec: TrialSpec) -> TrialFacts:
-    """What the policies judge, taken from a validated trial spec."""
+def trial_facts(spec: TrialSpec, *, sites: Sequence[SiteFacts] | None = None) -> TrialFacts:
+    """What the policies judge, taken from a validated trial spec.
+
+    ``sites`` narrows the facts to the sites given (a site judging only itself, whatever the
+    number of participants); by default every participant.
+    """
     return TrialFacts(
         trial_id=spec.trial_id,
         purpose=spec.purpose,
@@ -16,7 +22,7 @@ def trial_facts(spec: TrialSpec) -> TrialFacts:
         rounds=spec.rounds,
         local_epochs=spec.local_training.epochs,
         aggregator_jurisdiction=spec.aggregator.jurisdiction,
-        sites=[SiteFacts(p.site_id, p.jurisdiction) for p in spec.participants],
+        sites=[SiteFacts(p.site_id, p.jurisdiction) for p in spec.participants] if sites is None else list(sites),
         noise_multiplier=spec.privacy.noise_multiplier,
         max_grad_norm=spec.privacy.max_grad_norm,
         delta=spec.privacy.delta,

@@ -79,8 +79,12 @@ def read_yaml_mapping(path: Path, *, shown_as: str | None = None, what: str = "f
         or non-mapping file, a duplicate key, an alias or a merge key.
     """
     name = shown_as if shown_as is not None else str(path)
-    raw = _read_regular_file(path, name=name, what=what)
-    return parse_yaml_mapping(raw, shown_as=name, what=what)
+    return parse_yaml_mapping(read_yaml_bytes(path, shown_as=name, what=what), shown_as=name, what=what)
+
+
+def read_yaml_bytes(path: Path, *, shown_as: str, what: str = "file") -> bytes:
+    """The raw bytes :func:`read_yaml_mapping` parses (same checks, same errors), for callers that cache by content."""
+    return _read_regular_file(path, name=shown_as, what=what)
 
 
 def _read_regular_file(path: Path, *, name: str, what: str) -> bytes:

@@ -250,3 +250,20 @@ def test_no_metric_of_the_train_part_leaves_the_site(coordinator: HostileCoordin
         *wire.TRIAL_EPSILON_BY_RELEASE.values(),
     }
     record_attack("reading train-part accuracy and loss each round", "not released; counts rounded to 10")
+
+
+def test_spec_swapped_under_a_verified_hash_is_refused(coordinator: HostileCoordinator) -> None:
+    """Once a spec is verified (and cached by its hash), another spec sent under that same hash is refused, and a
+    spec under a new hash is judged in full: the cache never stands in for checking a message."""
+    approved = coordinator.message(server_round=1)
+    approved_hash = approved.content.config_records[wire.CONFIG_RECORD][wire.SPEC_HASH]
+    assert not coordinator.send("de-berlin", approved).has_error()
+    swapped = coordinator.document(purpose="insurance-pricing", rounds=500)
+    reply = coordinator.send("de-berlin", coordinator.message(swapped, server_round=2, spec_hash=str(approved_hash)))
+    assert_refused(reply, "does not match the spec hash it names")
+    assert coordinator.unverified_chain("de-berlin"), "the swap is audited in the chain of unverified messages"
+    redline = coordinator.send("de-berlin", coordinator.message(swapped, server_round=2))
+    assert_refused(redline, "purpose-redline", "max-rounds")
+    assert [e["payload"]["round"] for e in coordinator.events("de-berlin", "update-sent")] == [1]
+    assert len(coordinator.charges("de-berlin")) == 1, "only the approved round is charged"
+    record_attack("spec swapped under an already verified hash", "refused (hash mismatch), audited, no charge")

@@ -246,7 +246,9 @@ def governed_run(demo: DemoCopy, spec_path: Path, run_dir: Path, *, dp: bool) ->
     registry = CollectorRegistry()
     hooks = TrialHooks(registry=registry, metrics=new_metrics(loaded, registry, run_id=run_dir.name))
     server_app = make_server_app({wire.RUN_DIR: str(run_dir)}, hooks, resolve_trial(loaded))
-    _run_simulation(server_app, client_app, num_supernodes=len(loaded.spec.participants), sites_to_console=False)
+    _run_simulation(
+        server_app, client_app, num_supernodes=len(loaded.spec.participants), sites_to_console=False, client_cpus=1.0
+    )
     if hooks.report is None:
         raise RuntimeError(f"the simulation of {spec_path.name} ended without a report")
     return hooks.report

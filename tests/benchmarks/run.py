@@ -88,7 +88,9 @@ def one_run(loaded: LoadedSpec, governed: bool, workdir: Path, index: int) -> fl
     else:
         server_app = plain_server_app(loaded)
     started = time.perf_counter()
-    _run_simulation(server_app, client_app, num_supernodes=len(loaded.spec.participants), sites_to_console=False)
+    _run_simulation(
+        server_app, client_app, num_supernodes=len(loaded.spec.participants), sites_to_console=False, client_cpus=1.0
+    )
     return time.perf_counter() - started
 
 

@@ -66,6 +66,8 @@ PAIRS = 3
 DEMO_SIZE = {"num_sites": 4, "rounds": 10, "records_per_site": 142}
 SCALE_SIZE = {"num_sites": 1000, "rounds": 3}
 SCRAPES = 5
+CLIENT_CPUS = 1.0
+"""CPUs Ray reserves per simulated site, on both sides (``sandbox run``'s default)."""
 GIB = 2**30
 
 
@@ -84,7 +86,13 @@ def governed_run(federation: BenchFederation, run_dir: Path) -> tuple[float, Rou
     client_app = make_client_app(simulated_site_settings(loaded, run_dir), train=no_dp_train_handler)
     with mock.patch.object(server_module, "build_inner_strategy", clocked_inner):
         started = time.perf_counter()
-        _run_simulation(server_app, client_app, num_supernodes=len(loaded.spec.participants), sites_to_console=False)
+        _run_simulation(
+            server_app,
+            client_app,
+            num_supernodes=len(loaded.spec.participants),
+            sites_to_console=False,
+            client_cpus=CLIENT_CPUS,
+        )
         seconds = time.perf_counter() - started
     state = hooks.report["state"] if hooks.report else "no report"
     return seconds, clocks[0], registry, state
@@ -97,7 +105,11 @@ def plain_run(federation: BenchFederation) -> tuple[float, RoundClock]:
     client_app = plain_client_app(site_config_paths(federation.spec.parent / spec.federation, spec.site_ids), spec)
     started = time.perf_counter()
     _run_simulation(
-        plain_server_app(spec, clock), client_app, num_supernodes=len(spec.participants), sites_to_console=False
+        plain_server_app(spec, clock),
+        client_app,
+        num_supernodes=len(spec.participants),
+        sites_to_console=False,
+        client_cpus=CLIENT_CPUS,
     )
     return time.perf_counter() - started, clock
 

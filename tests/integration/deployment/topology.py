@@ -31,6 +31,8 @@ SANDBOX = str(BIN / "sandbox")
 PARTICIPANTS = str(BIN / "participants")
 SITES = ("de-berlin", "fr-lyon", "gb-leeds")
 TRIAL_ID = "pilot-deploy"
+RESUMED_TRIAL_ID = "pilot-resume"
+"""The same pilot under another id (its own site state): the trial that is killed in round 2 and resumed."""
 JOIN_WAIT_SECONDS = 10
 
 
@@ -53,12 +55,15 @@ def make_pilot(root: Path) -> DemoCopy:
     spec["participants"] = [p for p in spec["participants"] if p["site_id"] in SITES]
     pilot = demo.examples / "pilot.yaml"
     pilot.write_text(yaml.safe_dump(spec, sort_keys=False))
+    resumed = demo.examples / "pilot-resume.yaml"
+    resumed.write_text(yaml.safe_dump({**spec, "trial_id": RESUMED_TRIAL_ID}, sort_keys=False))
     for site_id in SITES:
         path = demo.site_config(site_id)
         config = yaml.safe_load(path.read_text())
         config.update({"simulated": False, "state_dir": f"../../site-state/{site_id}"})
         path.write_text(yaml.safe_dump(config, sort_keys=False))
     demo.approve(pilot, sites=SITES)
+    demo.approve(resumed, sites=SITES)
     return demo
 
 
@@ -177,18 +182,63 @@ class Topology:
             _kill(pid, signal.SIGKILL)
 
     def kill_superlink(self) -> None:
-        """SIGKILL the SuperLink's process group (the machine went away)."""
+        """SIGKILL the SuperLink and the ServerApp processes it started (the coordinator's machine went away)."""
         assert self.superlink is not None
         os.killpg(self.superlink.pid, signal.SIGKILL)
         self.superlink.wait(timeout=10)
+        for _ in range(20):
+            started = [
+                pid
+                for pid in self.flower_pids(f":{self.superlink_port}")
+                if any(name in _cmdline(pid) for name in ("flower-superexec", "flwr-serverapp"))
+            ]
+            if not started:
+                return
+            for pid in started:
+                _kill(pid, signal.SIGKILL)
+            time.sleep(0.5)
+        raise AssertionError("the SuperLink's ServerApp processes survived SIGKILL")
 
-    def start_run(self, runs_root: Path, *extra: str) -> subprocess.Popen[str]:
-        """``sandbox run pilot.yaml --engine deployment ...`` in the background (JSON on stdout)."""
+    def restart(self) -> None:
+        """Start the SuperLink again (it kept no state), register the sites' keys again and rejoin every site."""
+        self.start_superlink()
+        self.register_and_join()
+
+    def register_and_join(self) -> None:
+        """``sandbox nodes register`` every published key, then ``participants join`` every site; wait until online."""
+        registered = run_cli(
+            SANDBOX,
+            "nodes",
+            "register",
+            str(self.spec),
+            "--superlink",
+            self.address,
+            "--root-certificates",
+            str(self.ca),
+            "--format",
+            "json",
+        )
+        assert registered.returncode == 0, registered.stderr + self.logs()
+        assert {n["site_id"] for n in json.loads(registered.stdout)["nodes"]} == set(SITES)
+        for site_id in SITES:
+            self.join(site_id)
+        self.wait_online()
+
+    def start_run(
+        self,
+        runs_root: Path,
+        *extra: str,
+        spec: Path | None = None,
+        metrics_port: int | None = None,
+        resume: Path | None = None,
+    ) -> subprocess.Popen[str]:
+        """``sandbox run pilot.yaml --engine deployment ...`` (or ``--resume RUN_DIR``) in the background (JSON on stdout)."""
+        what = ["--resume", str(resume)] if resume is not None else [str(spec or self.spec)]
         return subprocess.Popen(
             [
                 SANDBOX,
                 "run",
-                str(self.spec),
+                *what,
                 "--engine",
                 "deployment",
                 "--superlink",
@@ -198,7 +248,9 @@ class Topology:
                 "--runs-root",
                 str(runs_root),
                 "--metrics-port",
-                str(free_port()),
+                str(metrics_port or free_port()),
+                "--linger-seconds",
+                "0",
                 "--format",
                 "json",
                 *extra,
@@ -256,6 +308,13 @@ class Topology:
             time.sleep(0.5)
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def _kill(pid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(pid, sig)
@@ -283,23 +342,7 @@ def build_topology(root: Path) -> Topology:
         (demo.sites_dir / f"{site_id}.node.pub").write_bytes((topology.keys / f"{site_id}.node.pub").read_bytes())
     topology.start_superlink()
     try:
-        registered = run_cli(
-            SANDBOX,
-            "nodes",
-            "register",
-            str(topology.spec),
-            "--superlink",
-            topology.address,
-            "--root-certificates",
-            str(topology.ca),
-            "--format",
-            "json",
-        )
-        assert registered.returncode == 0, registered.stderr + topology.logs()
-        assert {n["site_id"] for n in json.loads(registered.stdout)["nodes"]} == set(SITES)
-        for site_id in SITES:
-            topology.join(site_id)
-        topology.wait_online()
+        topology.register_and_join()
     except BaseException:
         topology.close()
         raise
