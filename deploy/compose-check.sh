@@ -50,24 +50,33 @@ export COMPOSE_PROJECT_NAME="sandboxcheck$(basename "$WORK" | tr 'A-Z' 'a-z' | t
 DOCKERD_PID=""
 STACK_UP=0
 
-cleanup() {
-  status=$?
-  set +e
+# Take the stack down and stop dockerd (idempotent): at the end of a passing check, before the run
+# folder is printed as the last line, and on any exit.
+teardown() {
   if [ "$STACK_UP" = 1 ]; then
-    if [ "$status" != 0 ]; then
-      (cd "$REPO" && docker-compose logs --no-color --tail=30 >&2 2>&1)
-    fi
     say "taking the stack down"
     (cd "$REPO" && docker-compose --profile trial down --remove-orphans >&2 2>&1)
+    STACK_UP=0
   fi
   if [ -n "$DOCKERD_PID" ]; then
     "$DOCKER" container prune -f >/dev/null 2>&1
     "$DOCKER" image prune -f >/dev/null 2>&1
+    say "stopping dockerd"
     kill "$DOCKERD_PID" 2>/dev/null
-    for _ in $(seq 1 60); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.5; done
+    for _ in $(seq 1 120); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.5; done
+    DOCKERD_PID=""
   fi
   # dockerd leaves its network namespace mounted under its exec root
   grep -o " $WORK/[^ ]*" /proc/mounts | sort -r | while read -r mount; do umount -l "$mount"; done
+}
+
+cleanup() {
+  status=$?
+  set +e
+  if [ "$status" != 0 ] && [ "$STACK_UP" = 1 ]; then
+    (cd "$REPO" && docker-compose logs --no-color --tail=30 >&2 2>&1)
+  fi
+  teardown
   rm -rf "$WORK"
   exit $status
 }
@@ -120,9 +129,16 @@ cert=${PIP_CERT:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}
 } > "$CONTEXT/docker/pip/pip.conf"
 torch_index=""
 ls "$CONTEXT"/docker/pip/wheels/torch-2.13.0* >/dev/null 2>&1 || torch_index=https://download.pytorch.org/whl/cpu
-"$DOCKER" build --network host --build-arg BASE_IMAGE=sandbox-base:bookworm --build-arg "TORCH_INDEX_URL=$torch_index" \
-  -t regulatory-sandbox:check "$CONTEXT" > "$WORK/build.log" 2>&1 || { tail -30 "$WORK/build.log" >&2; die "image build failed"; }
-"$DOCKER" image prune -f >/dev/null   # dangling images of earlier builds (the build cache stays)
+# The build stage is tagged too (check-build), so that pruning dangling images keeps its cache: a
+# later check rebuilds only when the packages changed. It holds the host's pip settings in a
+# layer, and stays in this host's data root; the project image (its final stage) never does.
+for target in build final; do
+  tag=regulatory-sandbox:check; [ "$target" = build ] && tag=regulatory-sandbox:check-build
+  "$DOCKER" build --network host --build-arg BASE_IMAGE=sandbox-base:bookworm --build-arg "TORCH_INDEX_URL=$torch_index" \
+    $([ "$target" = build ] && echo --target=build) -t "$tag" "$CONTEXT" >> "$WORK/build.log" 2>&1 \
+    || { tail -30 "$WORK/build.log" >&2; die "image build failed"; }
+done
+"$DOCKER" image prune -f >/dev/null   # images of earlier builds (stale once the packages changed)
 say "project image built ($(grep -c 'Using cache' "$WORK/build.log" || true) cached steps)"
 
 say "building a Prometheus image from Debian's prometheus package"
@@ -225,5 +241,7 @@ PY
 KEEP="$REPO/runs/compose-check/$(basename "$RUN_DIR")"
 mkdir -p "$(dirname "$KEEP")"
 cp -r "$RUN_DIR" "$KEEP"
-say "passed in $(( $(date +%s) - STARTED )) s"
+say "passed in $(( $(date +%s) - STARTED )) s; evidence copied to $KEEP"
+teardown
+say "done in $(( $(date +%s) - STARTED )) s (stack down, dockerd stopped)"
 echo "$KEEP"
