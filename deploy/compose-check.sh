@@ -66,8 +66,9 @@ teardown() {
     for _ in $(seq 1 120); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.5; done
     DOCKERD_PID=""
   fi
-  # dockerd leaves its network namespace mounted under its exec root
+  # dockerd leaves its network namespace mounted under its exec root, and its data root bind-mounted
   grep -o " $WORK/[^ ]*" /proc/mounts | sort -r | while read -r mount; do umount -l "$mount"; done
+  if [ -z "$DOCKERD_PID" ] && grep -q " $DATA_ROOT " /proc/mounts; then umount -l "$DATA_ROOT"; fi
 }
 
 cleanup() {
