@@ -1,6 +1,8 @@
 # The project image: the sandbox with Flower, Opacus and torch (CPU) in a virtual environment
 # (/opt/sandbox/venv, on PATH) and the project at /opt/sandbox/app (flwr run packs it as the Flower
 # app). One image serves the SuperLink, every SuperNode and the trial; it runs as uid 10001.
+# The project is installed editable, so the packages are imported from /opt/sandbox/app: `sandbox run
+# --engine deployment` submits that folder (its pyproject.toml names the apps) to the SuperLink.
 #
 #   docker build -t regulatory-sandbox .
 #
@@ -21,7 +23,7 @@ RUN set -e; \
     if [ -f /opt/sandbox/app/docker/pip/pip.conf ]; then export PIP_CONFIG_FILE=/opt/sandbox/app/docker/pip/pip.conf; fi; \
     python3 -m venv /opt/sandbox/venv; \
     /opt/sandbox/venv/bin/pip install ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"} "torch==2.13.0"; \
-    /opt/sandbox/venv/bin/pip install /opt/sandbox/app; \
+    /opt/sandbox/venv/bin/pip install -e /opt/sandbox/app; \
     rm -rf /opt/sandbox/app/docker /opt/sandbox/app/build /opt/sandbox/app/*.egg-info
 
 FROM ${BASE_IMAGE}

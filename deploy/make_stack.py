@@ -2,20 +2,35 @@
 
 ``python deploy/make_stack.py --out deploy/stack`` (``make compose-check`` does it) writes::
 
-    <out>/coordinator/trial.yaml            the trial the stack runs (3 sites, 2 rounds, the demo's model and DP)
-    <out>/coordinator/federation/<id>.yaml  the sites' node configs as the coordinator's pre-flight reads them
-    <out>/coordinator/runs/                 run folders (audit chain, report.json, model, metrics)
-    <out>/sites/<id>/config/site.yaml       the site's node config (its SuperNode's --node-config site-config=)
-    <out>/sites/<id>/config/approvals/      its signed approvals; config/keys/trusted.pem: whose it accepts
-    <out>/sites/<id>/policy/                its institution policy and the country layer it extends
-    <out>/sites/<id>/data/records.csv       its records (the demo's simulated share, as a CSV file)
-    <out>/sites/<id>/state/                 its audit chain and privacy ledger (the only folder it writes)
+    <out>/coordinator/trial.yaml              the trial the stack runs: the demo spec (its data contract,
+                                              model and DP) for 3 sites and 2 rounds
+    <out>/coordinator/federation/<id>.yaml    what each site publishes to the coordinator: its node config,
+    <out>/coordinator/federation/<id>/        its policy files, approver key and signed approval (copies)
+    <out>/coordinator/runs/                   run folders (audit chain, report.json, model, metrics)
+    <out>/sites/<id>/config/site.yaml         the site's node config (``participants join --site-config``)
+    <out>/sites/<id>/config/approvals/        its signed approvals; config/keys/trusted.pem: whose it accepts
+    <out>/sites/<id>/policy/                  its institution policy and the country layer it extends
+    <out>/sites/<id>/state/                   its audit chain, privacy ledger and Flower home (the only
+                                              folder it writes)
+    <out>/sites/<id>/node/                    its SuperNode's TLS and authentication material (see below)
+    <out>/tls/superlink/, <out>/tls/trial/    the SuperLink's and the trial's TLS material (see below)
 
-Each ``supernode-<id>`` service mounts its own four folders and nothing of another site's. The
-records are the demo's simulated shares of scikit-learn's breast-cancer set, not patient data.
-Approver keys and approvals are made by ``sandbox certs new-key`` and ``sandbox approve`` after
-this script (see ``deploy/compose-check.sh``). Today's pre-flight reads the sites' node configs,
-policies and approvals through the federation folder, so the coordinator mounts ``sites/`` read-only.
+Each site's records are its share of the demo's packaged data (``embedded-breast-cancer``, the
+same seeded, non-IID split of scikit-learn's breast-cancer set the demo uses, partitions 0, 1, 2):
+the trial's data contract (30 features, target ``diagnosis``) is the demo's own, so the stack needs
+no data folder. A real site names its own extract instead (``data: {kind: csv, ...}``) and mounts it.
+
+Not written here, never committed: the key material. ``deploy/compose-check.sh`` makes it with the
+project's own commands before ``docker-compose up``, the way each party would: ``sandbox certs ca``
+(the CA key stays outside the stack) and ``sandbox certs server --host 127.0.0.1`` into
+``tls/superlink/`` (with ``ca.pem``), ``ca.pem`` alone into ``tls/trial/``; each site's ``sandbox
+certs node-key`` into ``sites/<id>/node/`` (with ``ca.pem``), whose public half it publishes as
+``coordinator/federation/<id>.node.pub``; approver keys (``sandbox certs new-key``) and approvals
+(``sandbox approve``), each site's approval copied into its own ``config/approvals/``.
+
+The coordinator's copy of a site's node config points into ``federation/<id>/`` only; its
+``state_dir`` there is an empty folder (the coordinator never sees a site's ledger: its pre-flight
+dry run starts from nothing spent, and each site enforces its own ledger).
 """
 
 from __future__ import annotations
@@ -25,10 +40,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
-
-from participants.embedded_data import embedded_partition
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -36,6 +48,7 @@ SITES = ("de-berlin", "fr-lyon", "gb-leeds")
 """The stack's sites: the demo's first three simulated institutions (partitions 0, 1, 2)."""
 ROUNDS = 2
 TRIAL_ID = "compose-pilot"
+SITE_FOLDERS = ("config/approvals", "config/keys", "policy", "state", "node")
 
 
 def _yaml(path: Path, data: dict[str, Any]) -> None:
@@ -43,28 +56,29 @@ def _yaml(path: Path, data: dict[str, Any]) -> None:
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
 
 
-def write_site(out: Path, site_id: str, partition: int) -> dict[str, Any]:
-    """Write one site's folders; return its node config as the coordinator's federation copy holds it."""
-    demo = yaml.safe_load((EXAMPLES / "demo-sites" / f"{site_id}.yaml").read_text(encoding="utf-8"))
-    root = out / "sites" / site_id
-    for folder in ("config/approvals", "config/keys", "policy", "data", "state"):
-        (root / folder).mkdir(parents=True, exist_ok=True)
+def _write_policy(site_id: str, folder: Path) -> None:
+    """The institution's policy and the country layer it extends, side by side in ``folder``."""
     institution = EXAMPLES / "policies" / "institutions" / f"{site_id}.yaml"
     policy = yaml.safe_load(institution.read_text(encoding="utf-8"))
-    country = (institution.parent / policy["extends"]).resolve()
-    shutil.copyfile(country, root / "policy" / "country.yaml")
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile((institution.parent / policy["extends"]).resolve(), folder / "country.yaml")
     text = institution.read_text(encoding="utf-8").replace(f"extends: {policy['extends']}", "extends: country.yaml")
-    (root / "policy" / "institution.yaml").write_text(text, encoding="utf-8")
-    features, labels = embedded_partition(partition)
-    header = ",".join([*(f"f{column}" for column in range(features.shape[1])), "target"])
-    table = np.column_stack([features, labels])
-    np.savetxt(root / "data" / "records.csv", table, delimiter=",", header=header, comments="", fmt="%.10g")
+    (folder / "institution.yaml").write_text(text, encoding="utf-8")
+
+
+def write_site(out: Path, site_id: str) -> dict[str, Any]:
+    """Write one site's folders; return its node config as it publishes it to the coordinator."""
+    demo = yaml.safe_load((EXAMPLES / "demo-sites" / f"{site_id}.yaml").read_text(encoding="utf-8"))
+    root = out / "sites" / site_id
+    for folder in SITE_FOLDERS:
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    _write_policy(site_id, root / "policy")
     config = {
         "site_id": site_id,
         "jurisdiction": demo["jurisdiction"],
         "institution": demo["institution"],
-        "simulated": True,
-        "data": {"kind": "csv", "path": "../data/records.csv", "target_column": "target"},
+        "simulated": False,  # a SuperNode of its own: secret DP randomness, its own state folder
+        "data": demo["data"],  # the demo's packaged share (embedded-breast-cancer, its partition)
         "test_fraction": demo.get("test_fraction", 0.25),
         "policy": "../policy/institution.yaml",
         "state_dir": "../state",
@@ -72,13 +86,16 @@ def write_site(out: Path, site_id: str, partition: int) -> dict[str, Any]:
         "trusted_keys": "keys/trusted.pem",
     }
     _yaml(root / "config" / "site.yaml", config)
-    seen_from_coordinator = f"../../sites/{site_id}/config/"
+    published = out / "coordinator" / "federation" / site_id
+    _write_policy(site_id, published / "policy")
+    for folder in ("approvals", "state"):
+        (published / folder).mkdir(parents=True, exist_ok=True)
     return {
         **config,
-        "data": {**config["data"], "path": seen_from_coordinator + config["data"]["path"]},
-        **{
-            key: seen_from_coordinator + config[key] for key in ("policy", "state_dir", "approvals_dir", "trusted_keys")
-        },
+        "policy": f"{site_id}/policy/institution.yaml",
+        "state_dir": f"{site_id}/state",
+        "approvals_dir": f"{site_id}/approvals",
+        "trusted_keys": f"{site_id}/trusted.pem",
     }
 
 
@@ -88,8 +105,10 @@ def write_stack(out: Path, *, rounds: int = ROUNDS) -> Path:
     demo_sites = {p["site_id"]: p for p in spec["participants"]}
     coordinator = out / "coordinator"
     (coordinator / "runs").mkdir(parents=True, exist_ok=True)
-    for partition, site_id in enumerate(SITES):
-        _yaml(coordinator / "federation" / f"{site_id}.yaml", write_site(out, site_id, partition))
+    for folder in ("superlink", "trial"):
+        (out / "tls" / folder).mkdir(parents=True, exist_ok=True)
+    for site_id in SITES:
+        _yaml(coordinator / "federation" / f"{site_id}.yaml", write_site(out, site_id))
     spec.update(
         trial_id=TRIAL_ID,
         title="Cross-border pilot on the docker-compose stack (simulated sites)",

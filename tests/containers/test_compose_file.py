@@ -2,10 +2,13 @@
 
 ``docker-compose config`` (Debian package ``docker-compose``, installed here when missing and run
 as root; otherwise the test fails saying how to install it) validates the file and resolves it;
-the tests then check the topology on what it resolved: one SuperLink, one SuperNode per site
-mounting its own node config, policy, data and state and nothing of another site's, Prometheus
-with the shipped config, Grafana provisioned from the shipped dashboards, host networking.
-``make compose-check`` runs the stack itself (minutes; not part of ``make test``).
+the tests then check the topology on what it resolved: one SuperLink serving TLS and admitting only
+registered SuperNodes (no ``--insecure`` anywhere), one SuperNode per site (``participants join``
+with its own node key and the CA certificate) mounting its own node config, policy, node key and
+state and nothing of another site's, a SuperLink and a trial that mount no site's folder,
+Prometheus with the shipped config, Grafana provisioned from the shipped dashboards, host
+networking; and that the trial the stack runs is the demo's data contract on the demo's packaged
+per-site shares. ``make compose-check`` runs the stack itself (minutes; not part of ``make test``).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from deploy.make_stack import SITES, write_stack  # noqa: E402
-from participants.site_config import load_site_config  # noqa: E402
+from participants.site_config import EmbeddedSource, load_site_config  # noqa: E402
 from trialcore.spec_loading import load_spec  # noqa: E402
 
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -91,6 +94,18 @@ def test_missing_docker_compose_fails_with_install_hint(monkeypatch: pytest.Monk
         require_docker_compose()
 
 
+def sandbox_services(resolved: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The services that run the project's image (SuperLink, SuperNodes, trial)."""
+    return {name: s for name, s in resolved["services"].items() if name not in {"prometheus", "grafana"}}
+
+
+def option(service: dict[str, Any], name: str) -> str:
+    """The value of the one ``--name=VALUE`` argument of the service's command."""
+    values = [arg.split("=", 1)[1] for arg in service["command"] if arg.startswith(f"{name}=")]
+    assert len(values) == 1, (name, service["command"])
+    return values[0]
+
+
 def test_compose_file_names_the_pilot_topology(resolved: dict[str, Any]) -> None:
     """docker-compose accepts the file: a SuperLink, one SuperNode per site, the trial, Prometheus and Grafana."""
     services = resolved["services"]
@@ -107,8 +122,30 @@ def test_compose_file_names_the_pilot_topology(resolved: dict[str, Any]) -> None
     assert services["grafana"]["image"] == "grafana/grafana"
 
 
-def test_each_supernode_mounts_only_its_own_site(resolved: dict[str, Any], stack: Path) -> None:
-    """A site's SuperNode sees its own node config, policy and data (read-only) and state, never another site's."""
+def test_nothing_in_the_stack_runs_without_tls(resolved: dict[str, Any]) -> None:
+    """No service passes --insecure or an insecure connection; the SuperLink serves TLS and admits only registered nodes."""
+    for name, service in resolved["services"].items():
+        text = yaml.safe_dump({"command": service.get("command"), "environment": service.get("environment")})
+        assert "insecure" not in text.lower(), f"{name} runs without TLS: {text}"
+    superlink = resolved["services"]["superlink"]
+    assert "--enable-supernode-auth" in superlink["command"]
+    tls = sources(superlink)["/tls"]
+    for flag, file in (
+        ("--ssl-ca-certfile", "ca.pem"),
+        ("--ssl-certfile", "server.pem"),
+        ("--ssl-keyfile", "server.key"),
+    ):
+        assert option(superlink, flag) == f"/tls/{file}"
+    trial = resolved["services"]["trial"]
+    assert trial["command"][:2] == ["sandbox", "run"] and "--engine=deployment" in trial["command"]
+    assert trial["environment"]["SANDBOX_ROOT_CERTIFICATES"] == "/tls/ca.pem"
+    assert sources(trial)["/tls"] != tls, "the trial gets the CA certificate only, not the SuperLink's key"
+
+
+def test_each_supernode_joins_with_its_own_key_and_mounts_only_its_own_site(
+    resolved: dict[str, Any], stack: Path
+) -> None:
+    """A site's SuperNode mounts its own node config, policy, node key and state folder and nothing of another site's."""
     for site in SITES:
         service = resolved["services"][f"supernode-{site}"]
         mounts = sources(service)
@@ -116,18 +153,39 @@ def test_each_supernode_mounts_only_its_own_site(resolved: dict[str, Any], stack
         assert mounts == {
             "/site/config": str(own / "config"),
             "/site/policy": str(own / "policy"),
-            "/site/data": str(own / "data"),
+            "/site/node": str(own / "node"),
             "/site/state": str(own / "state"),
         }, service["volumes"]
+        for other in SITES:
+            if other != site:
+                assert not any(other in host for host in mounts.values()), (site, other, mounts)
         read_only = {volume.split(":")[1] for volume in service["volumes"] if volume.endswith(":ro")}
-        assert read_only == {"/site/config", "/site/policy", "/site/data"}
-        assert "--node-config=site-config='/site/config/site.yaml'" in service["command"]
-        ports = {arg for arg in service["command"] if arg.startswith("--port=")}
-        assert len(ports) == 1
-    ports = [
-        next(a for a in resolved["services"][f"supernode-{s}"]["command"] if a.startswith("--port=")) for s in SITES
-    ]
+        assert read_only == {"/site/config", "/site/policy", "/site/node"}
+        assert service["command"][:2] == ["participants", "join"]
+        assert option(service, "--site-config") == "/site/config/site.yaml"
+        assert option(service, "--root-certificates") == "/site/node/ca.pem"
+        assert option(service, "--auth-key") == f"/site/node/{site}.node.key"
+    ports = [option(resolved["services"][f"supernode-{s}"], "--port") for s in SITES]
     assert len(set(ports)) == len(SITES), "each SuperNode on one host needs its own Runtime API port"
+
+
+def test_coordinator_services_mount_no_site_folder(resolved: dict[str, Any], stack: Path) -> None:
+    """The SuperLink and the trial see the coordinator's folder and their TLS files; no site's folder or node key."""
+    expected_tls = {"superlink": stack / "tls" / "superlink", "trial": stack / "tls" / "trial"}
+    for name, tls in expected_tls.items():
+        service = resolved["services"][name]
+        assert sources(service) == {
+            "/tls": str(tls),
+            "/stack/coordinator/trial.yaml": str(stack / "coordinator" / "trial.yaml"),
+            "/stack/coordinator/federation": str(stack / "coordinator" / "federation"),
+            "/stack/coordinator/runs": str(stack / "coordinator" / "runs"),
+        }, service["volumes"]
+        writable = {volume.split(":")[1] for volume in service["volumes"] if not volume.endswith(":ro")}
+        assert writable == {"/stack/coordinator/runs"}
+    for name, service in sandbox_services(resolved).items():
+        for host in sources(service).values():
+            if not name.startswith("supernode-"):
+                assert not Path(host).is_relative_to(stack / "sites"), (name, host)
 
 
 def test_monitoring_services_use_the_shipped_configuration(resolved: dict[str, Any]) -> None:
@@ -145,23 +203,43 @@ def test_monitoring_services_use_the_shipped_configuration(resolved: dict[str, A
     }
 
 
-def test_stack_folders_keep_each_site_to_itself(stack: Path) -> None:
-    """Each site's node config loads and points only into its own folders; the coordinator sees the same files."""
+def test_stack_runs_the_demo_contract_on_the_demos_packaged_shares(stack: Path) -> None:
+    """The stack's trial is the demo's data contract (features, target) for three sites, on the demo's own per-site shares."""
     spec = load_spec(stack / "coordinator" / "trial.yaml")
+    demo = load_spec(REPO / "examples" / "demo.yaml")
     assert spec.spec.site_ids == SITES
     assert spec.spec.rounds == 2
+    assert spec.spec.data == demo.spec.data
+    assert spec.spec.model == demo.spec.model
+    demo_sites = REPO / "examples" / "demo-sites"
+    for site in SITES:
+        config = load_site_config(stack / "sites" / site / "config" / "site.yaml").config
+        assert isinstance(config.data, EmbeddedSource)
+        assert config.data == load_site_config(demo_sites / f"{site}.yaml").config.data
+
+
+def test_stack_folders_keep_each_site_to_itself(stack: Path) -> None:
+    """Each site's node config points only into its own folders; the coordinator's copy only into what the site published."""
     for site in SITES:
         own = (stack / "sites" / site).resolve()
         config = load_site_config(own / "config" / "site.yaml")
-        coordinator_copy = load_site_config(stack / "coordinator" / "federation" / f"{site}.yaml")
-        named = [config.config.data.path, config.config.policy, config.config.state_dir, config.config.trusted_keys]  # type: ignore[union-attr]
-        for relative in named:
-            assert config.resolve(str(relative)).resolve().is_relative_to(own), relative
-        assert (
-            config.resolve(config.config.data.path).resolve()
-            == coordinator_copy.resolve(  # type: ignore[union-attr]
-                coordinator_copy.config.data.path  # type: ignore[union-attr]
-            ).resolve()
+        assert config.config.simulated is False
+        for relative in (config.config.policy, config.config.state_dir, config.config.trusted_keys):
+            assert config.resolve(str(relative)).is_relative_to(own), relative
+        published = (stack / "coordinator" / "federation" / site).resolve()
+        copy = load_site_config(stack / "coordinator" / "federation" / f"{site}.yaml")
+        for relative in (
+            copy.config.policy,
+            copy.config.state_dir,
+            copy.config.trusted_keys,
+            copy.config.approvals_dir,
+        ):
+            assert copy.resolve(str(relative)).is_relative_to(published), relative
+        assert copy.config.model_dump(exclude={"policy", "state_dir", "approvals_dir", "trusted_keys"}) == (
+            config.config.model_dump(exclude={"policy", "state_dir", "approvals_dir", "trusted_keys"})
         )
-        policy_text = (own / "policy" / "institution.yaml").read_text(encoding="utf-8")
-        assert "extends: country.yaml" in policy_text
+        for policy in (own / "policy", published / "policy"):
+            assert "extends: country.yaml" in (policy / "institution.yaml").read_text(encoding="utf-8")
+        assert (own / "policy" / "institution.yaml").read_bytes() == (
+            published / "policy" / "institution.yaml"
+        ).read_bytes()
