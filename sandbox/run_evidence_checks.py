@@ -79,12 +79,20 @@ def ledger_files(state_folder: Path) -> list[Path]:
 
 
 def named_charges(site: Sequence[Entry]) -> list[tuple[int, str]]:
-    """(ledger seq, ledger hash) of every charge the site's ``update-sent`` entries name."""
-    found = []
+    """(ledger seq, ledger hash) of every charge the site's entries name, once each, in chain order.
+
+    Training charges are named by ``update-sent`` entries (``dp_sgd``); every other release
+    (feature statistics, evaluation) by the ``release`` of the entry that sent it.
+    """
+    found: list[tuple[int, str]] = []
     for entry in site:
-        dp = entry["payload"].get("dp_sgd") if entry["event"] == "update-sent" else None
-        if isinstance(dp, dict) and "ledger_seq" in dp:
-            found.append((int(dp["ledger_seq"]), str(dp["ledger_hash"])))
+        payload = entry["payload"]
+        named = [payload.get("dp_sgd") if entry["event"] == "update-sent" else None, payload.get("release")]
+        for charge in named:
+            if isinstance(charge, dict) and "ledger_seq" in charge:
+                pair = (int(charge["ledger_seq"]), str(charge["ledger_hash"]))
+                if pair not in found:
+                    found.append(pair)
     return found
 
 

@@ -144,6 +144,21 @@ def test_rewritten_entry_with_hashes_recomputed_and_head_updated_fails(
     assert "not by the expected key" in result.stdout
 
 
+def test_every_release_the_chain_names_is_checked_in_the_ledger(demo_run: DemoRun, run_copy: Path) -> None:
+    """Each site's check counts all its charges (feature sums, training, evaluation); a ledger cut short is caught.
+
+    Dropping the last charge (round 10's evaluation) leaves an intact ledger and every training charge
+    in place: only the evaluation entry of the site's chain still names it.
+    """
+    result = verify(run_copy, *pinned(demo_run))
+    assert f"ok    ledger {SITE}: 21 charge(s) named by the chain are in the intact ledger" in result.stdout
+    [ledger] = (run_copy / "sites" / SITE / "privacy").glob("*.ledger.jsonl")
+    charges = ledger.read_text().splitlines()
+    assert json.loads(charges[-1])["release"] == "evaluation"
+    ledger.write_text("\n".join(charges[:-1]) + "\n")
+    assert_caught(verify(run_copy, *pinned(demo_run)), f"ledger {SITE}")
+
+
 def test_replaced_model_file_fails(demo_run: DemoRun, run_copy: Path) -> None:
     """A different model.pt than the one the run saved is caught by its SHA-256."""
     (run_copy / "model.pt").write_bytes(b"another model")
