@@ -54,9 +54,9 @@ from trialcore.errors import ExitCode, SandboxError
 from trialcore.spec_loading import load_spec
 from trialcore.yaml_file import MAX_YAML_BYTES
 
-DEFAULT_EXAMPLES = 400
+DEFAULT_EXAMPLES = 250
 FUZZ_EXAMPLES = int(os.environ.get("SANDBOX_FUZZ_EXAMPLES", str(DEFAULT_EXAMPLES)))
-"""Examples per reader (four readers): 1,600 in ``make test``; ``make bench`` runs 2,500 each (10,000)."""
+"""Examples per reader (four readers): 1,000 in ``make test``; ``make bench`` runs 2,500 each (10,000)."""
 
 EXAMPLE_SECONDS = 20.0
 """No single input may keep a reader busy longer (a hang, or a blow-up, fails the test)."""
