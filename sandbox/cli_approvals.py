@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from participants.approval_keys import KeyPairFiles, fingerprint, load_private_key, load_trusted_keys, new_key_pair
 from participants.approvals import Approval, approval_path, sign_approval, site_policy_hash, write_approval
 from participants.site_config import LoadedSiteConfig
+from sandbox.cli_certs import emit_key_pairs_json
 from sandbox.federation import load_federation
 from trialcore.cli_output import OutputFormat, emit_json, guarded
 from trialcore.errors import BadInputError, Problem, SandboxError, show_path, show_value
@@ -64,15 +65,7 @@ def new_key(
 
     pairs = guarded(output, create)
     if output is OutputFormat.json:
-        emit_json(
-            {
-                "ok": True,
-                "keys": [
-                    {"private_key": str(p.private_key), "public_key": str(p.public_key), "fingerprint": p.fingerprint}
-                    for p in pairs
-                ],
-            }
-        )
+        emit_key_pairs_json(pairs)
         return
     for pair in pairs:
         print(f"{pair.private_key} (private, 0600) and {pair.public_key}: key {pair.fingerprint}")

@@ -8,7 +8,9 @@ approval keys) is in :mod:`sandbox.cli_approvals`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import typer
 
@@ -19,6 +21,32 @@ from trialcore.errors import BadInputError, Problem, show_value
 
 FormatOption = typer.Option(OutputFormat.text, "--format", help="text or json.")
 OutOption = typer.Option(..., "--out", help="Folder for the files (created if missing).")
+
+
+class KeyFiles(Protocol):
+    """A new key pair's files and fingerprint (node keys and approval keys alike)."""
+
+    @property
+    def private_key(self) -> Path: ...
+
+    @property
+    def public_key(self) -> Path: ...
+
+    @property
+    def fingerprint(self) -> str: ...
+
+
+def emit_key_pairs_json(pairs: Sequence[KeyFiles]) -> None:
+    """Print the new key pairs as the JSON result of a ``certs`` command."""
+    emit_json(
+        {
+            "ok": True,
+            "keys": [
+                {"private_key": str(p.private_key), "public_key": str(p.public_key), "fingerprint": p.fingerprint}
+                for p in pairs
+            ],
+        }
+    )
 
 
 def ca(
@@ -79,15 +107,7 @@ def node_key(
 
     pairs = guarded(output, create)
     if output is OutputFormat.json:
-        emit_json(
-            {
-                "ok": True,
-                "keys": [
-                    {"private_key": str(p.private_key), "public_key": str(p.public_key), "fingerprint": p.fingerprint}
-                    for p in pairs
-                ],
-            }
-        )
+        emit_key_pairs_json(pairs)
         return
     for pair in pairs:
         print(
