@@ -17,14 +17,24 @@ ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS build
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-COPY . /opt/sandbox/app/
+# Dependencies first, from pyproject.toml alone: a change to the project's code rebuilds only the
+# last two steps, not the virtual environment (minutes, not the 20 of a full build on vfs).
+COPY pyproject.toml /opt/sandbox/deps/
+COPY docker/pip /opt/sandbox/app/docker/pip/
 RUN set -e; \
     export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1; \
     if [ -f /opt/sandbox/app/docker/pip/pip.conf ]; then export PIP_CONFIG_FILE=/opt/sandbox/app/docker/pip/pip.conf; fi; \
     python3 -m venv /opt/sandbox/venv; \
     /opt/sandbox/venv/bin/pip install ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"} "torch==2.13.0"; \
-    /opt/sandbox/venv/bin/pip install -e /opt/sandbox/app; \
-    rm -rf /opt/sandbox/app/docker /opt/sandbox/app/build /opt/sandbox/app/*.egg-info
+    python3 -c "import tomllib; print('\n'.join(tomllib.load(open('/opt/sandbox/deps/pyproject.toml', 'rb'))['project']['dependencies']))" \
+      > /opt/sandbox/deps/requirements.txt; \
+    /opt/sandbox/venv/bin/pip install -r /opt/sandbox/deps/requirements.txt
+COPY . /opt/sandbox/app/
+RUN set -e; \
+    export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1; \
+    if [ -f /opt/sandbox/app/docker/pip/pip.conf ]; then export PIP_CONFIG_FILE=/opt/sandbox/app/docker/pip/pip.conf; fi; \
+    /opt/sandbox/venv/bin/pip install --no-deps -e /opt/sandbox/app; \
+    rm -rf /opt/sandbox/deps /opt/sandbox/app/docker /opt/sandbox/app/build /opt/sandbox/app/*.egg-info
 
 FROM ${BASE_IMAGE}
 COPY --from=build /opt/sandbox /opt/sandbox

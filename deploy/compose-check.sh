@@ -9,8 +9,9 @@
 # package, no Grafana.
 #
 # Docker's data root (images and build cache) is kept in $SANDBOX_DOCKER_ROOT (default
-# /var/lib/sandbox-compose-check/docker) so that the next check reuses the project image unless the
-# packages changed (the first build takes about 20 min on vfs); SANDBOX_COMPOSE_FRESH=1 builds in a
+# /var/lib/sandbox-compose-check/docker) so that the next check reuses the image's virtual environment
+# unless pyproject.toml changed (the first build takes about 20 min on vfs; a code change rebuilds only
+# the project's own layers); SANDBOX_COMPOSE_FRESH=1 builds in a
 # throwaway data root instead. Delete the folder to reclaim its space.
 set -euo pipefail
 
@@ -131,7 +132,7 @@ cert=${PIP_CERT:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}
 torch_index=""
 ls "$CONTEXT"/docker/pip/wheels/torch-2.13.0* >/dev/null 2>&1 || torch_index=https://download.pytorch.org/whl/cpu
 # The build stage is tagged too (check-build), so that pruning dangling images keeps its cache: a
-# later check rebuilds only when the packages changed. It holds the host's pip settings in a
+# later check reinstalls the dependencies only when pyproject.toml changed. It holds the host's pip settings in a
 # layer, and stays in this host's data root; the project image (its final stage) never does.
 for target in build final; do
   tag=regulatory-sandbox:check; [ "$target" = build ] && tag=regulatory-sandbox:check-build

@@ -280,7 +280,13 @@ def run(
     def served(url: str) -> None:
         stderr.print(f"Serving metrics for Prometheus at [bold]{url}[/bold] while the trial runs")
 
-    chosen = engine_choice(loaded, engine=engine, superlink=superlink, root_certificates=root_certificates)
+    chosen = engine_choice(
+        loaded,
+        engine=engine,
+        superlink=superlink,
+        root_certificates=root_certificates,
+        recorded=inputs.recorded_engine,
+    )
     if chosen.engine is Engine.deployment:
         result = run_deployment(
             trial,
@@ -294,6 +300,7 @@ def run(
             coordinator_key=coordinator_key,
             resume=inputs.resume,
             linger_seconds=linger_seconds,
+            bounds=inputs.bounds,
         )
     else:
         with progress:

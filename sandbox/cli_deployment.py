@@ -106,11 +106,12 @@ def run_deployment(
     coordinator_key: Path | None = None,
     resume: Any = None,
     linger_seconds: float = 0.0,
+    bounds: Any = None,
 ) -> Any:
     """The deployment half of ``sandbox run``: the run's :class:`~sandbox.trial_run.RunResult`.
 
-    ``resume`` (a :class:`~sandbox.run_resume.ResumePoint`) and ``linger_seconds`` reach the
-    ServerApp through the run config.
+    ``resume`` (a :class:`~sandbox.run_resume.ResumePoint`), ``linger_seconds`` and the time
+    ``bounds`` (a :class:`~sandbox.time_bounds.TimeBounds`) reach the ServerApp through the run config.
     """
     from sandbox.deployment_run import run_in_deployment
 
@@ -133,5 +134,6 @@ def run_deployment(
             coordinator_key=coordinator_key,
             resume=resume,
             linger_seconds=linger_seconds,
+            bounds=bounds,
         ),
     )

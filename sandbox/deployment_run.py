@@ -33,11 +33,14 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sandbox.engine_choice import Engine, EngineChoice
 from sandbox.node_bindings import bindings_text, bound_nodes
 from sandbox.resolved_trial import ResolvedTrial
+from sandbox.run_engine_record import record_engine
 from sandbox.run_resume import ResumePoint
 from sandbox.server_app import new_run_id
 from sandbox.superlink_control import SuperLinkAddress, SuperLinkClient, unreachable, wait_reachable
+from sandbox.time_bounds import TimeBounds, run_config_key
 from sandbox.trial_run import FLOWER_ENVIRONMENT, RunResult
 from trialcore import layout, wire
 from trialcore.atomic_file import write_json_atomic
@@ -155,6 +158,7 @@ def run_in_deployment(
     coordinator_key: Path | None = None,
     resume: ResumePoint | None = None,
     linger_seconds: float = 0.0,
+    bounds: TimeBounds | None = None,
 ) -> RunResult:
     """Run ``trial`` through the SuperLink at ``address``; its run folder and report.
 
@@ -162,7 +166,9 @@ def run_in_deployment(
     (:mod:`sandbox.report_signature`); None = a key made for this run only. ``resume`` goes on
     with an interrupted run in its own folder from its checkpoint (a new Flower run, the same
     trial run: :mod:`sandbox.coordinator_process`); ``linger_seconds`` keeps the ServerApp
-    serving its final metrics.
+    serving its final metrics. ``bounds`` (:mod:`sandbox.time_bounds`) reach the ServerApp as the
+    run config's ``timeout-NAME-seconds`` keys; a new run records its engine and bounds in its
+    folder (:mod:`sandbox.run_engine_record`) for ``--resume``.
 
     Raises
     ------
@@ -172,6 +178,7 @@ def run_in_deployment(
         A site's node key is not published or not registered.
     """
     loaded = trial.loaded
+    bounds = bounds or TimeBounds()
     wait_reachable(address, wait_seconds=wait_seconds)
     client = SuperLinkClient(address, wait_seconds=wait_seconds)
     try:
@@ -187,11 +194,15 @@ def run_in_deployment(
             wire.FEDERATION_DIR: str(loaded.federation_dir),
             wire.NODE_BINDINGS: bindings_text(bindings),
             wire.LINGER_SECONDS: float(linger_seconds),
+            **{run_config_key(name): seconds for name, seconds in bounds.as_json().items()},
         }
         if coordinator_key is not None:
             run_config[wire.COORDINATOR_KEY] = str(coordinator_key.resolve())
         if resume is not None:
             run_config[wire.RESUME_RUN] = 1
+        else:
+            choice = EngineChoice(Engine.deployment, address.address, address.root_certificates)
+            record_engine(run_dir, choice, bounds)
         flower_run_id = submit_run(address, run_config, wait_seconds=wait_seconds)
         if on_submitted is not None:
             on_submitted(run_dir, flower_run_id)

@@ -8,7 +8,9 @@ A spec may say where it runs::
       root_certificates: pki/ca.pem       # relative to the spec file
 
 ``--engine``, ``--superlink`` and ``--root-certificates`` (or ``SANDBOX_SUPERLINK`` and
-``SANDBOX_ROOT_CERTIFICATES``) each override their part. A spec without the section hashes as it
+``SANDBOX_ROOT_CERTIFICATES``) each override their part. A resumed run (``--resume``) goes on where
+it started: the engine recorded in its folder (:mod:`sandbox.run_engine_record`) stands in for the
+spec's section, and the flags still override it. A spec without the section hashes as it
 did before the section existed (:class:`trialcore.spec.TrialSpec`).
 """
 
@@ -40,9 +42,20 @@ class EngineChoice:
 
 
 def engine_choice(
-    loaded: LoadedSpec, *, engine: Engine | None, superlink: str | None, root_certificates: Path | None
+    loaded: LoadedSpec,
+    *,
+    engine: Engine | None,
+    superlink: str | None,
+    root_certificates: Path | None,
+    recorded: EngineChoice | None = None,
 ) -> EngineChoice:
-    """The spec's ``engine:`` section with every flag given (not None) put over it."""
+    """The spec's ``engine:`` section (or the resumed run's ``recorded`` engine) with every flag given put over it."""
+    if recorded is not None:
+        return EngineChoice(
+            engine=engine if engine is not None else recorded.engine,
+            superlink=superlink if superlink is not None else recorded.superlink,
+            root_certificates=root_certificates if root_certificates is not None else recorded.root_certificates,
+        )
     section = loaded.spec.engine
     spec_engine = Engine(section.name) if section is not None else Engine.simulation
     spec_superlink = section.superlink if section is not None else None

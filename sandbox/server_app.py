@@ -229,11 +229,11 @@ def run_trial(
     )
     initial_arrays = ArrayRecord(model.state_dict())
     if resume is None:
-        recorder.trial_started()
+        recorder.trial_started(time_bounds=hooks.bounds.as_json())
         checkpoint(0, None)
     else:
         restore_recorder(recorder, resume.recorder)
-        recorder.resumed(last_completed_round=resume.round)
+        recorder.resumed(last_completed_round=resume.round, time_bounds=hooks.bounds.as_json())
         strategy.budget_exhausted.update(recorder.budget_exhausted_sites)
         enforcer.replay(until_round=resume.round)
         initial_arrays = resume.arrays if resume.arrays is not None else initial_arrays

@@ -201,7 +201,8 @@ class TrialRecorder:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def trial_started(self) -> None:
+    def trial_started(self, *, time_bounds: dict[str, float] | None = None) -> None:
+        """Audit the start, with the time bounds (seconds by name) the trial waits under."""
         spec = self.loaded.spec
         self.state = "running"
         self.spec_copy = copy_spec(self.loaded, self.run_dir)
@@ -216,10 +217,11 @@ class TrialRecorder:
                 "sites": [p.site_id for p in spec.participants],
                 "rounds": spec.rounds,
                 "strategy": spec.strategy.name,
+                **({"time_bounds": time_bounds} if time_bounds is not None else {}),
             },
         )
 
-    def resumed(self, *, last_completed_round: int) -> None:
+    def resumed(self, *, last_completed_round: int, time_bounds: dict[str, float] | None = None) -> None:
         """Audit that this run, found ``interrupted``, goes on after its last completed round (``--resume``)."""
         self.state = "running"
         self.metrics.set_state("running")
@@ -231,6 +233,7 @@ class TrialRecorder:
                 "found": "interrupted",
                 "last_completed_round": last_completed_round,
                 "resumes_at_round": last_completed_round + 1,
+                **({"time_bounds": time_bounds} if time_bounds is not None else {}),
             },
         )
 

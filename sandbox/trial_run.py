@@ -25,10 +25,12 @@ from prometheus_client import CollectorRegistry
 from monitoring.exporter import serve
 from participants.client_app import make_client_app
 from sandbox.consent import Clearance
+from sandbox.engine_choice import Engine, EngineChoice
 from sandbox.engine_log import engine_log
 from sandbox.engine_processes import EngineWatch, end_processes
 from sandbox.resolved_trial import ResolvedTrial
 from sandbox.round_outcome import RoundOutcome
+from sandbox.run_engine_record import record_engine
 from sandbox.run_resume import ResumePoint
 from sandbox.server_app import TrialHooks, make_server_app, new_metrics, new_run_id
 from sandbox.time_bounds import TimeBounds
@@ -108,6 +110,8 @@ def run_in_simulation(
     server_app = make_server_app({wire.RUN_DIR: str(run_dir.resolve())}, hooks, trial)
     client_app = make_client_app(simulated_site_settings(loaded, run_dir))
     run_dir.mkdir(parents=True, exist_ok=True)
+    if resume is None:
+        record_engine(run_dir, EngineChoice(Engine.simulation, None, None), bounds)
     with serve(registry, port=metrics_port) as server, EngineWatch(run_dir) as watch:
         if on_metrics_served is not None:
             on_metrics_served(server.url)

@@ -87,3 +87,14 @@ def test_a_wait_ends_at_its_bound() -> None:
     started = time.monotonic()
     assert list(grid.send_and_receive([], timeout=0.5)) == []
     assert 0.5 <= time.monotonic() - started < 5
+
+
+def test_pyproject_declares_every_bound_as_a_run_config_key_with_its_default() -> None:
+    """``flwr run`` refuses run config keys the app does not declare: a deployment run passes every bound."""
+    import tomllib
+    from pathlib import Path
+
+    declared = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["tool"]["flwr"][
+        "app"
+    ]["config"]
+    assert {name: declared[run_config_key(name)] for name in TimeBounds.names()} == TimeBounds().as_json()

@@ -94,12 +94,15 @@ def test_coordinator_gone_mid_round_exits_6_then_resumes(
 ) -> None:
     """The SuperLink and its ServerApp killed in round 2: sandbox run exits 6, engine-unreachable.json says so, no report,
     nothing half-written, the chain intact, each site's join exits 6. Once the SuperLink is back and the sites rejoin,
-    sandbox run --resume goes on from round 1 with the same global model: round 1 is not redone, no site is charged
-    twice for a round, and every chain verifies."""
+    sandbox run --resume (no engine flag: the run folder names its engine, SuperLink, CA and time bounds) goes on
+    from round 1 with the same global model: round 1 is not redone, no site is charged twice for a round, and every
+    chain verifies."""
     topology.join(pilot_run.killed_site)  # the pilot's lost site comes back
     topology.wait_online()
     runs = tmp_path / "runs"
-    run = topology.start_run(runs, "--wait-seconds", "5", spec=topology.demo.examples / "pilot-resume.yaml")
+    run = topology.start_run(
+        runs, "--wait-seconds", "5", "--timeout", "round-reply=600", spec=topology.demo.examples / "pilot-resume.yaml"
+    )
     try:
         run_dir = wait_for_event(runs, "round-configured", round_number=2)
         topology.kill_superlink()
@@ -123,7 +126,10 @@ def test_coordinator_gone_mid_round_exits_6_then_resumes(
         assert process.wait(timeout=120) == 6, f"{site_id}: {topology.logs()[-3000:]}"
 
     topology.restart()
-    resumed = topology.start_run(runs, resume=run_dir)
+    started = json.loads((run_dir / "audit.jsonl").read_text().splitlines()[0])
+    assert started["event"] == "trial-started" and started["payload"]["time_bounds"]["round-reply"] == 600
+    # No engine flag: the run folder says it ran on this SuperLink's deployment engine, with its time bounds.
+    resumed = topology.start_run(runs, resume=run_dir, engine_flags=False)
     stdout, stderr = resumed.communicate(timeout=900)
     assert resumed.returncode == 0, stdout + stderr[-4000:] + topology.logs()
     report = json.loads((run_dir / "report.json").read_text())
@@ -133,6 +139,7 @@ def test_coordinator_gone_mid_round_exits_6_then_resumes(
     assert [a["round"] for a in aggregated] == [1, 2], "round 1 is not redone"
     resumed_at = [e["payload"] for e in events if e["event"] == "trial-resumed"]
     assert resumed_at == [resumed_at[0]] and resumed_at[0]["resumes_at_round"] == 2
+    assert resumed_at[0]["time_bounds"]["round-reply"] == 600, "the resumed run keeps the bounds it started with"
     # Every site answered round 2 of the resumed run: a round-2 model other than the one sent before the kill
     # would have been refused by the sites that had answered it (one training question per round).
     assert sorted(aggregated[1]["trained_sites"]) == sorted(SITES)

@@ -231,20 +231,20 @@ class Topology:
         spec: Path | None = None,
         metrics_port: int | None = None,
         resume: Path | None = None,
+        engine_flags: bool = True,
     ) -> subprocess.Popen[str]:
-        """``sandbox run pilot.yaml --engine deployment ...`` (or ``--resume RUN_DIR``) in the background (JSON on stdout)."""
+        """``sandbox run pilot.yaml --engine deployment ...`` (or ``--resume RUN_DIR``) in the background (JSON on stdout).
+
+        Without ``engine_flags`` no engine, SuperLink or CA is given (a resumed run finds them in its folder).
+        """
         what = ["--resume", str(resume)] if resume is not None else [str(spec or self.spec)]
+        engine = ["--engine", "deployment", "--superlink", self.address, "--root-certificates", str(self.ca)]
         return subprocess.Popen(
             [
                 SANDBOX,
                 "run",
                 *what,
-                "--engine",
-                "deployment",
-                "--superlink",
-                self.address,
-                "--root-certificates",
-                str(self.ca),
+                *(engine if engine_flags else []),
                 "--runs-root",
                 str(runs_root),
                 "--metrics-port",
