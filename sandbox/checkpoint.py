@@ -15,7 +15,6 @@ It names no engine: whichever engine runs the ServerApp resumes from it the same
 from __future__ import annotations
 
 import base64
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from flwr.common.serde import recorddict_from_proto, recorddict_to_proto
 from flwr.proto.recorddict_pb2 import RecordDict as ProtoRecordDict
 from google.protobuf.message import DecodeError
 
+from sandbox.schema_file import load_schema_document
 from trialcore import layout
 from trialcore.atomic_file import write_json_atomic
 from trialcore.errors import IntegrityError, Problem
@@ -72,12 +72,10 @@ def save_checkpoint(run_dir: Path, checkpoint: Checkpoint) -> None:
 def load_checkpoint(run_dir: Path) -> Checkpoint | None:
     """The run's checkpoint; None if it has none. A damaged one is an integrity error (exit 5)."""
     path = checkpoint_path(run_dir)
-    if not path.is_file():
-        return None
     try:
-        document = json.loads(path.read_bytes())
-        if document.get("schema") != SCHEMA:
-            raise ValueError(f"schema {document.get('schema')!r}")
+        document = load_schema_document(path, SCHEMA)
+        if document is None:
+            return None
         arrays = None
         if document["arrays"] is not None:
             proto = ProtoRecordDict()

@@ -16,10 +16,10 @@ under); a run folder without it (an older run) resumes by the spec's ``engine:``
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from sandbox.engine_choice import Engine, EngineChoice
+from sandbox.schema_file import load_schema_document
 from sandbox.time_bounds import TimeBounds
 from trialcore import layout
 from trialcore.atomic_file import write_json_atomic
@@ -51,12 +51,10 @@ def recorded_engine(run_dir: Path) -> tuple[EngineChoice, TimeBounds] | None:
         The file is there but damaged (exit 5): resuming on a guessed engine could run the trial twice.
     """
     path = run_dir / layout.ENGINE_CHOICE_FILE
-    if not path.is_file():
-        return None
     try:
-        document = json.loads(path.read_bytes())
-        if document.get("schema") != SCHEMA:
-            raise ValueError(f"schema {document.get('schema')!r}")
+        document = load_schema_document(path, SCHEMA)
+        if document is None:
+            return None
         ca = document.get("root_certificates")
         superlink = document.get("superlink")
         choice = EngineChoice(
