@@ -43,7 +43,6 @@ def run_inputs(
     A resumed run keeps the engine and time bounds it started with (:mod:`sandbox.run_engine_record`);
     ``--timeout`` still overrides a bound.
     """
-    TimeBounds().with_overrides(timeouts)  # a bad --timeout is named first, whatever else is wrong
     point = resume_point(resume) if resume is not None else None
     recorded = recorded_engine(point.run_dir) if point is not None else None
     bounds = (recorded[1] if recorded is not None else TimeBounds()).with_overrides(timeouts)
