@@ -13,6 +13,7 @@ from participants.cli_join import join, withdraw
 from participants.contract_data import load_site_records, mapped_source
 from participants.data_checks import DataCheck, check_contract_data
 from participants.errors import DataSourceError
+from participants.released_values import COUNT_GRANULARITY
 from participants.site_config import LoadedSiteConfig, load_site_config
 from participants.site_guard import site_policy
 from trialcore.cli_output import OutputFormat, emit_json, guarded
@@ -41,8 +42,12 @@ app.command("join")(join)
 app.command("withdraw")(withdraw)
 
 
-def _min_cohort_size(site: LoadedSiteConfig) -> int:
-    return site_policy(site).min_cohort_size if site.config.policy else DEFAULT_MIN_COHORT_SIZE
+def _profile_limits(site: LoadedSiteConfig) -> tuple[int, int]:
+    """The site policy's minimum cohort and count granularity for its profile (the sandbox's defaults without one)."""
+    if not site.config.policy:
+        return DEFAULT_MIN_COHORT_SIZE, COUNT_GRANULARITY
+    policy = site_policy(site)
+    return policy.min_cohort_size, policy.count_granularity
 
 
 def _contract_check(site: LoadedSiteConfig, trial: str) -> tuple[dict[str, Any], DataCheck | None]:
@@ -52,7 +57,10 @@ def _contract_check(site: LoadedSiteConfig, trial: str) -> tuple[dict[str, Any],
     if contract is None or source is None:
         data = load_site_records(site, contract)
         return {"num_features": data.num_features, "num_train": data.num_train, "num_test": data.num_test}, None
-    check = check_contract_data(site, source, contract, min_cohort_size=_min_cohort_size(site))
+    min_cohort_size, count_granularity = _profile_limits(site)
+    check = check_contract_data(
+        site, source, contract, min_cohort_size=min_cohort_size, count_granularity=count_granularity
+    )
     if not check.ok:
         raise DataSourceError(
             f"Data of site {site.config.site_id} do not meet the data contract of trial {loaded.spec.trial_id!r}",
@@ -108,7 +116,10 @@ def check_data(
     for finding in check.findings if check is not None else []:
         sys.stderr.write(f"finding: {finding.line()}\n")
     if profile is not None:
-        line = f"profile (counts rounded down to 10, null below {profile['min_cohort_size']}): {json.dumps(profile)}"
+        line = (
+            f"profile (counts rounded down to {profile['count_granularity']}, null below "
+            f"{profile['min_cohort_size']}): {json.dumps(profile)}"
+        )
         sys.stdout.write(terminal_safe(line) + "\n")
 
 

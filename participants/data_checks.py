@@ -11,9 +11,11 @@ same reading (:func:`participants.contract_data.read_contract_table`). What it f
   target, a class rarer than the minimum cohort or than 10% of the rows.
 
 Each names the file, the column, how many rows and the rule. The **profile** is the counts only
-(rows, train and test parts, each class, missing values per feature), each rounded down to 10
-records and shown only when it reaches the minimum cohort (``null`` otherwise): what a site may
-choose to publish into the trial's report (``publish_profile: true`` in its node config).
+(rows, train and test parts, each class, missing values per feature), each rounded down to the
+site policy's ``data.count_granularity`` (10 without a policy) and shown only when it reaches the
+minimum cohort (``null`` otherwise): what a site may choose to publish into the trial's report
+(``publish_profile: true`` in its node config). Invariant: no count in a profile is finer than the
+granularity it states.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from participants.contract_data import ContractSiteData, ReadTable, read_contract_table
-from participants.released_values import released_count
+from participants.released_values import COUNT_GRANULARITY, released_count
 from participants.site_config import LoadedSiteConfig, TableSource
 from trialcore.data_contract import CategoricalFeature, DataContract, NumericFeature
 from trialcore.errors import Problem, show_text
@@ -48,14 +50,19 @@ class DataCheck:
         return not self.problems
 
 
-def _shown(count: int, min_cohort_size: int) -> int | None:
-    """A count as the profile shows it: rounded down to 10, or None below the minimum cohort."""
-    shown = released_count(count)
+def _shown(count: int, min_cohort_size: int, granularity: int) -> int | None:
+    """A count as the profile shows it: rounded down to ``granularity``, or None below the minimum cohort."""
+    shown = released_count(count, granularity)
     return shown if shown >= min_cohort_size else None
 
 
 def check_contract_data(
-    site: LoadedSiteConfig, source: TableSource, contract: DataContract, *, min_cohort_size: int
+    site: LoadedSiteConfig,
+    source: TableSource,
+    contract: DataContract,
+    *,
+    min_cohort_size: int,
+    count_granularity: int = COUNT_GRANULARITY,
 ) -> DataCheck:
     """Every problem and finding of the site's data under ``contract``, and its profile if it has no problem."""
     read = read_contract_table(site, source, contract)
@@ -75,6 +82,7 @@ def check_contract_data(
             not_collected=[name for name, column in read.table.columns.items() if column is None],
             num_test=math.ceil(site.config.test_fraction * read.table.labels.size),
             min_cohort_size=min_cohort_size,
+            count_granularity=count_granularity,
         ),
         rows=read.table.rows_read,
     )
@@ -171,26 +179,33 @@ def data_profile(
     not_collected: list[str],
     num_test: int,
     min_cohort_size: int,
+    count_granularity: int = COUNT_GRANULARITY,
 ) -> dict[str, Any]:
     """The publishable counts of the site's kept rows (see the module docstring)."""
     count = int(labels.size)
     positives = int(labels.sum())
+
+    def shown(value: int) -> int | None:
+        return _shown(value, min_cohort_size, count_granularity)
+
     return {
         "min_cohort_size": min_cohort_size,
-        "rows": _shown(count, min_cohort_size),
-        "train": _shown(count - num_test, min_cohort_size),
-        "test": _shown(num_test, min_cohort_size),
-        "positive": _shown(positives, min_cohort_size),
-        "negative": _shown(count - positives, min_cohort_size),
+        "count_granularity": count_granularity,
+        "rows": shown(count),
+        "train": shown(count - num_test),
+        "test": shown(num_test),
+        "positive": shown(positives),
+        "negative": shown(count - positives),
         "missing": {
-            feature.name: _shown(int(np.isnan(values[:, j]).sum()), min_cohort_size)
-            for j, feature in enumerate(contract.features)
+            feature.name: shown(int(np.isnan(values[:, j]).sum())) for j, feature in enumerate(contract.features)
         },
         "not_collected": sorted(not_collected),
     }
 
 
-def site_profile(data: ContractSiteData, source: TableSource, *, min_cohort_size: int) -> dict[str, Any]:
+def site_profile(
+    data: ContractSiteData, source: TableSource, *, min_cohort_size: int, count_granularity: int
+) -> dict[str, Any]:
     """The profile of a site's loaded data (train and test parts together), for the report."""
     return data_profile(
         np.concatenate([data.train_values, data.test_values]),
@@ -199,4 +214,5 @@ def site_profile(data: ContractSiteData, source: TableSource, *, min_cohort_size
         not_collected=[f.name for f in data.contract.features if source.contract.column_of(f.name) is None],
         num_test=data.num_test,
         min_cohort_size=min_cohort_size,
+        count_granularity=count_granularity,
     )

@@ -86,5 +86,7 @@ def _published_profile(turn: SiteTurn) -> str | None:
         return None
     if not isinstance(turn.data, ContractSiteData):
         return None
-    profile = site_profile(turn.data, source, min_cohort_size=turn.min_cohort_size)
+    profile = site_profile(
+        turn.data, source, min_cohort_size=turn.min_cohort_size, count_granularity=turn.count_granularity
+    )
     return canonical_json(profile).decode("utf-8")

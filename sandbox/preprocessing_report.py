@@ -71,7 +71,7 @@ def published_profile(reply: Message, contract: DataContract) -> dict[str, Any] 
         data = json.loads(text)
     except ValueError:
         return None
-    counts = ("rows", "train", "test", "positive", "negative", "min_cohort_size")
+    counts = ("rows", "train", "test", "positive", "negative", "min_cohort_size", "count_granularity")
     names = {f.name for f in contract.features}
 
     def count(value: object) -> bool:

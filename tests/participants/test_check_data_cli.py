@@ -147,3 +147,19 @@ def test_contract_problems_are_listed_together_and_exit_2(tmp_path: Path) -> Non
     fields = [p["field"] for p in json.loads(result.stdout)["problems"]]
     assert result.exit_code == 2
     assert "column radius: 1 row(s) (rows 2)" in fields and "column size_band: 1 row(s) (rows 3)" in fields
+
+
+def test_the_profile_is_rounded_to_the_site_policys_count_granularity(tmp_path: Path) -> None:
+    """A site whose policy says ``count_granularity: 25`` publishes no count finer than 25 (the default is 10)."""
+    shutil.copytree(EXTRACTS, tmp_path / "examples")
+    layer = tmp_path / "examples" / "policies" / "institutions" / "de-berlin.yaml"
+    layer.write_text(layer.read_text(encoding="utf-8") + "\ndata:\n  count_granularity: 25\n", encoding="utf-8")
+    site = str(tmp_path / "examples" / "extract-sites" / "de-berlin.yaml")
+    result = check(site, "--trial", str(tmp_path / "examples" / "extracts.yaml"), "--format", "json")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    profile = json.loads(result.stdout)["profile"]
+    counts = [profile[k] for k in ("rows", "train", "test", "positive", "negative")]
+    assert profile["count_granularity"] == 25 and profile["rows"] == 100  # 121 rows read
+    assert all(c is None or c % 25 == 0 for c in [*counts, *profile["missing"].values()]), profile
+    text = check(site, "--trial", str(tmp_path / "examples" / "extracts.yaml"))
+    assert "profile (counts rounded down to 25, null below 11)" in text.stdout
