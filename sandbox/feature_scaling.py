@@ -128,7 +128,8 @@ def pooled_feature_scaling(
     its node, as it never said which site it is).
     ``site_nodes`` (deployment) binds each site to its authenticated node (the node id its
     registered key got): a reply naming a site from any other node is ignored, so that node stays
-    unbound and every later reply of it is rejected.
+    unbound and every later reply of it is rejected. With it, a refusal, failure or silence is
+    named by the site whose authenticated node it came from; without it (simulation), by the node.
     """
     started = time.monotonic()
     nodes = wait_for_nodes(grid, num_sites, timeout_seconds=connect_timeout_seconds)
@@ -139,8 +140,14 @@ def pooled_feature_scaling(
     expected_sums = release_layout(contract).length if contract is not None and federated else 0
     sums = [0.0] * expected_sums
     replies = list(grid.send_and_receive(messages, timeout=timeout_seconds))
+    bound_sites = {node: site for site, node in (site_nodes or {}).items()}
+
+    def named(node: int) -> str:
+        """The site whose authenticated node ``node`` is (deployment), else the node: a refusal names no site."""
+        return bound_sites.get(node, f"node-{node}")
+
     failures = [
-        site_failure(reply, f"node-{reply.metadata.src_node_id}", phase="query", server_round=0)
+        site_failure(reply, named(reply.metadata.src_node_id), phase="query", server_round=0)
         for reply in replies
         if is_site_failure(reply)
     ]
@@ -149,7 +156,7 @@ def pooled_feature_scaling(
     silent = sorted(set(nodes) - {reply.metadata.src_node_id for reply in replies})
     if silent:
         cause = f"no answer to the feature query within the first-reply bound of {timeout_seconds:g} s"
-        raise TrialFailed([SiteFailure(f"node-{node}", "query", 0, cause) for node in silent], kind=SITE_UNREACHABLE)
+        raise TrialFailed([SiteFailure(named(node), "query", 0, cause) for node in silent], kind=SITE_UNREACHABLE)
     commitments: dict[int, Commitment] = {}
     pooled: list[tuple[str, Message]] = []
     refused: dict[str, str] = {}
@@ -162,7 +169,7 @@ def pooled_feature_scaling(
             commitment = f"node {node} is not the authenticated node of site {commitment.site_id}"
         if isinstance(commitment, str):
             logger.warning("node %s gave no usable feature sums: %s", node, commitment)
-            refused[f"node-{node}"] = commitment[:500]
+            refused[named(node)] = commitment[:500]
             continue
         commitments[node] = commitment
         pooled.append((commitment.site_id, reply))

@@ -76,7 +76,9 @@ def _spec(tmp_path: Path, *, privacy: dict[str, Any] | None = None, **contract: 
     return load_spec(path)
 
 
-def _scaling(loaded: LoadedSpec, run_dir: Path, *, min_cohort_size: int = 11) -> FeatureScaling:
+def _scaling(
+    loaded: LoadedSpec, run_dir: Path, *, min_cohort_size: int = 11, site_nodes: dict[str, int] | None = None
+) -> FeatureScaling:
     config = train_config(loaded)
     config[wire.MIN_COHORT_SIZE] = min_cohort_size
     grid = InProcessGrid(EXAMPLES / "extract-sites", run_dir)
@@ -87,6 +89,7 @@ def _scaling(loaded: LoadedSpec, run_dir: Path, *, min_cohort_size: int = 11) ->
         num_features=loaded.spec.model.input_features,
         contract=loaded.spec.data,
         site_ids=loaded.spec.site_ids,
+        site_nodes=site_nodes,
     )
 
 
@@ -192,3 +195,12 @@ def test_a_release_the_trial_budget_cannot_pay_is_refused_and_nothing_leaves(tmp
     assert report["pooled_sites"] == [] and len(report["refused"]) == len(SITES)
     assert all("privacy-budget-exhausted" in reason for reason in report["refused"].values())
     assert not list(run_dir.glob("sites/*/privacy/*.ledger.jsonl"))
+
+
+def test_a_refusal_is_named_by_the_site_whose_authenticated_node_sent_it(tmp_path: Path) -> None:
+    """In deployment each site is bound to its node: the report names the refusing site, not only its node id."""
+    bound = {site: 100 + i for i, site in enumerate(SITES)}
+    scaling = _scaling(_spec(tmp_path), tmp_path / "run", min_cohort_size=100, site_nodes=bound)
+    refused = _report(scaling)["refused"]
+    assert "de-berlin" in refused and "small-cell" in refused["de-berlin"], refused  # 90 train records < 100
+    assert not [key for key in refused if key.startswith("node-")]
