@@ -126,24 +126,13 @@ def test_contract_problems_are_listed_together_and_exit_2(tmp_path: Path) -> Non
     lines[1] = "99" + lines[1][lines[1].index(",") :]  # radius 99: outside the contract's [3, 40]
     lines[2] = lines[2].rsplit(",", 2)[0] + ",XL," + lines[2].rsplit(",", 1)[1]  # a size band code not mapped
     extract.write_text("\n".join(lines).replace("fractal_dimension", "fractal") + "\n", encoding="utf-8")
-    result = check(
-        str(tmp_path / "examples" / "extract-sites" / "ch-zurich.yaml"),
-        "--trial",
-        str(EXTRACTS / "extracts.yaml"),
-        "--format",
-        "json",
-    )
+    site = str(tmp_path / "examples" / "extract-sites" / "ch-zurich.yaml")
+    result = check(site, "--trial", str(EXTRACTS / "extracts.yaml"), "--format", "json")
     assert result.exit_code == 2
     problems = json.loads(result.stdout)["problems"]
     assert [p["field"] for p in problems] == ["column fractal_dimension (contract fractal_dimension)"]
     extract.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    result = check(
-        str(tmp_path / "examples" / "extract-sites" / "ch-zurich.yaml"),
-        "--trial",
-        str(EXTRACTS / "extracts.yaml"),
-        "--format",
-        "json",
-    )
+    result = check(site, "--trial", str(EXTRACTS / "extracts.yaml"), "--format", "json")
     fields = [p["field"] for p in json.loads(result.stdout)["problems"]]
     assert result.exit_code == 2
     assert "column radius: 1 row(s) (rows 2)" in fields and "column size_band: 1 row(s) (rows 3)" in fields
